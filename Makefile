@@ -1,0 +1,47 @@
+# kubetune: `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev,trainer,bench
+export KUBECONFIG := $(CURDIR)/.devcluster/kubeconfig
+# torch's CPU wheels are enough for tests and the demo, and far smaller than the CUDA ones.
+PIP_EXTRA_INDEX ?=
+
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+devcluster-bin:
+	bash devcluster/build.sh >/dev/null
+
+test: $(STAMP)
+	bash devcluster/build.sh >/dev/null
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+test-core: $(STAMP)
+	$(PY) -m pytest -q tests/core
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+cluster-up: $(STAMP)
+	$(PY) -m kubetune_devcluster up
+
+cluster-down: $(STAMP)
+	$(PY) -m kubetune_devcluster down
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_samplers.py
+
+clean:
+	rm -rf $(VENV) .devcluster

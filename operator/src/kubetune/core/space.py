@@ -1,0 +1,267 @@
+"""Search-space parameters and their transforms to and from the unit cube.
+
+Purely computational: samplers work on points in [0, 1]^d and this module maps those points to
+parameter values and back. Every parameter owns its transform:
+
+- float: linear, or linear in log space when ``log`` is set; with ``step`` the value is snapped
+  to ``low + k * step``.
+- int: like float, then rounded (to ``low + k * step`` with ``step``); the unit interval is cut
+  into equal cells, one per admissible value, so every value is equally likely under a uniform
+  draw and ``to_unit`` returns the centre of the value's cell.
+- categorical: ``k`` equal cells, one per value.
+
+``from_unit(to_unit(v)) == v`` holds exactly for every admissible value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+__all__ = [
+    "CategoricalParam",
+    "FloatParam",
+    "IntParam",
+    "Param",
+    "Space",
+    "env_var_name",
+]
+
+Value = Union[float, int, str, bool, None]
+
+
+def env_var_name(name: str) -> str:
+    """The trial container's variable for parameter ``name``: KUBETUNE_PARAM_<NAME>."""
+    return "KUBETUNE_PARAM_" + "".join(c if c.isalnum() else "_" for c in name.upper())
+
+
+def _cell(u: float, k: int) -> int:
+    """Index of the cell of [0, 1] cut into k equal cells that holds u."""
+    return min(k - 1, max(0, int(math.floor(float(u) * k))))
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """A real-valued parameter in [low, high], optionally log-scaled or stepped."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    kind = "float"
+
+    @property
+    def n_values(self) -> int | None:
+        """Number of admissible values, or None when continuous."""
+        if self.step is None:
+            return None
+        return int(round((self.high - self.low) / self.step)) + 1
+
+    def _snap(self, x: float) -> float:
+        if self.step is None:
+            return min(self.high, max(self.low, x))
+        k = int(round((x - self.low) / self.step))
+        k = min(self.n_values - 1, max(0, k))  # type: ignore[operator]
+        return float(self.low + k * self.step)
+
+    def to_unit(self, value: Any) -> float:
+        x = float(value)
+        if self.step is not None:
+            k = int(round((x - self.low) / self.step))
+            return (k + 0.5) / self.n_values  # type: ignore[operator]
+        if self.log:
+            lo, hi = math.log(self.low), math.log(self.high)
+            return (math.log(x) - lo) / (hi - lo)
+        return (x - self.low) / (self.high - self.low)
+
+    def from_unit(self, u: float) -> float:
+        u = min(1.0, max(0.0, float(u)))
+        if self.step is not None:
+            return self._snap(self.low + _cell(u, self.n_values) * self.step)  # type: ignore[arg-type]
+        if self.log:
+            lo, hi = math.log(self.low), math.log(self.high)
+            return min(self.high, max(self.low, math.exp(lo + u * (hi - lo))))
+        return min(self.high, max(self.low, self.low + u * (self.high - self.low)))
+
+    def contains(self, value: Any) -> bool:
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            return False
+        if not (self.low <= x <= self.high):
+            return False
+        if self.step is None:
+            return True
+        k = (x - self.low) / self.step
+        return abs(k - round(k)) < 1e-9 * max(1.0, abs(k))
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """An integer parameter in [low, high]; log-scaled, or on the lattice low + k * step."""
+
+    name: str
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    kind = "int"
+
+    @property
+    def n_values(self) -> int:
+        return (self.high - self.low) // self.step + 1
+
+    def _log_edges(self) -> np.ndarray:
+        # Log-scaled ints: integer v owns the cell [log(v - 0.5), log(v + 0.5)], normalised, so
+        # that a uniform draw in the unit cube is log-uniform over the integers.
+        bounds = np.arange(self.low, self.high + 2, dtype=float) - 0.5
+        edges = np.log(bounds)
+        return (edges - edges[0]) / (edges[-1] - edges[0])
+
+    def to_unit(self, value: Any) -> float:
+        v = int(value)
+        if self.log and self.step == 1:
+            edges = self._log_edges()
+            i = v - self.low
+            return float((edges[i] + edges[i + 1]) / 2)
+        k = (v - self.low) // self.step
+        return (k + 0.5) / self.n_values
+
+    def from_unit(self, u: float) -> int:
+        u = min(1.0, max(0.0, float(u)))
+        if self.log and self.step == 1:
+            edges = self._log_edges()
+            i = int(np.searchsorted(edges, u, side="right")) - 1
+            return int(self.low + min(self.n_values - 1, max(0, i)))
+        return int(self.low + _cell(u, self.n_values) * self.step)
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                return False
+        return self.low <= value <= self.high and (value - self.low) % self.step == 0
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    """One of a list of values (strings, numbers or booleans)."""
+
+    name: str
+    values: tuple[Value, ...]
+
+    kind = "categorical"
+
+    @property
+    def n_values(self) -> int:
+        return len(self.values)
+
+    def index(self, value: Any) -> int:
+        for i, v in enumerate(self.values):
+            if v == value and type(v) is type(value):
+                return i
+        for i, v in enumerate(self.values):
+            if v == value:
+                return i
+        raise ValueError(f"{value!r} is not one of {list(self.values)!r} for parameter {self.name!r}")
+
+    def to_unit(self, value: Any) -> float:
+        return (self.index(value) + 0.5) / self.n_values
+
+    def from_unit(self, u: float) -> Value:
+        return self.values[_cell(u, self.n_values)]
+
+    def contains(self, value: Any) -> bool:
+        try:
+            self.index(value)
+        except ValueError:
+            return False
+        return True
+
+
+Param = Union[FloatParam, IntParam, CategoricalParam]
+
+
+def _param_from_mapping(name: str, p: Mapping[str, Any]) -> Param:
+    kind = p.get("type")
+    if kind == "float":
+        step = p.get("step")
+        return FloatParam(
+            name, float(p["low"]), float(p["high"]), bool(p.get("log", False)),
+            None if step is None else float(step),
+        )
+    if kind == "int":
+        return IntParam(
+            name, int(p["low"]), int(p["high"]), bool(p.get("log", False)), int(p.get("step") or 1)
+        )
+    if kind == "categorical":
+        return CategoricalParam(name, tuple(p["values"]))
+    raise ValueError(
+        f"searchSpace.{name}.type: {kind!r} is not a parameter type; use float, int or categorical"
+    )
+
+
+@dataclass(frozen=True)
+class Space:
+    """An ordered set of parameters; the order fixes the unit cube's axes."""
+
+    params: tuple[Param, ...]
+
+    @classmethod
+    def from_search_space(cls, search_space: Mapping[str, Any]) -> Space:
+        """Build from a TuningStudy ``spec.searchSpace`` (plain dicts or pydantic models).
+
+        Axes follow the mapping's order, so the same spec always gives the same cube.
+        """
+        params = []
+        for name, p in search_space.items():
+            if hasattr(p, "model_dump"):
+                p = p.model_dump(by_alias=True, exclude_none=True)
+            params.append(_param_from_mapping(name, p))
+        return cls(tuple(params))
+
+    @property
+    def dim(self) -> int:
+        return len(self.params)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def to_unit(self, values: Mapping[str, Any]) -> np.ndarray:
+        """Map a parameter dict to a point of the unit cube."""
+        return np.array([p.to_unit(values[p.name]) for p in self.params], dtype=float)
+
+    def from_unit(self, u: Sequence[float] | np.ndarray) -> dict[str, Any]:
+        """Map a point of the unit cube to a parameter dict."""
+        return {p.name: p.from_unit(x) for p, x in zip(self.params, u, strict=True)}
+
+    def contains(self, values: Mapping[str, Any]) -> bool:
+        """Whether ``values`` names exactly this space's parameters, each admissible."""
+        return set(values) == set(self.names) and all(p.contains(values[p.name]) for p in self.params)
+
+    def key(self, values: Mapping[str, Any]) -> tuple:
+        """A hashable identity of a parameter dict, equal for equal configurations."""
+        return tuple(
+            round(float(values[p.name]), 12) if p.kind == "float" else values[p.name]
+            for p in self.params
+        )
+
+    @property
+    def size(self) -> int | None:
+        """Number of distinct configurations, or None when some parameter is continuous."""
+        total = 1
+        for p in self.params:
+            n = p.n_values
+            if n is None:
+                return None
+            total *= n
+        return total
