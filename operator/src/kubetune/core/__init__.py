@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kubetune.core.samplers import get_sampler
-from kubetune.core.space import Space
 from kubetune.core.trials import Trial, as_trials
 
 if TYPE_CHECKING:
@@ -38,26 +37,19 @@ def suggest(
     Returns ``n`` dicts, except that grid search returns fewer once its grid is used up. Raises
     ``SpecError`` (a ValueError) for an invalid spec and ValueError for a negative ``n``.
     """
-    from kubetune.core.spec import parse_spec  # pydantic models: loaded by the first call only
+    from kubetune.core import spec as specs  # pydantic models: loaded by the first call only
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"suggest: n={n!r} is not a count; pass an int >= 0")
     if n == 0:
         return []
-    study = parse_spec(spec)
-    algorithm = study.algorithm
-    name = "auto" if algorithm is None else _plain(algorithm.name)
-    seed = 0 if algorithm is None or algorithm.seed is None else int(algorithm.seed)
-    proposals = get_sampler(name).suggest(
-        Space.from_search_space(study.search_space),
+    study = specs.parse_spec(spec)
+    seed = study.algorithm.seed
+    proposals = get_sampler(study.algorithm.name).suggest(
+        specs.space_of(study),
         as_trials(trials),
         n,
-        minimize=_plain(study.objective.direction) == "minimize",
-        seed=seed,
+        minimize=specs.minimize(study),
+        seed=0 if seed is None else seed,
     )
     return [dict(p) for p in proposals]
-
-
-def _plain(value: Any) -> str:
-    """An enum member's value, or the string itself."""
-    return str(getattr(value, "value", value))

@@ -5,7 +5,8 @@ Purely computational. The grid has one axis per parameter:
 - categorical: its values;
 - int, and float with ``step``: every admissible value;
 - float without ``step``: ``FLOAT_GRID_POINTS`` evenly spaced values, endpoints included (evenly
-  in log space when ``log`` is set). Set ``step`` for a finer or rounder grid.
+  in log space when ``log`` is set). A TuningStudy cannot ask for this (``parse_spec`` wants a
+  step on every float of a grid study); it keeps the sampler total for direct callers.
 
 Grid points are visited in a shuffled order fixed by the seed (an affine permutation of the point
 indices, so a grid of any size costs nothing to shuffle): a study stopped early by ``maxTrials``
