@@ -32,7 +32,7 @@ def prunes(
         return median_stops(
             trials,
             minimize=minimize,
-            min_step=early_stopping.min_step or 0,
+            min_step=early_stopping.min_step,
             min_trials=early_stopping.min_trials,
             metric=metric,
         )
@@ -40,7 +40,7 @@ def prunes(
         return asha_stops(
             trials,
             minimize=minimize,
-            min_step=early_stopping.min_step or 1,
+            min_step=early_stopping.min_step,
             max_step=early_stopping.max_step,
             reduction_factor=early_stopping.reduction_factor,
             metric=metric,

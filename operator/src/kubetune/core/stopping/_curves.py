@@ -12,7 +12,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from operator import itemgetter, neg
 
 from kubetune.core.trials import Trial, TrialState
 
@@ -29,15 +29,16 @@ class Prune:
 
 @dataclass(frozen=True)
 class Progress:
-    """One trial's curve as running bests in loss form (lower is better, sign-flipped to maximize).
+    """One trial's curve in loss form (lower is better: sign-flipped to maximize).
 
-    ``steps`` ascend; ``best[i]`` is the best loss reported at ``steps[0..i]``.
+    ``steps`` ascend and ``losses`` go with them. Lookups slice and reduce in C (``min`` of a
+    slice), since a study may hold 10,000 curves of 200 points and a rule reads them all.
     """
 
     number: int
     state: TrialState
-    steps: tuple[int, ...]
-    best: tuple[float, ...]
+    steps: list[int]
+    losses: list[float]
     sign: float  # +1 to minimize, -1 to maximize: value = sign * loss
 
     @property
@@ -50,12 +51,12 @@ class Progress:
 
     @property
     def best_loss(self) -> float:
-        return self.best[-1]
+        return min(self.losses)
 
     def best_at(self, step: int) -> float | None:
         """Best loss reported at a step <= ``step`` (step-wise interpolation); None before any."""
         i = bisect_right(self.steps, step)
-        return self.best[i - 1] if i else None
+        return min(self.losses[:i]) if i else None
 
     def value(self, loss: float) -> float:
         """A loss back in the objective's own sign, for messages."""
@@ -69,16 +70,17 @@ def progress_of(trial: Trial, *, minimize: bool) -> Progress | None:
     Points are ordered by step (stably), so a curve that restarted after a pod retry still reads
     as "the best at or before step s".
     """
-    sign = 1.0 if minimize else -1.0
-    points = sorted(
-        ((int(s), sign * float(v)) for s, v in trial.curve if math.isfinite(v)),
-        key=lambda p: p[0],
-    )
-    if not points:
+    curve = trial.curve
+    steps = list(map(itemgetter(0), curve))
+    values = list(map(itemgetter(1), curve))
+    if not all(map(math.isfinite, values)) or steps != sorted(steps):
+        points = sorted(((s, v) for s, v in curve if math.isfinite(v)), key=itemgetter(0))
+        steps = list(map(itemgetter(0), points))
+        values = list(map(itemgetter(1), points))
+    if not steps:
         return None
-    steps = tuple(s for s, _ in points)
-    best = tuple(accumulate((loss for _, loss in points), min))
-    return Progress(trial.number, trial.state, steps, best, sign)
+    losses = values if minimize else list(map(neg, values))
+    return Progress(trial.number, trial.state, steps, losses, 1.0 if minimize else -1.0)
 
 
 def progresses(trials: Iterable[Trial], *, minimize: bool) -> list[Progress]:

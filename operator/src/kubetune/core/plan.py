@@ -1,0 +1,357 @@
+"""The one brain of a reconcile: from a study's spec and its trials, what to do now. Pure.
+
+``decide(spec, trials, now)`` looks only at the spec and the trials (level-based, as kopf's docs
+recommend), so it gives the same plan however often and after whatever restart it is called. The
+kube layer gathers the inputs, applies the plan (creates Jobs, records results on stopped trials,
+ends their pods) and writes ``plan.status``; it decides nothing itself.
+
+One reconcile, in order:
+
+1. Timeouts: a Running trial whose ``start_time`` is more than ``trialTimeoutSeconds`` before
+   ``now`` ends Failed with reason TimedOut. The pod's activeDeadlineSeconds usually ends it
+   first; this is the safety net for a pod that outlived its deadline.
+2. Ending now: when more than ``maxFailedTrials`` trials failed (Failed: TooManyFailedTrials) or
+   a Succeeded trial meets ``objective.goal`` (Succeeded: GoalReached; the goal wins when both
+   hold), every Pending and Running trial ends Stopped.
+3. Otherwise early stopping prunes Running trials (Pruned, with the rule's message).
+4. Ending when idle: with no trial active, a spent budget (Succeeded, Failed and Pruned trials
+   reach ``maxTrials``) ends the study with MaxTrialsReached, and a used-up grid (algorithm grid)
+   with GridExhausted; either ends Failed with NoSuccessfulTrials when no trial succeeded.
+5. New trials: ``min(parallelism - active, maxTrials - counted - active)`` of them, none while
+   suspended or finished, numbered from ``max(highest number + 1, next_trial)`` so that a number
+   is never reused (not even a Lost trial's), with params from ``kubetune.core.suggest``.
+
+Steps 2 to 5 see the trials as they will be once the stops of the steps before are applied, so
+one plan makes as much progress as the inputs allow. Raising ``maxTrials`` (or
+``maxFailedTrials``) on a finished study resumes it: nothing here remembers that it had ended.
+
+Suspending a study stops new trials only; Pending and Running ones run to their end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from kubetune.core import stopping
+from kubetune.core.trials import Trial, TrialState
+
+__all__ = [
+    "LEADERBOARD_SIZE",
+    "Creation",
+    "Finish",
+    "Phase",
+    "Plan",
+    "Stop",
+    "decide",
+]
+
+LEADERBOARD_SIZE = 10
+
+Suggest = Callable[[Any, Sequence[Trial], int], list[dict[str, Any]]]
+
+
+class Creation(NamedTuple):
+    """A trial to start: its number and its params."""
+
+    number: int
+    params: dict[str, Any]
+
+
+class Stop(NamedTuple):
+    """A Pending or Running trial to end, the state it ends in, and why.
+
+    The kube layer records (state, reason, message) as the trial's result before it ends the pod.
+    """
+
+    number: int
+    state: TrialState
+    reason: str
+    message: str
+
+
+class Finish(NamedTuple):
+    """The study's terminal condition: type Succeeded or Failed, a CamelCase reason, a message."""
+
+    condition: str
+    reason: str
+    message: str
+
+
+class Phase:
+    """What the study is doing, in one word (for printer columns and the Ready message)."""
+
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one reconcile must do, and the status to write once it is done.
+
+    ``status`` describes the study after the plan is applied: created trials count as pending,
+    stopped ones in their end state. ``summary`` is one line a person reads (the Ready message).
+    """
+
+    create: tuple[Creation, ...]
+    stop: tuple[Stop, ...]
+    finished: Finish | None
+    suspended: bool
+    phase: str
+    summary: str
+    status: dict[str, Any]
+
+
+def decide(
+    spec: Any,
+    trials: Sequence[Trial | Mapping[str, Any]],
+    now: float,
+    *,
+    next_trial: int = 0,
+    suggest: Suggest | None = None,
+) -> Plan:
+    """The plan for one reconcile of a study. Pure, given a pure ``suggest``.
+
+    ``spec``: a StudySpec or its dict; ``trials``: every trial of the study (numbers unique);
+    ``now``: a Unix timestamp; ``next_trial``: ``status.nextTrial`` as last written;
+    ``suggest``: the sampler entry point, ``kubetune.core.suggest`` unless given.
+    """
+    from kubetune.core import spec as specs
+
+    spec = specs.parse_spec(spec)
+    history = _checked(trials)
+    lower_is_better = specs.minimize(spec)
+    budget = spec.budget
+    metric = spec.objective.metric
+
+    stops = _timeouts(history, now, budget.trial_timeout_seconds)
+    history = _apply(history, stops, now)
+
+    finished = _ending_now(spec, history, lower_is_better)
+    if finished is not None:
+        ending = [
+            Stop(t.number, TrialState.STOPPED, finished.reason, f"study ended: {finished.message}")
+            for t in history
+            if t.state.is_active
+        ]
+    else:
+        ending = [
+            Stop(p.number, TrialState.PRUNED, "EarlyStopped", p.message)
+            for p in stopping.prunes(
+                spec.early_stopping, history, minimize=lower_is_better, metric=metric
+            )
+        ]
+    stops += ending
+    history = _apply(history, ending, now)
+
+    counts = _counts(history)
+    active = counts[TrialState.PENDING] + counts[TrialState.RUNNING]
+    counted = sum(counts[s] for s in TrialState if s.counts_toward_budget)
+    grid_used_up = spec.algorithm.name == "grid" and _grid_used_up(spec, history)
+    if finished is None and active == 0:
+        finished = _ending_idle(spec, counts, counted, grid_used_up)
+
+    start = max([next_trial, *(t.number + 1 for t in history)])
+    create: list[Creation] = []
+    if finished is None and not spec.suspend and not grid_used_up:
+        n = min(budget.parallelism - active, budget.max_trials - counted - active)
+        if n > 0:
+            if suggest is None:
+                from kubetune.core import suggest
+            proposals = suggest(spec, history, n)[:n]
+            create = [Creation(start + i, dict(p)) for i, p in enumerate(proposals)]
+
+    phase = _phase(finished, spec.suspend)
+    status = _status(history, create, start, lower_is_better)
+    summary = finished.message if finished else _summary(spec, status, phase)
+    return Plan(
+        create=tuple(create),
+        stop=tuple(stops),
+        finished=finished,
+        suspended=bool(spec.suspend),
+        phase=phase,
+        summary=summary,
+        status=status,
+    )
+
+
+def _checked(trials: Sequence[Trial | Mapping[str, Any]]) -> tuple[Trial, ...]:
+    from kubetune.core.trials import as_trials
+
+    history = as_trials(trials)
+    seen: set[int] = set()
+    for t in history:
+        if t.number in seen:
+            raise ValueError(
+                f"trials: trial number {t.number} appears twice; each trial's number must be "
+                "unique (it names the trial's Job), so pass each trial once"
+            )
+        seen.add(t.number)
+    return history
+
+
+def _timeouts(history: Sequence[Trial], now: float, limit: float | None) -> list[Stop]:
+    if not limit:
+        return []
+    return [
+        Stop(
+            t.number,
+            TrialState.FAILED,
+            "TimedOut",
+            f"ran {now - t.start_time:.0f} s, past trialTimeoutSeconds {limit:g}",
+        )
+        for t in history
+        if t.state is TrialState.RUNNING and t.start_time is not None and now - t.start_time > limit
+    ]
+
+
+def _apply(history: tuple[Trial, ...], stops: Sequence[Stop], now: float) -> tuple[Trial, ...]:
+    """The trials as they will be once ``stops`` are applied."""
+    if not stops:
+        return history
+    by_number = {s.number: s for s in stops}
+    return tuple(
+        _ended(t, by_number[t.number], now) if t.number in by_number else t for t in history
+    )
+
+
+def _ended(trial: Trial, stop: Stop, now: float) -> Trial:
+    value = trial.value
+    if value is None and stop.state is not TrialState.FAILED:
+        # Pruned and Stopped trials keep their last report as their value (see trials.Trial).
+        finite = [v for _, v in trial.curve if math.isfinite(v)]
+        value = finite[-1] if finite else None
+    return dataclasses.replace(
+        trial,
+        state=stop.state,
+        reason=stop.reason,
+        message=stop.message,
+        value=value,
+        end_time=now,
+    )
+
+
+def _succeeded(history: Sequence[Trial]) -> list[Trial]:
+    return [t for t in history if t.state is TrialState.SUCCEEDED and t.has_value]
+
+
+def _better(lower_is_better: bool) -> Callable[[Trial], tuple[float, int]]:
+    """Sort key: best value first, then the older trial."""
+    sign = 1.0 if lower_is_better else -1.0
+    return lambda t: (sign * float(t.value), t.number)  # type: ignore[arg-type]
+
+
+def _ending_now(spec: Any, history: Sequence[Trial], lower_is_better: bool) -> Finish | None:
+    """GoalReached or TooManyFailedTrials: the study ends even with trials running."""
+    goal = spec.objective.goal
+    if goal is not None:
+        met = [
+            t
+            for t in _succeeded(history)
+            if (t.value <= goal if lower_is_better else t.value >= goal)  # type: ignore[operator]
+        ]
+        if met:
+            best = min(met, key=_better(lower_is_better))
+            op = "<=" if lower_is_better else ">="
+            return Finish(
+                "Succeeded",
+                "GoalReached",
+                f"trial {best.number} reached {spec.objective.metric} {best.value:.6g}, "
+                f"meeting the goal {op} {goal:g}",
+            )
+    limit = spec.budget.max_failed_trials
+    failed = [t for t in history if t.state is TrialState.FAILED]
+    if len(failed) > limit:
+        last = max(failed, key=lambda t: t.number)
+        why = ": ".join(x for x in (last.reason, last.message) if x) or "no reason recorded"
+        return Finish(
+            "Failed",
+            "TooManyFailedTrials",
+            f"{len(failed)} trials failed, more than maxFailedTrials {limit}; "
+            f"the last, trial {last.number}: {why}",
+        )
+    return None
+
+
+def _ending_idle(spec: Any, counts: Counter, counted: int, grid_used_up: bool) -> Finish | None:
+    """MaxTrialsReached, GridExhausted or NoSuccessfulTrials, once no trial is active."""
+    if counted >= spec.budget.max_trials:
+        reason, what = "MaxTrialsReached", f"{counted} of {spec.budget.max_trials} trials done"
+    elif grid_used_up:
+        reason, what = "GridExhausted", "every grid point has been tried"
+    else:
+        return None
+    if counts[TrialState.SUCCEEDED] == 0:
+        return Finish(
+            "Failed",
+            "NoSuccessfulTrials",
+            f"{what} and no trial succeeded ({counts[TrialState.FAILED]} failed, "
+            f"{counts[TrialState.PRUNED]} pruned)",
+        )
+    return Finish("Succeeded", reason, what)
+
+
+def _grid_used_up(spec: Any, history: Sequence[Trial]) -> bool:
+    from kubetune.core import spec as specs
+    from kubetune.core.samplers.grid import grid_exhausted
+
+    return grid_exhausted(specs.space_of(spec), history)
+
+
+def _counts(history: Sequence[Trial]) -> Counter:
+    return Counter(t.state for t in history)
+
+
+def _phase(finished: Finish | None, suspend: bool) -> str:
+    if finished is not None:
+        return Phase.SUCCEEDED if finished.condition == "Succeeded" else Phase.FAILED
+    return Phase.SUSPENDED if suspend else Phase.RUNNING
+
+
+def _summary_of(t: Trial) -> dict[str, Any]:
+    """A trial as ``bestTrial`` and the leaderboard show it (spec.TrialSummary)."""
+    return {"number": t.number, "value": t.value, "params": dict(t.params), "job": t.job}
+
+
+def _status(
+    history: Sequence[Trial],
+    create: Sequence[Creation],
+    start: int,
+    lower_is_better: bool,
+) -> dict[str, Any]:
+    counts = _counts(history)
+    counts[TrialState.PENDING] += len(create)
+    # Only Succeeded trials rank: a Pruned or Stopped trial's value comes from a shorter run, so
+    # it is not comparable (the samplers still learn from it).
+    top = heapq.nsmallest(LEADERBOARD_SIZE, _succeeded(history), key=_better(lower_is_better))
+    return {
+        "trials": {
+            **{s.value.lower(): counts[s] for s in TrialState},
+            "total": len(history) + len(create),
+        },
+        "nextTrial": start + len(create),
+        "bestTrial": _summary_of(top[0]) if top else None,
+        "leaderboard": [_summary_of(t) for t in top],
+    }
+
+
+def _summary(spec: Any, status: Mapping[str, Any], phase: str) -> str:
+    n = status["trials"]
+    done = n["succeeded"] + n["failed"] + n["pruned"]
+    text = (
+        f"{n['running']} running, {n['pending']} pending; "
+        f"{done} of {spec.budget.max_trials} trials done"
+    )
+    best = status["bestTrial"]
+    if best is not None:
+        text += f"; best {spec.objective.metric} {best['value']:.6g} (trial {best['number']})"
+    if phase == Phase.SUSPENDED:
+        text = "suspended, no new trials: " + text
+    return text
