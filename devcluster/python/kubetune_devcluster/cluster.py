@@ -1,0 +1,406 @@
+"""Start and stop devcluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+the node agent, as local processes on loopback, with their state under one directory.
+
+Every process gets its own session (so ``make cluster-up`` can return) and its own log file
+under ``<state>/logs``; ``<state>/cluster.json`` records their pids and ports, which is all that
+``down`` and the test fixture need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kubetune_devcluster import pki as pki_mod
+
+__all__ = [
+    "ClusterConfig",
+    "ClusterState",
+    "binaries_dir",
+    "down",
+    "load_state",
+    "up",
+]
+
+KUBE_VERSION = "v1.37.2"
+# The apiserver insists on a non-loopback advertise address. This one is in TEST-NET-1
+# (RFC 5737), reserved for documentation: nothing is ever there and nothing dials it, since the
+# endpoint reconciler that would publish it is off.
+ADVERTISE_ADDRESS = "192.0.2.1"
+SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_IP = "10.0.0.1"
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+"""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """What to start. Node resources apply to every node."""
+
+    state_dir: Path
+    nodes: int = 1
+    node_cpu: str = "8"
+    node_memory: str = "32Gi"
+    node_gpus: int = 4
+    node_pods: int = 110
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(f"devcluster-node-{i}" for i in range(self.nodes))
+
+    @classmethod
+    def from_env(cls, state_dir: Path) -> ClusterConfig:
+        env = os.environ
+        return cls(
+            state_dir=state_dir,
+            nodes=int(env.get("DEVCLUSTER_NODES", 1)),
+            node_cpu=env.get("DEVCLUSTER_NODE_CPU", "8"),
+            node_memory=env.get("DEVCLUSTER_NODE_MEMORY", "32Gi"),
+            node_gpus=int(env.get("DEVCLUSTER_NODE_GPUS", 4)),
+        )
+
+
+@dataclass
+class ClusterState:
+    """What ``up`` started: enough for ``down``, the tests and the node agent."""
+
+    state_dir: str
+    apiserver_port: int
+    etcd_port: int
+    pids: dict[str, int] = field(default_factory=dict)
+    node_ports: dict[str, int] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+
+def binaries_dir() -> Path:
+    """Where devcluster/build.sh caches the binaries (building them if they are missing)."""
+    override = os.environ.get("KUBETUNE_DEVCLUSTER_BIN")
+    if override:
+        return Path(override)
+    script = Path(__file__).resolve().parents[2] / "build.sh"
+    out = subprocess.run(
+        ["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout.strip()
+    return Path(out.splitlines()[-1]) / "bin"
+
+
+def _free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, user: str) -> None:
+    """A kubeconfig with one cluster, one client-certificate user and one context."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "devcluster", "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
+        "users": [
+            {"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}
+        ],
+        "contexts": [{"name": "devcluster", "context": {"cluster": "devcluster", "user": user}}],
+        "current-context": "devcluster",
+    }
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+
+
+def _spawn(name: str, argv: list[str], state_dir: Path, env: dict | None = None) -> int:
+    log = open(state_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=state_dir,
+        env=env,
+    )
+    log.close()
+    return proc.pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _get(url: str, ctx: ssl.SSLContext, timeout: float = 2.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def _wait(what: str, check, timeout: float, state: ClusterState, names: list[str]) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        for name in names:
+            pid = state.pids.get(name)
+            if pid and not _alive(pid):
+                raise RuntimeError(
+                    f"devcluster: {name} exited while waiting for {what}; "
+                    f"its log:\n{tail_log(state, name)}"
+                )
+        try:
+            ok, last = check()
+            if ok:
+                return
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.2)
+    raise TimeoutError(f"devcluster: {what} not ready after {timeout:.0f} s: {last}")
+
+
+def tail_log(state: ClusterState, name: str, lines: int = 40) -> str:
+    path = state.log_dir / f"{name}.log"
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def admin_ssl_context(state: ClusterState) -> ssl.SSLContext:
+    p = pki_mod.Pki(state.root / "pki")
+    ctx = ssl.create_default_context(cafile=str(p.ca))
+    ctx.load_cert_chain(str(p.cert("admin")), str(p.key("admin")))
+    return ctx
+
+
+def load_state(state_dir: Path) -> ClusterState | None:
+    path = state_dir / "cluster.json"
+    if not path.exists():
+        return None
+    return ClusterState(**json.loads(path.read_text()))
+
+
+def is_healthy(state: ClusterState) -> bool:
+    """Whether every process is alive and the apiserver answers /readyz."""
+    if not all(_alive(pid) for pid in state.pids.values()):
+        return False
+    try:
+        code, _ = _get(f"{state.server}/readyz", admin_ssl_context(state), timeout=3)
+    except OSError:
+        return False
+    return code == 200
+
+
+def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
+    """Start devcluster and wait until it serves; a healthy running cluster is reused."""
+    root = config.state_dir.resolve()
+    existing = load_state(root)
+    if existing is not None:
+        if is_healthy(existing):
+            return existing
+        down(root)
+    bins = binaries_dir()
+    started = time.monotonic()
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    p = pki_mod.issue_pki(root / "pki", nodes=config.node_names, service_ip=SERVICE_IP)
+    ports = _free_ports(4 + 2 * config.nodes)
+    etcd_port, etcd_peer, api_port, kcm_port = ports[:4]
+    sched_port = _free_ports(1)[0]
+    node_ports = dict(zip(config.node_names, ports[4 : 4 + config.nodes], strict=True))
+    state = ClusterState(
+        state_dir=str(root), apiserver_port=api_port, etcd_port=etcd_port,
+        node_ports=node_ports, config={k: str(v) for k, v in asdict(config).items()},
+    )
+    server = state.server
+    write_kubeconfig(state.kubeconfig, server, p.ca, p.cert("admin"), p.key("admin"), "admin")
+    for name in ("controller-manager", "scheduler"):
+        write_kubeconfig(root / f"{name}.kubeconfig", server, p.ca, p.cert(name), p.key(name), name)
+    (root / "audit-policy.yaml").write_text(AUDIT_POLICY)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBECONFIG")}
+    # Keep Go programs away from any proxy: only loopback is ever dialled.
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+
+    state.pids["etcd"] = _spawn("etcd", [
+        str(bins / "etcd"), "--name=devcluster", f"--data-dir={root / 'etcd'}",
+        f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+        f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+        f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+        f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+        f"--initial-cluster=devcluster=http://127.0.0.1:{etcd_peer}",
+        "--listen-metrics-urls=", "--unsafe-no-fsync", "--log-level=warn",
+    ], root, env)
+    _save(state)
+    _wait("etcd", lambda: (_etcd_ok(etcd_port), "etcd /health"), 30, state, ["etcd"])
+
+    state.pids["kube-apiserver"] = _spawn("kube-apiserver", [
+        str(bins / "kube-apiserver"),
+        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        "--bind-address=127.0.0.1", f"--secure-port={api_port}",
+        f"--advertise-address={ADVERTISE_ADDRESS}", "--endpoint-reconciler-type=none",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--tls-cert-file={p.cert('apiserver')}", f"--tls-private-key-file={p.key('apiserver')}",
+        f"--client-ca-file={p.ca}", f"--requestheader-client-ca-file={p.ca}",
+        "--requestheader-allowed-names=devcluster-front-proxy",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={p.sa_pub}",
+        f"--service-account-signing-key-file={p.sa_key}",
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction,ServiceAccount",
+        f"--kubelet-client-certificate={p.cert('apiserver-kubelet-client')}",
+        f"--kubelet-client-key={p.key('apiserver-kubelet-client')}",
+        f"--kubelet-certificate-authority={p.ca}",
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--audit-policy-file={root / 'audit-policy.yaml'}",
+        f"--audit-log-path={root / 'audit.log'}", "--audit-log-maxsize=200",
+        "--allow-privileged=true", f"--cert-dir={root / 'pki' / 'apiserver-generated'}",
+        "--profiling=false", "-v=1",
+    ], root, env)
+    _save(state)
+    ctx = admin_ssl_context(state)
+    _wait("kube-apiserver /readyz", lambda: _ready(server, ctx), timeout, state,
+          ["etcd", "kube-apiserver"])
+
+    state.pids["kube-controller-manager"] = _spawn("kube-controller-manager", [
+        str(bins / "kube-controller-manager"),
+        f"--kubeconfig={root / 'controller-manager.kubeconfig'}",
+        f"--authentication-kubeconfig={root / 'controller-manager.kubeconfig'}",
+        f"--authorization-kubeconfig={root / 'controller-manager.kubeconfig'}",
+        f"--service-account-private-key-file={p.sa_key}", f"--root-ca-file={p.ca}",
+        "--use-service-account-credentials=true", "--controllers=*", "--leader-elect=false",
+        f"--cluster-signing-cert-file={p.ca}", f"--cluster-signing-key-file={p.key('ca')}",
+        "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
+        f"--cert-dir={root / 'pki' / 'kcm-generated'}", "--profiling=false", "-v=1",
+    ], root, env)
+    state.pids["kube-scheduler"] = _spawn("kube-scheduler", [
+        str(bins / "kube-scheduler"),
+        f"--kubeconfig={root / 'scheduler.kubeconfig'}",
+        f"--authentication-kubeconfig={root / 'scheduler.kubeconfig'}",
+        f"--authorization-kubeconfig={root / 'scheduler.kubeconfig'}",
+        "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={sched_port}",
+        f"--cert-dir={root / 'pki' / 'scheduler-generated'}", "--profiling=false", "-v=1",
+    ], root, env)
+    _save(state)
+
+    agent_env = dict(env)
+    agent_env["PYTHONUNBUFFERED"] = "1"
+    state.pids["node-agent"] = _spawn("node-agent", [
+        sys.executable, "-m", "kubetune_devcluster", "agent", "--state-dir", str(root),
+    ], root, agent_env)
+    _save(state)
+    _wait("nodes Ready", lambda: _nodes_ready(server, ctx, config.node_names), timeout, state,
+          list(state.pids))
+    (root / "startup-seconds").write_text(f"{time.monotonic() - started:.2f}\n")
+    return state
+
+
+def _etcd_ok(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+            return json.loads(r.read()).get("health") == "true"
+    except (OSError, ValueError):
+        return False
+
+
+def _ready(server: str, ctx: ssl.SSLContext) -> tuple[bool, str]:
+    code, body = _get(f"{server}/readyz", ctx)
+    return code == 200, body[-300:]
+
+
+def _nodes_ready(server: str, ctx: ssl.SSLContext, names: tuple[str, ...]) -> tuple[bool, str]:
+    code, body = _get(f"{server}/api/v1/nodes", ctx)
+    if code != 200:
+        return False, body[-300:]
+    ready = set()
+    for node in json.loads(body).get("items", []):
+        for cond in node.get("status", {}).get("conditions", []):
+            if cond.get("type") == "Ready" and cond.get("status") == "True":
+                ready.add(node["metadata"]["name"])
+    missing = set(names) - ready
+    return not missing, f"not Ready yet: {sorted(missing)}"
+
+
+def _save(state: ClusterState) -> None:
+    (state.root / "cluster.json").write_text(json.dumps(asdict(state), indent=2))
+
+
+def cluster_pids(state: ClusterState) -> Iterator[int]:
+    """Pids of every process devcluster started, pod processes included."""
+    yield from state.pids.values()
+    for pidfile in (state.root / "pods").glob("*/*.pid"):
+        try:
+            yield int(pidfile.read_text())
+        except (OSError, ValueError):
+            continue
+
+
+def down(state_dir: Path, *, keep_state: bool = False) -> None:
+    """Stop every process devcluster started (agent first, etcd last) and remove the state."""
+    root = state_dir.resolve()
+    state = load_state(root)
+    if state is not None:
+        order = ["node-agent", "kube-scheduler", "kube-controller-manager", "kube-apiserver",
+                 "etcd"]
+        names = [n for n in order if n in state.pids] + [n for n in state.pids if n not in order]
+        pod_pids = [pid for pid in cluster_pids(state) if pid not in state.pids.values()]
+        for pid in [state.pids[n] for n in names] + pod_pids:
+            _terminate_group(pid)
+    if not keep_state:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _terminate_group(pid: int, grace: float = 5.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

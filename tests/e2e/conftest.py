@@ -1,0 +1,107 @@
+"""devcluster for the end-to-end tests: started once per session (or reused when one is
+already running under .devcluster/) and taken down afterwards if this session started it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubetune_devcluster import cluster as devcluster
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE_DIR = ROOT / ".devcluster"
+
+
+@dataclass
+class Cluster:
+    """A running devcluster, driven the way a user drives one: kubectl with the kubeconfig."""
+
+    state: devcluster.ClusterState
+    bin: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state.kubeconfig
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 120) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [str(self.bin / "kubectl"), *args], input=input, capture_output=True, text=True,
+            env=self.env, timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def apply(self, manifest: str | dict, namespace: str | None = None) -> None:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        ns = ["-n", namespace] if namespace else []
+        self.kubectl("apply", *ns, "-f", "-", input=text)
+
+    def logs(self) -> str:
+        out = []
+        for name in self.state.pids:
+            out.append(f"--- {name} ---\n{devcluster.tail_log(self.state, name, 30)}")
+        return "\n".join(out)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.5,
+             what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    existing = devcluster.load_state(STATE_DIR)
+    reuse = existing is not None and devcluster.is_healthy(existing)
+    state = existing if reuse else devcluster.up(devcluster.ClusterConfig.from_env(STATE_DIR))
+    c = Cluster(state, devcluster.binaries_dir())
+    yield c
+    if not reuse and not os.environ.get("DEVCLUSTER_KEEP"):
+        devcluster.down(STATE_DIR)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "cluster" in item.fixturenames:
+        c = item.funcargs.get("cluster")
+        if c is not None:
+            report.sections.append(("devcluster logs", c.logs()))
