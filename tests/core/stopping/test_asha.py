@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from curve_cases import SHAPES, all_fit, random_study, thinned
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kubetune.core.spec import EarlyStoppingSpec
+from kubetune.core.stopping import keep_steps
 from kubetune.core.stopping.asha import asha_stops, rungs
 from kubetune.core.trials import Trial, TrialState
 
@@ -164,3 +169,52 @@ def test_no_max_step_judges_every_rung():
     trials += [trial(10 + i, S, {81: v}) for i, v in enumerate([0.05, 0.06])]
     assert stopped(trials, max_step=None) == [0]
     assert stopped(trials, max_step=81) == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.sampled_from(SHAPES),
+    n_trials=st.integers(3, 12),
+    minimize=st.booleans(),
+    min_step=st.integers(1, 60),
+    eta=st.integers(2, 4),
+    max_step=st.sampled_from([None, 300, 999, 1000, 3000]),
+)
+def test_thinned_curves_decide_the_same(seed, shape, n_trials, minimize, min_step, eta, max_step):
+    """Exact when the rungs are kept (``keep_steps``), whatever the curve; exact without them
+    too when thinning can keep every running-best point."""
+    full = random_study(seed, shape, n_trials, minimize=minimize)
+    kw = {
+        "minimize": minimize,
+        "min_step": min_step,
+        "max_step": max_step,
+        "reduction_factor": eta,
+    }
+    on_full = asha_stops(full, **kw)
+    ladder = rungs(min_step, max_step, eta)
+    with_rungs = thinned(full, minimize=minimize, keep_steps=ladder)
+    assert all(len(t.curve) <= 200 for t in with_rungs)
+    assert asha_stops(with_rungs, **kw) == on_full  # numbers and messages alike
+    if all_fit(full, minimize=minimize):
+        assert asha_stops(thinned(full, minimize=minimize), **kw) == on_full
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_random_studies_do_get_pruned(shape):
+    """The thinning property above is not vacuous: on these studies ASHA prunes."""
+    pruned = running = 0
+    for seed in range(20):
+        study = random_study(seed, shape, 10, minimize=seed % 2 == 0)
+        pruned += len(
+            asha_stops(study, minimize=seed % 2 == 0, min_step=1, max_step=1000, reduction_factor=3)
+        )
+        running += sum(t.state is R for t in study)
+    assert 0 < pruned < running
+
+
+def test_keep_steps_are_the_rungs():
+    asha = EarlyStoppingSpec(name="asha", min_step=2, max_step=100, reduction_factor=4)
+    assert keep_steps(asha) == (2, 8, 32)
+    assert keep_steps(EarlyStoppingSpec(name="median", min_step=5)) == ()
+    assert keep_steps(None) == ()

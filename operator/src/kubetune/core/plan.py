@@ -38,8 +38,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from kubetune.core import spec as specs
 from kubetune.core import stopping
-from kubetune.core.trials import Trial, TrialState
+from kubetune.core import suggest as default_suggest
+from kubetune.core.trials import Trial, TrialState, as_trials
 
 __all__ = [
     "LEADERBOARD_SIZE",
@@ -123,8 +125,6 @@ def decide(
     ``now``: a Unix timestamp; ``next_trial``: ``status.nextTrial`` as last written;
     ``suggest``: the sampler entry point, ``kubetune.core.suggest`` unless given.
     """
-    from kubetune.core import spec as specs
-
     spec = specs.parse_spec(spec)
     history = _checked(trials)
     lower_is_better = specs.minimize(spec)
@@ -163,9 +163,8 @@ def decide(
     if finished is None and not spec.suspend and not grid_used_up:
         n = min(budget.parallelism - active, budget.max_trials - counted - active)
         if n > 0:
-            if suggest is None:
-                from kubetune.core import suggest
-            proposals = suggest(spec, history, n)[:n]
+            propose = default_suggest if suggest is None else suggest
+            proposals = propose(spec, history, n)[:n]
             create = [Creation(start + i, dict(p)) for i, p in enumerate(proposals)]
 
     phase = _phase(finished, spec.suspend)
@@ -183,8 +182,6 @@ def decide(
 
 
 def _checked(trials: Sequence[Trial | Mapping[str, Any]]) -> tuple[Trial, ...]:
-    from kubetune.core.trials import as_trials
-
     history = as_trials(trials)
     seen: set[int] = set()
     for t in history:
@@ -299,8 +296,7 @@ def _ending_idle(spec: Any, counts: Counter, counted: int, grid_used_up: bool) -
 
 
 def _grid_used_up(spec: Any, history: Sequence[Trial]) -> bool:
-    from kubetune.core import spec as specs
-    from kubetune.core.samplers.grid import grid_exhausted
+    from kubetune.core.samplers.grid import grid_exhausted  # samplers load only when used
 
     return grid_exhausted(specs.space_of(spec), history)
 

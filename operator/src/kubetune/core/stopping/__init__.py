@@ -6,6 +6,10 @@ dispatches on the spec's ``earlyStopping.name``.
 
 Every rule reads a curve only through its first step, last step and running best, which the
 metric protocol's thinning keeps, so decisions on thinned curves equal those on full curves.
+One limit: a curve that improves at more than ~200 reports cannot keep every improvement, and
+thinning keeps the most recent ones. Then ASHA stays exact when the curve is thinned with
+``keep_steps(early_stopping)`` (its rungs), and the median rule can only prune less than on
+the full curve (a peer's early best reads worse, which raises the median).
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubetune.core.stopping._curves import Prune
-from kubetune.core.stopping.asha import asha_stops
+from kubetune.core.stopping.asha import asha_stops, rungs
 from kubetune.core.stopping.median import median_stops
 from kubetune.core.trials import Trial
 
-__all__ = ["Prune", "asha_stops", "median_stops", "prunes"]
+__all__ = ["Prune", "asha_stops", "keep_steps", "median_stops", "prunes"]
 
 
 def prunes(
@@ -48,3 +52,11 @@ def prunes(
     raise ValueError(
         f"earlyStopping.name must be median or asha, got {name!r}: pick one, or omit earlyStopping"
     )
+
+
+def keep_steps(early_stopping: Any) -> tuple[int, ...]:
+    """Steps whose running best a trainer's curve thinning must keep exactly (the
+    ``keep_steps`` of ``protocol.thin_curve``): ASHA's rungs, or none for the median rule."""
+    if early_stopping is None or early_stopping.name != "asha":
+        return ()
+    return rungs(early_stopping.min_step, early_stopping.max_step, early_stopping.reduction_factor)

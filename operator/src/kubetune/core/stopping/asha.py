@@ -16,8 +16,10 @@ its rung until it reaches the next one: a trial that passed rung r early, when f
 can still be pruned at r by trials that arrive later while it is short of the next rung. A trial
 that reported ``max_step`` or beyond is never stopped: it has finished its course.
 
-The rule reads the last step and the running best of each curve, which thinning keeps (see
-``_curves``), so it decides the same on thinned curves as on full ones.
+The rule reads the first step, the last step and the running best at each rung, so it decides
+the same on thinned curves as on full ones, even on curves that improve at more reports than
+thinning can keep, provided they are thinned with the rungs as ``keep_steps``
+(``stopping.keep_steps``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ step s only when it has got there: it reported a step >= s, and a first step <= 
 are any state but Lost (finished, pruned or running alike). Ties continue.
 
 The rule reads the first step, the last step and the running best of each curve, which thinning
-keeps (see ``_curves``), so it decides the same on thinned curves as on full ones.
+keeps (see ``_curves``), so it decides the same on thinned curves as on full ones. When a peer's
+curve improves at more reports than thinning can keep, its oldest improvements go: its best at
+an early step reads worse, the median can only rise, and the rule prunes no more than it would
+on the full curves (the judged trial's own best, its latest improvement, is always kept).
 """
 
 from __future__ import annotations
