@@ -542,12 +542,16 @@ def big_history(n: int) -> list[Trial]:
     return out
 
 
-BIG = big_history(10_000)
+@pytest.fixture(scope="module")
+def big() -> list[Trial]:
+    return big_history(10_000)
+
+
 BIG_BUDGET = {"maxTrials": 10_000, "parallelism": 10, "maxFailedTrials": 10_000}
 
 
-def test_status_stays_under_64_kib_at_10000_trials():
-    plan = plan_of(spec(**MEDIAN, budget=BIG_BUDGET), BIG)
+def test_status_stays_under_64_kib_at_10000_trials(big):
+    plan = plan_of(spec(**MEDIAN, budget=BIG_BUDGET), big)
     size = len(json.dumps(plan.status))
     print(f"status JSON at 10,000 trials: {size} bytes")
     assert size < 64 * 1024
@@ -555,10 +559,10 @@ def test_status_stays_under_64_kib_at_10000_trials():
     assert len(plan.status["leaderboard"]) == 10
 
 
-def test_decide_on_10000_trials(capsys):
+def test_decide_on_10000_trials(big, capsys):
     """Reports the time (no assertion on it: the machine is shared)."""
     t0 = time.perf_counter()
-    plan = plan_of(spec(**MEDIAN, budget=BIG_BUDGET), BIG)
+    plan = plan_of(spec(**MEDIAN, budget=BIG_BUDGET), big)
     elapsed = time.perf_counter() - t0
     with capsys.disabled():
         print(f"\ndecide() on 10,000 trials (median rule, fake sampler): {elapsed * 1000:.0f} ms")

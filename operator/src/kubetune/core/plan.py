@@ -36,6 +36,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from kubetune.core import spec as specs
@@ -55,7 +56,7 @@ __all__ = [
 
 LEADERBOARD_SIZE = 10
 
-Suggest = Callable[[Any, Sequence[Trial], int], list[dict[str, Any]]]
+Suggest = Callable[[specs.StudySpec, Sequence[Trial], int], list[dict[str, Any]]]
 
 
 class Creation(NamedTuple):
@@ -85,7 +86,7 @@ class Finish(NamedTuple):
     message: str
 
 
-class Phase:
+class Phase(StrEnum):
     """What the study is doing, in one word (for printer columns and the Ready message)."""
 
     RUNNING = "Running"
@@ -106,13 +107,13 @@ class Plan:
     stop: tuple[Stop, ...]
     finished: Finish | None
     suspended: bool
-    phase: str
+    phase: Phase
     summary: str
     status: dict[str, Any]
 
 
 def decide(
-    spec: Any,
+    spec: specs.StudySpec | Mapping[str, Any],
     trials: Sequence[Trial | Mapping[str, Any]],
     now: float,
     *,
@@ -194,7 +195,7 @@ def _checked(trials: Sequence[Trial | Mapping[str, Any]]) -> tuple[Trial, ...]:
     return history
 
 
-def _timeouts(history: Sequence[Trial], now: float, limit: float | None) -> list[Stop]:
+def _timeouts(history: Sequence[Trial], now: float, limit: int | None) -> list[Stop]:
     if not limit:
         return []
     return [
@@ -245,7 +246,9 @@ def _better(lower_is_better: bool) -> Callable[[Trial], tuple[float, int]]:
     return lambda t: (sign * float(t.value), t.number)  # type: ignore[arg-type]
 
 
-def _ending_now(spec: Any, history: Sequence[Trial], lower_is_better: bool) -> Finish | None:
+def _ending_now(
+    spec: specs.StudySpec, history: Sequence[Trial], lower_is_better: bool
+) -> Finish | None:
     """GoalReached or TooManyFailedTrials: the study ends even with trials running."""
     goal = spec.objective.goal
     if goal is not None:
@@ -277,7 +280,9 @@ def _ending_now(spec: Any, history: Sequence[Trial], lower_is_better: bool) -> F
     return None
 
 
-def _ending_idle(spec: Any, counts: Counter, counted: int, grid_used_up: bool) -> Finish | None:
+def _ending_idle(
+    spec: specs.StudySpec, counts: Counter, counted: int, grid_used_up: bool
+) -> Finish | None:
     """MaxTrialsReached, GridExhausted or NoSuccessfulTrials, once no trial is active."""
     if counted >= spec.budget.max_trials:
         reason, what = "MaxTrialsReached", f"{counted} of {spec.budget.max_trials} trials done"
@@ -295,7 +300,7 @@ def _ending_idle(spec: Any, counts: Counter, counted: int, grid_used_up: bool) -
     return Finish("Succeeded", reason, what)
 
 
-def _grid_used_up(spec: Any, history: Sequence[Trial]) -> bool:
+def _grid_used_up(spec: specs.StudySpec, history: Sequence[Trial]) -> bool:
     from kubetune.core.samplers.grid import grid_exhausted  # samplers load only when used
 
     return grid_exhausted(specs.space_of(spec), history)
@@ -305,7 +310,7 @@ def _counts(history: Sequence[Trial]) -> Counter:
     return Counter(t.state for t in history)
 
 
-def _phase(finished: Finish | None, suspend: bool) -> str:
+def _phase(finished: Finish | None, suspend: bool) -> Phase:
     if finished is not None:
         return Phase.SUCCEEDED if finished.condition == "Succeeded" else Phase.FAILED
     return Phase.SUSPENDED if suspend else Phase.RUNNING
@@ -338,7 +343,7 @@ def _status(
     }
 
 
-def _summary(spec: Any, status: Mapping[str, Any], phase: str) -> str:
+def _summary(spec: specs.StudySpec, status: Mapping[str, Any], phase: Phase) -> str:
     n = status["trials"]
     done = n["succeeded"] + n["failed"] + n["pruned"]
     text = (
