@@ -579,3 +579,15 @@ def test_default_sampler_is_kubetune_core_suggest():
     assert first.create == again.create  # deterministic in (spec, trials)
     assert all(0.0 <= c.params["x"] <= 1.0 for c in first.create)
     assert len({c.params["x"] for c in first.create}) == 3
+
+
+def test_status_stays_under_64_kib_with_the_longest_params():
+    # 64 parameters, 63-character names, 256-character values: ~21 KB per ranked trial.
+    params = {f"p{k:02d}".ljust(63, "x"): chr(97 + k % 26) * 256 for k in range(64)}
+    trials = [tr(i, OK, float(i), params=params, job=f"study-abcde-{i}") for i in range(20)]
+    status = plan_of(spec(budget={"maxTrials": 30}), trials).status
+    size = len(json.dumps(status))
+    assert size < 64 * 1024, size
+    assert 1 <= len(status["leaderboard"]) < 10
+    assert status["leaderboard"][0] == status["bestTrial"]
+    StudyStatus.model_validate(status)

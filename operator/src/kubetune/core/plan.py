@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import json
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,7 @@ from kubetune.core.trials import Trial, TrialState, as_trials
 
 __all__ = [
     "LEADERBOARD_SIZE",
+    "RANKED_BYTES",
     "Creation",
     "Finish",
     "Phase",
@@ -55,6 +57,9 @@ __all__ = [
 ]
 
 LEADERBOARD_SIZE = 10
+# The leaderboard stops short of 10 entries when their params are long (64 parameters with
+# 256-character values make ~21 KB an entry), so that the status stays well under 64 KiB.
+RANKED_BYTES = 48 * 1024
 
 Suggest = Callable[[specs.StudySpec, Sequence[Trial], int], list[dict[str, Any]]]
 
@@ -125,6 +130,9 @@ def decide(
     ``spec``: a StudySpec or its dict; ``trials``: every trial of the study (numbers unique);
     ``now``: a Unix timestamp; ``next_trial``: ``status.nextTrial`` as last written;
     ``suggest``: the sampler entry point, ``kubetune.core.suggest`` unless given.
+
+    Raises ``SpecError`` for an invalid spec (the kube layer's Stalled / InvalidSpec) and
+    ValueError when two trials share a number.
     """
     spec = specs.parse_spec(spec)
     history = _checked(trials)
@@ -332,14 +340,22 @@ def _status(
     # Only Succeeded trials rank: a Pruned or Stopped trial's value comes from a shorter run, so
     # it is not comparable (the samplers still learn from it).
     top = heapq.nsmallest(LEADERBOARD_SIZE, _succeeded(history), key=_better(lower_is_better))
+    best = _summary_of(top[0]) if top else None
+    board, size = [], len(json.dumps(best))
+    for t in top:
+        entry = _summary_of(t)
+        size += len(json.dumps(entry)) + 1
+        if size > RANKED_BYTES:
+            break
+        board.append(entry)
     return {
         "trials": {
             **{s.value.lower(): counts[s] for s in TrialState},
             "total": len(history) + len(create),
         },
         "nextTrial": start + len(create),
-        "bestTrial": _summary_of(top[0]) if top else None,
-        "leaderboard": [_summary_of(t) for t in top],
+        "bestTrial": best,
+        "leaderboard": board,
     }
 
 
