@@ -31,8 +31,6 @@ Suspending a study stops new trials only; Pending and Running ones run to their 
 from __future__ import annotations
 
 import dataclasses
-import heapq
-import json
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -40,14 +38,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from kubetune.core import _leaderboard as ranking
 from kubetune.core import spec as specs
 from kubetune.core import stopping
 from kubetune.core import suggest as default_suggest
 from kubetune.core.trials import Trial, TrialState, as_trials
 
 __all__ = [
-    "LEADERBOARD_SIZE",
-    "RANKED_BYTES",
     "Creation",
     "Finish",
     "Phase",
@@ -55,11 +52,6 @@ __all__ = [
     "Stop",
     "decide",
 ]
-
-LEADERBOARD_SIZE = 10
-# The leaderboard stops short of 10 entries when their params are long (64 parameters with
-# 256-character values make ~21 KB an entry), so that the status stays well under 64 KiB.
-RANKED_BYTES = 48 * 1024
 
 Suggest = Callable[[specs.StudySpec, Sequence[Trial], int], list[dict[str, Any]]]
 
@@ -244,16 +236,6 @@ def _ended(trial: Trial, stop: Stop, now: float) -> Trial:
     )
 
 
-def _succeeded(history: Sequence[Trial]) -> list[Trial]:
-    return [t for t in history if t.state is TrialState.SUCCEEDED and t.has_value]
-
-
-def _better(lower_is_better: bool) -> Callable[[Trial], tuple[float, int]]:
-    """Sort key: best value first, then the older trial."""
-    sign = 1.0 if lower_is_better else -1.0
-    return lambda t: (sign * float(t.value), t.number)  # type: ignore[arg-type]
-
-
 def _ending_now(
     spec: specs.StudySpec, history: Sequence[Trial], lower_is_better: bool
 ) -> Finish | None:
@@ -262,11 +244,11 @@ def _ending_now(
     if goal is not None:
         met = [
             t
-            for t in _succeeded(history)
+            for t in ranking.succeeded(history)
             if (t.value <= goal if lower_is_better else t.value >= goal)  # type: ignore[operator]
         ]
         if met:
-            best = min(met, key=_better(lower_is_better))
+            best = min(met, key=ranking.better(lower_is_better))
             op = "<=" if lower_is_better else ">="
             return Finish(
                 "Succeeded",
@@ -324,11 +306,6 @@ def _phase(finished: Finish | None, suspend: bool) -> Phase:
     return Phase.SUSPENDED if suspend else Phase.RUNNING
 
 
-def _summary_of(t: Trial) -> dict[str, Any]:
-    """A trial as ``bestTrial`` and the leaderboard show it (spec.TrialSummary)."""
-    return {"number": t.number, "value": t.value, "params": dict(t.params), "job": t.job}
-
-
 def _status(
     history: Sequence[Trial],
     create: Sequence[Creation],
@@ -337,17 +314,7 @@ def _status(
 ) -> dict[str, Any]:
     counts = _counts(history)
     counts[TrialState.PENDING] += len(create)
-    # Only Succeeded trials rank: a Pruned or Stopped trial's value comes from a shorter run, so
-    # it is not comparable (the samplers still learn from it).
-    top = heapq.nsmallest(LEADERBOARD_SIZE, _succeeded(history), key=_better(lower_is_better))
-    best = _summary_of(top[0]) if top else None
-    board, size = [], len(json.dumps(best))
-    for t in top:
-        entry = _summary_of(t)
-        size += len(json.dumps(entry)) + 1
-        if size > RANKED_BYTES:
-            break
-        board.append(entry)
+    best, board = ranking.ranked(history, lower_is_better=lower_is_better)
     return {
         "trials": {
             **{s.value.lower(): counts[s] for s in TrialState},
