@@ -4,13 +4,16 @@ Purely computational: samplers work on points in [0, 1]^d and this module maps t
 parameter values and back. Every parameter owns its transform:
 
 - float: linear, or linear in log space when ``log`` is set; with ``step`` the value is snapped
-  to ``low + k * step``.
+  to ``low + k * step``, rounded to the decimals of ``low``, ``high`` and ``step`` so that a
+  lattice of step 0.1 holds 0.3 and not 0.30000000000000004.
 - int: like float, then rounded (to ``low + k * step`` with ``step``); the unit interval is cut
   into equal cells, one per admissible value, so every value is equally likely under a uniform
   draw and ``to_unit`` returns the centre of the value's cell.
 - categorical: ``k`` equal cells, one per value.
 
-``from_unit(to_unit(v)) == v`` holds exactly for every admissible value.
+``from_unit(to_unit(v)) == v`` holds exactly for every admissible int, categorical and stepped
+float value; for a continuous float it holds to within 1e-12 of the range (linear) or of the value
+(log), since an affine or exponential map of doubles cannot be inverted bit for bit.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +35,7 @@ __all__ = [
     "env_var_name",
 ]
 
-Value = Union[float, int, str, bool, None]
+Value = float | int | str | bool | None
 
 
 def env_var_name(name: str) -> str:
@@ -39,9 +43,15 @@ def env_var_name(name: str) -> str:
     return "KUBETUNE_PARAM_" + "".join(c if c.isalnum() else "_" for c in name.upper())
 
 
+def _decimals(x: float) -> int:
+    """Digits after the point in the shortest repr of ``x`` (0 for whole numbers)."""
+    exponent = Decimal(repr(float(x))).as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
 def _cell(u: float, k: int) -> int:
     """Index of the cell of [0, 1] cut into k equal cells that holds u."""
-    return min(k - 1, max(0, int(math.floor(float(u) * k))))
+    return min(k - 1, max(0, math.floor(float(u) * k)))
 
 
 @dataclass(frozen=True)
@@ -61,19 +71,20 @@ class FloatParam:
         """Number of admissible values, or None when continuous."""
         if self.step is None:
             return None
-        return int(round((self.high - self.low) / self.step)) + 1
+        return round((self.high - self.low) / self.step) + 1
 
-    def _snap(self, x: float) -> float:
-        if self.step is None:
-            return min(self.high, max(self.low, x))
-        k = int(round((x - self.low) / self.step))
-        k = min(self.n_values - 1, max(0, k))  # type: ignore[operator]
-        return float(self.low + k * self.step)
+    def _lattice(self, k: int) -> float:
+        # low + k * step carries binary noise (0.1 * 3 = 0.30000000000000004); rounding to the
+        # decimals the bounds and step were written with gives the value a person would type.
+        assert self.step is not None
+        digits = max(_decimals(self.low), _decimals(self.high), _decimals(self.step))
+        x = round(self.low + k * self.step, digits)
+        return float(min(self.high, max(self.low, x)))
 
     def to_unit(self, value: Any) -> float:
         x = float(value)
         if self.step is not None:
-            k = int(round((x - self.low) / self.step))
+            k = round((x - self.low) / self.step)
             return (k + 0.5) / self.n_values  # type: ignore[operator]
         if self.log:
             lo, hi = math.log(self.low), math.log(self.high)
@@ -83,7 +94,7 @@ class FloatParam:
     def from_unit(self, u: float) -> float:
         u = min(1.0, max(0.0, float(u)))
         if self.step is not None:
-            return self._snap(self.low + _cell(u, self.n_values) * self.step)  # type: ignore[arg-type]
+            return self._lattice(_cell(u, self.n_values))  # type: ignore[arg-type]
         if self.log:
             lo, hi = math.log(self.low), math.log(self.high)
             return min(self.high, max(self.low, math.exp(lo + u * (hi - lo))))
@@ -118,28 +129,37 @@ class IntParam:
     def n_values(self) -> int:
         return (self.high - self.low) // self.step + 1
 
-    def _log_edges(self) -> np.ndarray:
-        # Log-scaled ints: integer v owns the cell [log(v - 0.5), log(v + 0.5)], normalised, so
-        # that a uniform draw in the unit cube is log-uniform over the integers.
-        bounds = np.arange(self.low, self.high + 2, dtype=float) - 0.5
-        edges = np.log(bounds)
-        return (edges - edges[0]) / (edges[-1] - edges[0])
+    # Log-scaled ints: integer v owns the cell [log(v - 0.5), log(v + 0.5)], normalised, so that a
+    # uniform draw in the unit cube is log-uniform over the integers. Edges are computed one at a
+    # time: a range of 10**9 integers must not allocate 10**9 floats.
+    def _log_scale(self) -> tuple[float, float]:
+        lo = math.log(self.low - 0.5)
+        return lo, math.log(self.high + 0.5) - lo
+
+    def _log_edge(self, i: int) -> float:
+        lo, width = self._log_scale()
+        return (math.log(self.low + i - 0.5) - lo) / width
 
     def to_unit(self, value: Any) -> float:
         v = int(value)
         if self.log and self.step == 1:
-            edges = self._log_edges()
             i = v - self.low
-            return float((edges[i] + edges[i + 1]) / 2)
+            return (self._log_edge(i) + self._log_edge(i + 1)) / 2
         k = (v - self.low) // self.step
         return (k + 0.5) / self.n_values
 
     def from_unit(self, u: float) -> int:
         u = min(1.0, max(0.0, float(u)))
         if self.log and self.step == 1:
-            edges = self._log_edges()
-            i = int(np.searchsorted(edges, u, side="right")) - 1
-            return int(self.low + min(self.n_values - 1, max(0, i)))
+            lo, width = self._log_scale()
+            i = math.floor(math.exp(lo + u * width) + 0.5) - self.low
+            i = min(self.n_values - 1, max(0, i))
+            # exp/log rounding can land one cell off near an edge: settle it on the edges.
+            if i > 0 and u < self._log_edge(i):
+                i -= 1
+            elif i < self.n_values - 1 and u >= self._log_edge(i + 1):
+                i += 1
+            return int(self.low + i)
         return int(self.low + _cell(u, self.n_values) * self.step)
 
     def contains(self, value: Any) -> bool:
@@ -171,7 +191,9 @@ class CategoricalParam:
         for i, v in enumerate(self.values):
             if v == value:
                 return i
-        raise ValueError(f"{value!r} is not one of {list(self.values)!r} for parameter {self.name!r}")
+        raise ValueError(
+            f"{value!r} is not one of {list(self.values)!r} for parameter {self.name!r}"
+        )
 
     def to_unit(self, value: Any) -> float:
         return (self.index(value) + 0.5) / self.n_values
@@ -187,7 +209,15 @@ class CategoricalParam:
         return True
 
 
-Param = Union[FloatParam, IntParam, CategoricalParam]
+Param = FloatParam | IntParam | CategoricalParam
+
+
+def _key_part(p: Param, value: Any) -> Any:
+    if isinstance(p, CategoricalParam):
+        return p.index(value)
+    if isinstance(p, IntParam):
+        return int(value)
+    return float(f"{float(value):.12g}")
 
 
 def _param_from_mapping(name: str, p: Mapping[str, Any]) -> Param:
@@ -195,7 +225,10 @@ def _param_from_mapping(name: str, p: Mapping[str, Any]) -> Param:
     if kind == "float":
         step = p.get("step")
         return FloatParam(
-            name, float(p["low"]), float(p["high"]), bool(p.get("log", False)),
+            name,
+            float(p["low"]),
+            float(p["high"]),
+            bool(p.get("log", False)),
             None if step is None else float(step),
         )
     if kind == "int":
@@ -246,14 +279,18 @@ class Space:
 
     def contains(self, values: Mapping[str, Any]) -> bool:
         """Whether ``values`` names exactly this space's parameters, each admissible."""
-        return set(values) == set(self.names) and all(p.contains(values[p.name]) for p in self.params)
+        return set(values) == set(self.names) and all(
+            p.contains(values[p.name]) for p in self.params
+        )
 
     def key(self, values: Mapping[str, Any]) -> tuple:
-        """A hashable identity of a parameter dict, equal for equal configurations."""
-        return tuple(
-            round(float(values[p.name]), 12) if p.kind == "float" else values[p.name]
-            for p in self.params
-        )
+        """A hashable identity of a parameter dict, equal for equal configurations.
+
+        Floats compare on 12 significant digits (not 12 decimals, which would merge every
+        learning rate below 1e-12); categoricals on their index, so that ``True`` and ``1``
+        stay apart; ints as ints.
+        """
+        return tuple(_key_part(p, values[p.name]) for p in self.params)
 
     @property
     def size(self) -> int | None:
