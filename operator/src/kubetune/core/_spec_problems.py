@@ -1,0 +1,463 @@
+"""The rules of a TuningStudy spec that a schema cannot state, and the wording of every problem.
+
+Pure functions. Each ``*_problems`` function takes a model that passed its field checks and
+returns the ``Problem`` values it finds; ``describe`` turns a pydantic ``ValidationError`` (field
+checks and these rules alike) into lines ``spec.<path>: <what is wrong> (got <value>); <fix>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
+
+from kubetune.core.space import env_var_name
+
+__all__ = [
+    "MAX_BOUND",
+    "MAX_LATTICE",
+    "MAX_PARAMS",
+    "MAX_PARAM_NAME_LENGTH",
+    "PARAM_NAME_PATTERN",
+    "Problem",
+    "as_error",
+    "budget_problems",
+    "describe",
+    "early_stopping_problems",
+    "job_template_problems",
+    "param_problems",
+    "show",
+    "study_problems",
+]
+
+MAX_PARAMS = 64
+MAX_PARAM_NAME_LENGTH = 63
+PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+# |low|, |high| <= 1e15 keeps every whole number exact as a double (2**53 ~ 9e15).
+MAX_BOUND = 1e15
+# More values than this and a value's cell of the unit interval gets too thin to find again.
+MAX_LATTICE = 10**12
+# A step this small against the bounds cannot be told apart in double precision.
+MIN_RELATIVE_STEP = 1e-9
+# The tolerance for "step divides high - low" with floats (0.3 / 0.1 = 2.9999999999999996).
+STEP_TOLERANCE = 1e-9
+
+_PARAM_NAME_FIX = (
+    f"use at most {MAX_PARAM_NAME_LENGTH} letters, digits, '_', '.' or '-', starting with a "
+    "letter or '_', so that it can become an environment variable name"
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, at ``path`` below the model that found it."""
+
+    path: tuple[str | int, ...]
+    what: str
+    got: str | None
+    fix: str
+
+
+def show(value: Any, limit: int = 80) -> str:
+    """A value as a message shows it: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def as_error(found: list[Problem]) -> PydanticCustomError:
+    """An error a model validator raises; ``describe`` unpacks its problems again."""
+    text = "; ".join(_line(p.path, p.what, p.got, p.fix, prefix="") for p in found)
+    return PydanticCustomError("spec_problem", "{text}", {"text": text, "problems": found})
+
+
+def param_problems(p: Any) -> list[Problem]:
+    """What is wrong with one ``searchSpace`` entry (a ParamSpec)."""
+    if p.type == "categorical":
+        return _categorical_problems(p)
+    out = [
+        Problem((f,), f"only categorical parameters take {f}", show(getattr(p, f)), f"remove {f}")
+        for f in ("values",)
+        if p.values is not None
+    ]
+    for f in ("low", "high"):
+        if getattr(p, f) is None:
+            out.append(Problem((f,), f"is required for a {p.type} parameter", None, f"add {f}"))
+    if p.type == "int":
+        for f in ("low", "high", "step"):
+            x = getattr(p, f)
+            if x is not None and not float(x).is_integer():
+                out.append(
+                    Problem(
+                        (f,),
+                        "must be a whole number for an int parameter",
+                        show(x),
+                        "use a whole number, or type: float",
+                    )
+                )
+    if out:
+        return out
+    low, high, step = p.low, p.high, p.step
+    if low >= high:
+        return [
+            Problem(
+                ("low",),
+                "must be below high",
+                f"low={low!r}, high={high!r}",
+                "make low the smaller bound",
+            )
+        ]
+    if p.log and low <= 0:
+        out.append(
+            Problem(
+                ("low",),
+                "must be above 0 on a log scale",
+                show(low),
+                "raise low above 0, or drop log",
+            )
+        )
+    if p.log and step is not None and not (p.type == "int" and step == 1):
+        out.append(
+            Problem(("step",), "cannot be combined with log", show(step), "drop step, or drop log")
+        )
+    if step is not None:
+        out += _step_problems(p.type, low, high, step)
+    elif p.type == "int" and high - low + 1 > MAX_LATTICE:
+        out.append(
+            Problem(
+                ("high",),
+                f"gives more than {MAX_LATTICE:.0e} values",
+                f"low={low!r}, high={high!r}",
+                "narrow the range, or use type: float",
+            )
+        )
+    return out
+
+
+def _step_problems(kind: str, low: float, high: float, step: float) -> list[Problem]:
+    k = (high - low) / step
+    if kind == "int":
+        divides = (high - low) % step == 0
+    else:
+        divides = abs(k - round(k)) <= STEP_TOLERANCE * max(1.0, abs(k))
+    got = f"step={step!r}, high - low={high - low!r}"
+    if not divides or round(k) < 1:
+        return [
+            Problem(
+                ("step",),
+                "does not divide high - low",
+                got,
+                "pick a step that divides the range, or move high onto low + n * step",
+            )
+        ]
+    if k + 1 > MAX_LATTICE:
+        return [
+            Problem(
+                ("step",),
+                f"gives more than {MAX_LATTICE:.0e} values",
+                got,
+                "use a larger step, or drop step",
+            )
+        ]
+    if kind == "float" and step < MIN_RELATIVE_STEP * max(abs(low), abs(high)):
+        return [
+            Problem(
+                ("step",),
+                "is too small to tell values apart at this magnitude",
+                f"step={step!r}, bounds up to {max(abs(low), abs(high))!r}",
+                f"use a step of at least {MIN_RELATIVE_STEP:g} x the largest bound",
+            )
+        ]
+    return []
+
+
+def _categorical_problems(p: Any) -> list[Problem]:
+    out = [
+        Problem(
+            (f,),
+            "is not used by a categorical parameter",
+            show(getattr(p, f)),
+            f"remove {f}, or set type: float or int",
+        )
+        for f in ("low", "high", "step")
+        if getattr(p, f) is not None
+    ]
+    if p.log:
+        out.append(
+            Problem(("log",), "is not used by a categorical parameter", "True", "remove log")
+        )
+    if p.values is None:
+        out.append(
+            Problem(
+                ("values",),
+                "is required for a categorical parameter",
+                None,
+                "list the values, e.g. values: [adam, sgd]",
+            )
+        )
+        return out
+    seen: dict[tuple[str, Any], int] = {}
+    for i, v in enumerate(p.values):
+        # 1 and 1.0 are one value to a trainer reading its arguments; true and 1 are not.
+        key = (
+            ("bool", v)
+            if isinstance(v, bool)
+            else ("str", v)
+            if isinstance(v, str)
+            else ("number", float(v))
+        )
+        if key in seen:
+            out.append(
+                Problem(
+                    ("values", i), f"repeats values[{seen[key]}]", show(v), "list each value once"
+                )
+            )
+        else:
+            seen[key] = i
+    return out
+
+
+def early_stopping_problems(e: Any) -> list[Problem]:
+    """What is wrong with ``earlyStopping`` as a whole."""
+    out = []
+    if e.name == "asha" and e.min_step < 1:
+        out.append(
+            Problem(
+                ("minStep",),
+                "must be at least 1 for asha",
+                show(e.min_step),
+                "set it to the first step at which trials can be compared, e.g. 1",
+            )
+        )
+    if e.max_step is not None and e.min_step >= e.max_step:
+        out.append(
+            Problem(
+                ("minStep",),
+                "must be below maxStep",
+                f"minStep={e.min_step}, maxStep={e.max_step}",
+                "lower minStep or raise maxStep",
+            )
+        )
+    return out
+
+
+def budget_problems(b: Any) -> list[Problem]:
+    """What is wrong with ``budget`` as a whole."""
+    if b.parallelism > b.max_trials:
+        return [
+            Problem(
+                ("parallelism",),
+                "must not exceed maxTrials",
+                f"parallelism={b.parallelism}, maxTrials={b.max_trials}",
+                "lower parallelism or raise maxTrials",
+            )
+        ]
+    return []
+
+
+def study_problems(s: Any) -> list[Problem]:
+    """What is wrong across a whole spec: variable names that collide, grid over a continuum."""
+    out = []
+    owner: dict[str, str] = {}
+    for name in s.search_space:
+        var = env_var_name(name)
+        if var in owner:
+            out.append(
+                Problem(
+                    ("searchSpace", name),
+                    f"becomes the same variable {var} as {owner[var]!r}",
+                    show(name),
+                    "rename one of them",
+                )
+            )
+        else:
+            owner[var] = name
+    if s.algorithm.name == "grid":
+        for name, p in s.search_space.items():
+            if p.type == "float" and p.step is None:
+                out.append(
+                    Problem(
+                        ("searchSpace", name, "step"),
+                        "is required by grid search on a float parameter",
+                        None,
+                        "add a step, or pick another algorithm",
+                    )
+                )
+    return out
+
+
+def job_template_problems(t: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with ``jobTemplate`` (a batch/v1 JobTemplateSpec) at the level we read;
+    paths are below ``jobTemplate``.
+
+    The rest is left to the API server's dry run of the first trial Job.
+    """
+    out = [
+        Problem(
+            (key,),
+            "is not a field of a JobTemplateSpec",
+            show(t[key]),
+            "put the Job's own fields under jobTemplate.spec (metadata and spec only)",
+        )
+        for key in t
+        if key not in ("metadata", "spec")
+    ]
+    spec = t.get("spec")
+    if not isinstance(spec, Mapping):
+        missing = Problem(
+            ("spec",),
+            "must be a Job spec mapping",
+            None if spec is None else show(spec),
+            "add spec.template.spec.containers",
+        )
+        return [*out, missing]
+    if "ttlSecondsAfterFinished" in spec:
+        out.append(
+            Problem(
+                ("spec", "ttlSecondsAfterFinished"),
+                "is not allowed: trial Jobs hold the study's history",
+                show(spec["ttlSecondsAfterFinished"]),
+                "remove it; trial Jobs go when the study is deleted",
+            )
+        )
+    pod = spec.get("template")
+    pod_spec = pod.get("spec") if isinstance(pod, Mapping) else None
+    containers = pod_spec.get("containers") if isinstance(pod_spec, Mapping) else None
+    if not isinstance(containers, list) or not containers:
+        out.append(
+            Problem(
+                ("spec", "template", "spec", "containers"),
+                "must list at least one container",
+                show(containers),
+                "add the trainer's container",
+            )
+        )
+    return out
+
+
+# ---- wording of pydantic's own errors -------------------------------------------------------
+
+# The union members of a parameter value, as pydantic names them in an error's location.
+_TAGS = {"bool", "int", "float", "str"}
+
+
+def describe(err: ValidationError, root: type[BaseModel]) -> list[str]:
+    """One line per problem in ``err``, raised while validating ``root`` from a spec."""
+    lines = []
+    for e in err.errors(include_url=False):
+        loc = tuple(e["loc"])
+        if e["type"] == "spec_problem":
+            lines += [_line(loc + p.path, p.what, p.got, p.fix) for p in e["ctx"]["problems"]]
+            continue
+        if len(loc) >= 2 and loc[-1] in _TAGS and isinstance(loc[-2], int):
+            loc = loc[:-1]
+        lines.append(_line(loc, *_wording(e, loc, root)))
+    return lines
+
+
+def _line(path: tuple, what: str, got: str | None, fix: str, prefix: str = "spec") -> str:
+    where = prefix + "".join(_part(x) for x in path if x != "[key]")
+    return f"{where}: {what}" + (f" (got {got})" if got is not None else "") + f"; {fix}"
+
+
+def _part(x: str | int) -> str:
+    if isinstance(x, int):
+        return f"[{x}]"
+    return f".{x}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", x) else f"[{x!r}]"
+
+
+def _wording(
+    e: Mapping[str, Any], loc: tuple, root: type[BaseModel]
+) -> tuple[str, str | None, str]:
+    kind, ctx, value = e["type"], e.get("ctx") or {}, e.get("input")
+    got = show(value)
+    if "[key]" in loc:
+        return "is not a valid parameter name", got, _PARAM_NAME_FIX
+    if kind == "missing":
+        return "is required", None, "add it"
+    if kind == "extra_forbidden":
+        known = _fields_at(root, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean {close[0]}?" if close else "known fields: " + ", ".join(known)
+        return "is not a known field", got, f"remove it; {hint}"
+    bound = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    for key, sign in bound.items():
+        if key in ctx and kind.startswith(("greater", "less")):
+            return f"must be {sign} {ctx[key]:g}", got, f"use a value {sign} {ctx[key]:g}"
+    simple = {
+        "literal_error": (f"must be one of {ctx.get('expected')}", "use one of them"),
+        "finite_number": ("must be a finite number", "use a finite number"),
+        "string_too_long": (f"is longer than {ctx.get('max_length')} characters", "shorten it"),
+        "string_too_short": ("must not be empty", "give a value"),
+        "string_pattern_mismatch": (
+            f"must match {ctx.get('pattern')}",
+            "use letters, digits, '_', '.', '/' or '-'",
+        ),
+        "too_long": (
+            f"has {_size(value)} entries, more than the limit of {ctx.get('max_length')}",
+            f"keep at most {ctx.get('max_length')}",
+        ),
+        "too_short": (f"must have at least {ctx.get('min_length')} entry", "add one"),
+        "bool_type": ("must be true or false", "write true or false"),
+        "string_type": ("must be a string", "quote it"),
+        "value_type": ("must be a string, a number or a boolean", "use one of those"),
+        "list_type": ("must be a list", "write it as [a, b, ...]"),
+    }
+    if kind in simple:
+        what, fix = simple[kind]
+        return what, got, fix
+    if kind.startswith("int_"):
+        return "must be a whole number", got, "write it without a fraction or quotes"
+    if kind.startswith("float_"):
+        return (
+            "must be a number",
+            got,
+            "write a number without quotes (YAML 1.1 reads 1e-5 as a string: write 1.0e-5)",
+        )
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "must be a mapping", got, "write it as key: value pairs"
+    return e["msg"], got, "fix the value"
+
+
+def _size(value: Any) -> int | str:
+    try:
+        return len(value)
+    except TypeError:
+        return "too many"
+
+
+def _fields_at(root: Any, loc: tuple) -> list[str]:
+    """The aliases of the model found by following ``loc`` down from ``root`` ([] if none)."""
+    tp = root
+    for x in loc:
+        tp = _strip(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = next((f for n, f in tp.model_fields.items() if x in (n, f.alias)), None)
+            tp = None if field is None else field.annotation
+        elif get_origin(tp) in (dict, list):
+            tp = get_args(tp)[-1]
+        else:
+            return []
+    tp = _strip(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [f.alias or n for n, f in tp.model_fields.items()]
+    return []
+
+
+def _strip(tp: Any) -> Any:
+    """``X`` from ``Annotated[X, ...]`` and ``X | None``."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp

@@ -1,0 +1,368 @@
+"""Pydantic models of a TuningStudy's ``.spec`` and ``.status`` (DESIGN.md section 2).
+
+These models are the single source of the CRD's openAPIV3Schema: every list and string has a
+size limit and every number its bounds, so that the API server can refuse an oversized study
+and CEL rules stay within their cost budget. Defaults live here too:
+
+- ``algorithm``: name ``auto``, no seed (the kube layer derives one from the study's UID);
+- ``budget``: ``maxTrials`` 20, ``parallelism`` 1, ``maxFailedTrials`` 5 (the study fails when
+  more than that many trials have Failed), no ``trialTimeoutSeconds``;
+- ``earlyStopping``: none; when given, ``minStep`` 1, ``reductionFactor`` 3 (asha) and
+  ``minTrials`` 5 (median);
+- ``suspend``: false.
+
+Attributes are snake_case with camelCase aliases; both spellings are accepted. ``parse_spec``
+validates a spec and turns every problem into one line ``spec.<path>: <what is wrong>
+(got <value>); <fix>`` of a ``SpecError``. Everything here is pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from kubetune.core import _spec_problems as problems
+from kubetune.core.space import Space
+
+__all__ = [
+    "MAX_BOUND",
+    "MAX_CATEGORICAL_VALUES",
+    "MAX_PARAMS",
+    "MAX_PARAM_NAME_LENGTH",
+    "MAX_TRIALS",
+    "MAX_VALUE_LENGTH",
+    "PARAM_NAME_PATTERN",
+    "AlgorithmSpec",
+    "BudgetSpec",
+    "Condition",
+    "EarlyStoppingSpec",
+    "ObjectiveSpec",
+    "ParamSpec",
+    "SpecError",
+    "StudySpec",
+    "StudyStatus",
+    "TrialCounts",
+    "TrialSummary",
+    "minimize",
+    "parse_spec",
+    "space_of",
+]
+
+MAX_PARAMS = problems.MAX_PARAMS
+MAX_PARAM_NAME_LENGTH = problems.MAX_PARAM_NAME_LENGTH
+PARAM_NAME_PATTERN = problems.PARAM_NAME_PATTERN
+MAX_CATEGORICAL_VALUES = 256
+MAX_VALUE_LENGTH = 256
+MAX_BOUND = problems.MAX_BOUND
+MAX_TRIALS = 10_000
+MAX_STEP = 1_000_000_000
+MAX_SEED = 2**53  # exact in JSON and a CRD integer bound
+MAX_METRIC_NAME_LENGTH = 128
+MAX_TIMEOUT_SECONDS = 365 * 24 * 3600
+MAX_JOB_NAME_LENGTH = 63
+MAX_COUNT = 10**9
+MAX_GENERATION = 2**63 - 1
+
+AlgorithmName = Literal["auto", "random", "grid", "sobol", "tpe", "gp", "cmaes"]
+EarlyStoppingName = Literal["median", "asha"]
+
+
+def _value_kind(v: Any) -> str | None:
+    # bool before int: True is an int in Python but a boolean in YAML and JSON.
+    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if isinstance(v, types):
+            return kind
+    return None
+
+
+Bound = Annotated[float, Field(ge=-MAX_BOUND, le=MAX_BOUND, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Generation = Annotated[int, Field(ge=0, le=MAX_GENERATION)]
+
+
+def _param_name(name: str) -> str:
+    # A validator rather than a schema pattern: a pattern on map keys becomes patternProperties,
+    # which a CRD's structural schema cannot hold.
+    if not re.fullmatch(PARAM_NAME_PATTERN, name):
+        raise PydanticCustomError("param_name", "not a valid parameter name")
+    return name
+
+
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_PARAM_NAME_LENGTH),
+    AfterValidator(_param_name),
+]
+"""A parameter name: it becomes part of an environment variable's name."""
+ParamValue = Annotated[
+    Annotated[bool, Tag("bool")]
+    | Annotated[int, Field(ge=-MAX_BOUND, le=MAX_BOUND), Tag("int")]
+    | Annotated[Bound, Tag("float")]
+    | Annotated[str, StringConstraints(max_length=MAX_VALUE_LENGTH), Tag("str")],
+    Discriminator(
+        _value_kind,
+        custom_error_type="value_type",
+        custom_error_message="must be a string, a number or a boolean",
+    ),
+]
+"""A categorical value or a trial's parameter value: string, number or boolean."""
+
+
+class _Model(BaseModel):
+    """Our own objects: camelCase aliases, snake_case attributes, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True
+    )
+
+
+def _refuse(found: list[problems.Problem]) -> None:
+    if found:
+        raise problems.as_error(found)
+
+
+class ObjectiveSpec(_Model):
+    """The metric the trials report, which way is better, and an optional goal that ends the
+    study once a trial's value reaches it."""
+
+    metric: Annotated[
+        str,
+        StringConstraints(
+            min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=r"^[A-Za-z_][A-Za-z0-9_./-]*$"
+        ),
+    ]
+    direction: Literal["minimize", "maximize"]
+    goal: Bound | None = None
+
+
+class ParamSpec(_Model):
+    """One parameter: ``float`` or ``int`` in [low, high] (``log`` scale, or a ``step``
+    lattice), or ``categorical`` with a list of ``values``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.low) || !has(self.high) || self.low < self.high",
+                    "message": "low must be below high",
+                },
+                {
+                    "rule": "!has(self.log) || !self.log || !has(self.low) || self.low > 0",
+                    "message": "a log-scaled parameter needs low > 0",
+                },
+            ]
+        }
+    )
+
+    type: Literal["float", "int", "categorical"]
+    low: Bound | None = None
+    high: Bound | None = None
+    log: bool = False
+    step: Annotated[float, Field(gt=0, le=MAX_BOUND, allow_inf_nan=False)] | None = None
+    values: (
+        Annotated[list[ParamValue], Field(min_length=1, max_length=MAX_CATEGORICAL_VALUES)] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamSpec:
+        _refuse(problems.param_problems(self))
+        return self
+
+
+class AlgorithmSpec(_Model):
+    """The sampler, and the seed that makes its proposals reproducible."""
+
+    name: AlgorithmName = "auto"
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
+
+
+class EarlyStoppingSpec(_Model):
+    """The rule that prunes hopeless Running trials from their learning curves.
+
+    ``minStep``: no trial is judged before it reports this step (for asha, the first rung).
+    ``maxStep``: the step at which a trial has finished its course; none is stopped there or
+    later (asha's rungs lie below it; with none, rungs go on up).
+    ``reductionFactor`` (asha): 1 in reductionFactor trials goes on at each rung.
+    ``minTrials`` (median): how many other trials must have reached a step before it judges.
+    """
+
+    name: EarlyStoppingName
+    min_step: Annotated[int, Field(ge=0, le=MAX_STEP)] = 1
+    max_step: Annotated[int, Field(ge=1, le=MAX_STEP)] | None = None
+    reduction_factor: Annotated[int, Field(ge=2, le=100)] = 3
+    min_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 5
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EarlyStoppingSpec:
+        _refuse(problems.early_stopping_problems(self))
+        return self
+
+
+class BudgetSpec(_Model):
+    """How many trials, how many at once, how many may fail, and how long each may run."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.parallelism) || !has(self.maxTrials) "
+                    "|| self.parallelism <= self.maxTrials",
+                    "message": "parallelism must not exceed maxTrials",
+                }
+            ]
+        }
+    )
+
+    max_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 20
+    parallelism: Annotated[int, Field(ge=1, le=1000)] = 1
+    max_failed_trials: Annotated[int, Field(ge=0, le=MAX_TRIALS)] = 5
+    trial_timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BudgetSpec:
+        _refuse(problems.budget_problems(self))
+        return self
+
+
+_IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable"}]}
+
+
+class StudySpec(_Model):
+    """A TuningStudy's ``.spec``."""
+
+    objective: ObjectiveSpec = Field(json_schema_extra=_IMMUTABLE)
+    search_space: Annotated[dict[Name, ParamSpec], Field(min_length=1, max_length=MAX_PARAMS)] = (
+        Field(json_schema_extra=_IMMUTABLE)
+    )
+    algorithm: AlgorithmSpec = AlgorithmSpec()
+    early_stopping: EarlyStoppingSpec | None = None
+    budget: BudgetSpec = BudgetSpec()
+    suspend: bool = False
+    job_template: dict[str, Any] = Field(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+
+    @field_validator("job_template")
+    @classmethod
+    def _keeps_jobs(cls, template: dict[str, Any]) -> dict[str, Any]:
+        _refuse(problems.job_template_problems(template))
+        return template
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudySpec:
+        _refuse(problems.study_problems(self))
+        return self
+
+
+class _StatusModel(_Model):
+    # Status comes back from the API server as JSON, so timestamps arrive as strings.
+    model_config = ConfigDict(strict=False)
+
+
+class Condition(_StatusModel):
+    """A metav1.Condition (kstatus: Ready, Reconciling, Stalled, Suspended, Succeeded, Failed)."""
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=316)]
+    status: Literal["True", "False", "Unknown"]
+    observed_generation: Generation | None = None
+    last_transition_time: datetime
+    reason: Annotated[
+        str,
+        StringConstraints(
+            min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+        ),
+    ]
+    message: Annotated[str, StringConstraints(max_length=32768)] = ""
+
+
+class TrialCounts(_StatusModel):
+    """How many trials are in each state; ``total`` counts them all."""
+
+    pending: Count = 0
+    running: Count = 0
+    succeeded: Count = 0
+    failed: Count = 0
+    pruned: Count = 0
+    stopped: Count = 0
+    lost: Count = 0
+    total: Count = 0
+
+
+class TrialSummary(_StatusModel):
+    """One trial as the status shows it: ``bestTrial`` and each ``leaderboard`` entry."""
+
+    number: Count
+    value: Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
+    params: Annotated[dict[Name, ParamValue], Field(max_length=MAX_PARAMS)] = {}
+    job: Annotated[str, StringConstraints(max_length=MAX_JOB_NAME_LENGTH)] | None = None
+
+
+class StudyStatus(_StatusModel):
+    """A TuningStudy's ``.status``: bounded whatever the number of trials."""
+
+    observed_generation: Generation | None = None
+    conditions: Annotated[list[Condition], Field(max_length=16)] = Field(
+        default=[],
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    trials: TrialCounts = TrialCounts()
+    next_trial: Count = 0
+    best_trial: TrialSummary | None = None
+    leaderboard: Annotated[list[TrialSummary], Field(max_length=10)] = []
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+
+class SpecError(ValueError):
+    """An invalid TuningStudy spec. The message has one line per problem, each naming the
+    field, the value and the fix; ``problems`` holds those lines."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.problems = tuple(lines)
+
+
+def parse_spec(obj: Mapping[str, Any] | StudySpec) -> StudySpec:
+    """Validate a TuningStudy ``.spec`` (camelCase dict as in the manifest, or snake_case, or a
+    ``StudySpec``). Pure. Raises ``SpecError`` listing every problem found."""
+    if isinstance(obj, StudySpec):
+        return obj
+    if not isinstance(obj, Mapping):
+        raise SpecError(
+            [f"spec: must be a mapping (got {problems.show(obj)}); pass the TuningStudy's .spec"]
+        )
+    if "spec" in obj and ("kind" in obj or "apiVersion" in obj):
+        raise SpecError(
+            ["spec: got a whole TuningStudy object; pass its .spec (obj['spec']) instead"]
+        )
+    try:
+        return StudySpec.model_validate(dict(obj))
+    except ValidationError as err:
+        raise SpecError(problems.describe(err, StudySpec)) from None
+
+
+def space_of(spec: StudySpec) -> Space:
+    """The unit-cube search space of a study, axes in ``searchSpace`` order. Pure."""
+    return Space.from_search_space(spec.search_space)
+
+
+def minimize(spec: StudySpec) -> bool:
+    """Whether lower objective values are better."""
+    return spec.objective.direction == "minimize"
