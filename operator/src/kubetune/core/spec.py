@@ -164,7 +164,7 @@ class ParamSpec(_Model):
                     "message": "low must be below high",
                 },
                 {
-                    "rule": "!has(self.log) || !self.log || !has(self.low) || self.low > 0",
+                    "rule": "!has(self.log) || !self.log || !has(self.low) || self.low > 0.0",
                     "message": "a log-scaled parameter needs low > 0",
                 },
             ]

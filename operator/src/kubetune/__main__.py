@@ -1,0 +1,92 @@
+"""``python -m kubetune``: run the operator.
+
+    python -m kubetune [--namespace NS ...] [--liveness URL] [--leader-elect]
+                       [--lease-namespace NS] [--log-format json|plain]
+
+Without ``--namespace`` it watches all namespaces. With ``--leader-elect`` replicas share a
+coordination.k8s.io Lease: one leads, the others stand by and take over when it is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+import uuid
+
+__all__ = ["main"]
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="kubetune", description="the kubetune operator")
+    p.add_argument("--namespace", "-n", action="append", default=[],
+                   help="watch this namespace (repeatable); default: all namespaces")
+    p.add_argument("--liveness", default=os.environ.get("KUBETUNE_LIVENESS"),
+                   help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("--leader-elect", action="store_true",
+                   default=os.environ.get("KUBETUNE_LEADER_ELECT") == "true")
+    p.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE"))
+    p.add_argument("--lease-name", default="kubetune-operator")
+    p.add_argument("--log-format", choices=["json", "plain"],
+                   default=os.environ.get("KUBETUNE_LOG_FORMAT", "plain"))
+    p.add_argument("--verbose", "-v", action="store_true")
+    return p.parse_args(argv)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from kubetune.kube import client as clients
+    from kubetune.kube.handlers import build_registry
+    from kubetune.kube.leader import Lease
+    from kubetune.kube.reconcile import Operator
+
+    credentials = clients.load_credentials()
+    client = clients.Client(credentials)
+    lease = None
+    if args.leader_elect:
+        identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        lease = Lease(client, args.lease_namespace or credentials.namespace, args.lease_name,
+                      identity)
+        await lease.acquire()
+    operator = Operator(client, args.namespace or None)
+    registry = build_registry(operator, credentials)
+    stop = asyncio.Event()
+    kopf_task = asyncio.create_task(kopf.operator(
+        registry=registry, standalone=True, clusterwide=not args.namespace,
+        namespaces=args.namespace, liveness_endpoint=args.liveness, stop_flag=stop,
+    ))
+    if lease is None:
+        await kopf_task
+        return 0
+    hold = asyncio.create_task(lease.hold())
+    done, _ = await asyncio.wait({kopf_task, hold}, return_when=asyncio.FIRST_COMPLETED)
+    if hold in done:
+        # Leadership lost: stop at once, and let the Deployment restart us as a standby.
+        stop.set()
+        kopf_task.cancel()
+        return 1
+    hold.cancel()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    import kopf
+
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

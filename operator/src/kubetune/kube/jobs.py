@@ -1,0 +1,182 @@
+"""Pure builders of what the operator writes: a trial's Job, the patches that end a trial, and
+the trial ServiceAccount's Role. No I/O here; ``reconcile`` sends what these return.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from kubetune.core import protocol
+from kubetune.core.space import env_var_name
+from kubetune.core.spec import StudySpec
+from kubetune.kube import conventions as names
+
+__all__ = [
+    "build_trial_job",
+    "end_job_patch",
+    "end_pod_patch",
+    "param_env_value",
+    "result_patch",
+    "trial_role",
+    "trial_role_binding",
+    "trial_service_account",
+]
+
+# Evictions and node drains are not the trial's fault: the Job retries the pod.
+_IGNORE_DISRUPTIONS = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+
+
+def param_env_value(value: Any) -> str:
+    """How a parameter value reads in its KUBETUNE_PARAM_<NAME> variable."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _trial_env(study: str, number: int, metric: str, params: Mapping[str, Any]) -> list[dict]:
+    env = [
+        {"name": "KUBETUNE_PARAMS", "value": json.dumps(dict(params), sort_keys=True)},
+        {"name": "KUBETUNE_STUDY", "value": study},
+        {"name": "KUBETUNE_TRIAL", "value": str(number)},
+        {"name": "KUBETUNE_METRIC", "value": metric},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
+    env += [{"name": env_var_name(k), "value": param_env_value(v)} for k, v in params.items()]
+    return env
+
+
+def _with_env(container: dict, ours: list[dict]) -> dict:
+    taken = {e["name"] for e in ours}
+    kept = [e for e in container.get("env") or [] if e.get("name") not in taken]
+    # Ours come first, so that the user's own variables can refer to them with $(VAR).
+    return {**container, "env": ours + kept}
+
+
+def build_trial_job(
+    study: Mapping[str, Any], spec: StudySpec, number: int, params: Mapping[str, Any]
+) -> dict:
+    """The Job of trial ``number``: the study's jobTemplate as given, plus kubetune's labels,
+    params annotation, owner reference, env vars, result finalizer, timeout and disruption rule.
+    """
+    meta = study["metadata"]
+    study_name, uid = meta["name"], meta["uid"]
+    template = copy.deepcopy(spec.job_template)
+    job_meta = template.get("metadata") or {}
+    job_spec = template.get("spec") or {}
+    labels = {
+        names.STUDY_UID_LABEL: uid,
+        names.STUDY_LABEL: names.label_value(study_name),
+        names.TRIAL_LABEL: str(number),
+    }
+    pod = job_spec.setdefault("template", {})
+    pod_meta = pod.setdefault("metadata", {})
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
+    pod_meta["finalizers"] = [
+        *[f for f in pod_meta.get("finalizers") or [] if f != names.FINALIZER], names.FINALIZER
+    ]
+    pod_spec = pod.setdefault("spec", {})
+    ours = _trial_env(study_name, number, spec.objective.metric, params)
+    pod_spec["containers"] = [_with_env(c, ours) for c in pod_spec.get("containers") or []]
+    if pod_spec.get("initContainers"):
+        pod_spec["initContainers"] = [_with_env(c, ours) for c in pod_spec["initContainers"]]
+    pod_spec.setdefault("serviceAccountName", names.TRIAL_SERVICE_ACCOUNT)
+    timeout = spec.budget.trial_timeout_seconds
+    if timeout is not None:
+        given = pod_spec.get("activeDeadlineSeconds")
+        pod_spec["activeDeadlineSeconds"] = timeout if given is None else min(given, timeout)
+    # A failed trial is a result, not something to retry, unless the template says otherwise.
+    job_spec.setdefault("backoffLimit", 0)
+    if pod_spec.get("restartPolicy", "Never") == "Never":
+        policy = job_spec.setdefault("podFailurePolicy", {})
+        rules = [r for r in policy.get("rules") or [] if r != _IGNORE_DISRUPTIONS]
+        policy["rules"] = [_IGNORE_DISRUPTIONS, *rules]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": names.trial_job_name(study_name, uid, number),
+            "namespace": meta["namespace"],
+            "labels": {**(job_meta.get("labels") or {}), **labels},
+            "annotations": {
+                **(job_meta.get("annotations") or {}),
+                names.PARAMS_ANNOTATION: protocol.encode_params(params),
+            },
+            "ownerReferences": [{
+                "apiVersion": names.API_VERSION, "kind": names.KIND, "name": study_name,
+                "uid": uid, "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": job_spec,
+    }
+
+
+def result_patch(result: protocol.TrialResult) -> dict:
+    """The merge patch that records a trial's result on its Job."""
+    return {"metadata": {"annotations": {names.RESULT_ANNOTATION: protocol.encode_result(result)}}}
+
+
+def end_pod_patch(pod: Mapping[str, Any], now: float) -> dict | None:
+    """The patch that ends a running pod by lowering its activeDeadlineSeconds to what it has
+    already run, or None when the pod has not started or already has a shorter deadline.
+    """
+    from kubetune.kube.observe import parse_time
+
+    started = parse_time(pod.get("status", {}).get("startTime"))
+    if started is None:
+        return None
+    ran = max(1, int(now - started))
+    current = pod.get("spec", {}).get("activeDeadlineSeconds")
+    if current is not None and current <= ran:
+        return None
+    return {"spec": {"activeDeadlineSeconds": ran}}
+
+
+def end_job_patch(job: Mapping[str, Any]) -> dict | None:
+    """The patch that ends a Job whose pod has not started (Pending for a node or a GPU): a
+    Job-level deadline of 1 s, after which the Job controller removes its pods.
+    """
+    current = job.get("spec", {}).get("activeDeadlineSeconds")
+    if current is not None and current <= 1:
+        return None
+    return {"spec": {"activeDeadlineSeconds": 1}}
+
+
+def trial_service_account(namespace: str) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": names.TRIAL_SERVICE_ACCOUNT, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "kubetune"}},
+    }
+
+
+def trial_role(namespace: str) -> dict:
+    """What a trial's process may do: read and annotate pods. The ValidatingAdmissionPolicy
+    narrows it to the trial's own pod and to kubetune.dev/* annotations.
+    """
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": names.TRIAL_ROLE, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "kubetune"}},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}],
+    }
+
+
+def trial_role_binding(namespace: str, service_account: str) -> dict:
+    """Binds the trial Role to ``service_account`` (kubetune-trial, or a template's own)."""
+    suffix = "" if service_account == names.TRIAL_SERVICE_ACCOUNT else f"-{service_account}"
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": names.label_value(names.TRIAL_ROLE + suffix), "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "kubetune"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": names.TRIAL_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": service_account,
+                      "namespace": namespace}],
+    }

@@ -1,0 +1,289 @@
+"""Jobs and pods -> trial records. Pure: the reconcile gathers the objects, this reads them.
+
+A trial whose result is on its Job is read from that result alone. Otherwise its state comes
+from the Job's conditions and its pods: the metrics and curve annotations of the pod that ran
+it, the Job's Complete/Failed condition, the pod's phase. Numbers below the study's high-water
+mark without a Job are Lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubetune.core import protocol
+from kubetune.core.protocol import ProtocolError, TrialResult
+from kubetune.core.trials import Trial, TrialState
+from kubetune.kube import conventions as names
+
+__all__ = [
+    "Observation",
+    "TrialObjects",
+    "group_by_trial",
+    "job_condition",
+    "observe",
+    "parse_time",
+]
+
+
+def parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def job_condition(job: Mapping[str, Any], kind: str) -> dict | None:
+    for c in job.get("status", {}).get("conditions") or []:
+        if c.get("type") == kind and c.get("status") == "True":
+            return c
+    return None
+
+
+@dataclass
+class TrialObjects:
+    """One trial's Job (None when it was deleted) and its pods, oldest first."""
+
+    number: int
+    job: dict | None = None
+    pods: list[dict] = field(default_factory=list)
+
+    @property
+    def current_pod(self) -> dict | None:
+        return self.pods[-1] if self.pods else None
+
+
+def _trial_number(obj: Mapping[str, Any]) -> int | None:
+    try:
+        return int(obj["metadata"]["labels"][names.TRIAL_LABEL])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def group_by_trial(jobs: Iterable[dict], pods: Iterable[dict]) -> dict[int, TrialObjects]:
+    """Pair each Job with its pods by the trial label."""
+    out: dict[int, TrialObjects] = {}
+    for job in jobs:
+        n = _trial_number(job)
+        if n is not None:
+            out.setdefault(n, TrialObjects(n)).job = job
+    for pod in sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "",
+                                            p["metadata"]["name"])):
+        n = _trial_number(pod)
+        if n is not None:
+            out.setdefault(n, TrialObjects(n)).pods.append(pod)
+    return out
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the cluster says: the trials, results to record, pods waiting for a reason."""
+
+    trials: tuple[Trial, ...]
+    # Trials that ended on their own (the Job finished) and whose result is not on the Job yet.
+    to_record: dict[int, TrialResult]
+    # Why Pending trials wait, e.g. the scheduler's "Insufficient nvidia.com/gpu".
+    pending_reasons: tuple[str, ...]
+
+
+def _curve(pod: Mapping[str, Any] | None) -> tuple[tuple[int, float], ...]:
+    if pod is None:
+        return ()
+    text = (pod["metadata"].get("annotations") or {}).get(names.CURVE_ANNOTATION)
+    if not text:
+        return ()
+    try:
+        return tuple(protocol.parse_curve(text))
+    except ProtocolError:
+        return ()
+
+
+def _report(pod: Mapping[str, Any] | None, metric: str) -> protocol.MetricsReport:
+    text = None if pod is None else (pod["metadata"].get("annotations") or {}).get(
+        names.METRICS_ANNOTATION)
+    return protocol.parse_metrics(text, metric)
+
+
+def _with_last(curve: tuple, report: protocol.MetricsReport | None, metric: str,
+               minimize: bool) -> tuple:
+    """The curve with the latest report's point, in case the curve annotation lags behind it."""
+    if report is None or metric not in report.metrics:
+        return curve
+    point = (report.step, float(report.metrics[metric]))
+    if curve and curve[-1][0] >= point[0]:
+        return curve
+    return tuple(protocol.append_point(list(curve), point[0], point[1], minimize=minimize))
+
+
+def _exit_message(pod: Mapping[str, Any] | None) -> str:
+    if pod is None:
+        return "the trial's pod is gone"
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        term = status.get("state", {}).get("terminated")
+        if term and term.get("exitCode", 0) != 0:
+            msg = f"container {status['name']} exited with code {term['exitCode']}"
+            if term.get("message"):
+                msg += f": {term['message'].strip()[-400:]}"
+            return msg
+    return pod.get("status", {}).get("message") or "the trial's pod failed"
+
+
+def _ended_by_deadline(job: Mapping[str, Any], pod: Mapping[str, Any] | None) -> bool:
+    failed = job_condition(job, "Failed")
+    if failed and failed.get("reason") == "DeadlineExceeded":
+        return True
+    return pod is not None and pod.get("status", {}).get("reason") == "DeadlineExceeded"
+
+
+def _finished_pod(objs: TrialObjects, phase: str) -> dict | None:
+    for pod in reversed(objs.pods):
+        if pod.get("status", {}).get("phase") == phase:
+            return pod
+    return objs.current_pod
+
+
+def _ended(objs: TrialObjects, metric: str, minimize: bool) -> TrialResult | None:
+    """The result of a trial whose Job finished, or None while it runs."""
+    job = objs.job
+    assert job is not None
+    complete = job_condition(job, "Complete") is not None
+    failed = job_condition(job, "Failed") is not None
+    if not (complete or failed):
+        return None
+    pod = _finished_pod(objs, "Succeeded" if complete else "Failed")
+    curve = _curve(pod)
+    try:
+        report = _report(pod, metric)
+    except ProtocolError as e:
+        report, problem = None, e
+    else:
+        problem = None
+    curve = _with_last(curve, report, metric, minimize)
+    step = curve[-1][0] if curve else None
+    final = report is not None and report.final
+    if complete or final:
+        if problem is not None:
+            return TrialResult(TrialState.FAILED, problem.reason, None, step, curve, str(problem))
+        value = float(report.metrics[metric])  # type: ignore[union-attr]
+        return TrialResult(TrialState.SUCCEEDED, None, value, report.step, curve)  # type: ignore[union-attr]
+    value = None if report is None else float(report.metrics[metric])
+    if _ended_by_deadline(job, pod):
+        return TrialResult(TrialState.FAILED, "TimedOut", value, step, curve,
+                           "the trial ran past trialTimeoutSeconds")
+    return TrialResult(TrialState.FAILED, "ExitCode", value, step, curve, _exit_message(pod))
+
+
+def _trial_from_result(number: int, params: dict, result: TrialResult, job: dict,
+                       start: float | None, end: float | None) -> Trial:
+    return Trial(
+        number=number, params=params, state=result.state, value=result.value,
+        curve=tuple(result.curve), reason=result.reason, message=result.message,
+        start_time=start, end_time=end, job=job["metadata"]["name"],
+    )
+
+
+def _pending_reason(objs: TrialObjects) -> str | None:
+    job = objs.job or {}
+    if job.get("spec", {}).get("suspend"):
+        return f"Job {job['metadata']['name']} is suspended (queued by its owner, e.g. Kueue)"
+    pod = objs.current_pod
+    if pod is None:
+        return None
+    for c in pod.get("status", {}).get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("message"):
+            return c["message"]
+    return None
+
+
+def observe(
+    jobs: Sequence[dict], pods: Sequence[dict], *, metric: str, minimize: bool,
+    next_trial: int = 0,
+) -> Observation:
+    """Read the trials of one study from its Jobs and pods (both selected by its UID label)."""
+    grouped = group_by_trial(jobs, pods)
+    trials: list[Trial] = []
+    to_record: dict[int, TrialResult] = {}
+    pending: list[str] = []
+    for number in sorted(grouped):
+        objs = grouped[number]
+        job = objs.job
+        if job is None:
+            continue  # pods of a deleted Job: the number is counted Lost below
+        annotations = job["metadata"].get("annotations") or {}
+        try:
+            params = protocol.parse_params(annotations.get(names.PARAMS_ANNOTATION) or "{}")
+        except ProtocolError:
+            params = {}
+        pod = objs.current_pod
+        start = parse_time((pod or {}).get("status", {}).get("startTime")) or parse_time(
+            job.get("status", {}).get("startTime"))
+        end = parse_time(job.get("status", {}).get("completionTime"))
+        recorded = annotations.get(names.RESULT_ANNOTATION)
+        if recorded:
+            try:
+                result = protocol.parse_result(recorded)
+            except ProtocolError:
+                result = None
+            if result is not None:
+                trials.append(_trial_from_result(number, params, result, job, start, end))
+                continue
+        result = _ended(objs, metric, minimize)
+        if result is not None:
+            if end is None:
+                for kind in ("Complete", "Failed"):
+                    cond = job_condition(job, kind)
+                    if cond:
+                        end = parse_time(cond.get("lastTransitionTime"))
+            to_record[number] = result
+            trials.append(_trial_from_result(number, params, result, job, start, end))
+            continue
+        running = pod is not None and pod.get("status", {}).get("phase") == "Running"
+        curve = _curve(pod)
+        with contextlib.suppress(ProtocolError):  # a bad report fails the trial when it ends
+            curve = _with_last(curve, _report(pod, metric), metric, minimize)
+        state = TrialState.RUNNING if running else TrialState.PENDING
+        if not running:
+            reason = _pending_reason(objs)
+            if reason:
+                pending.append(reason)
+        trials.append(Trial(
+            number=number, params=params, state=state,
+            value=curve[-1][1] if curve else None, curve=curve, start_time=start,
+            job=job["metadata"]["name"],
+        ))
+    present = {t.number for t in trials}
+    high = max([next_trial - 1, *present], default=-1)
+    for number in range(high + 1):
+        if number not in present:
+            trials.append(Trial(number=number, params={}, state=TrialState.LOST,
+                                reason="JobDeleted", message="its Job was deleted"))
+    trials.sort(key=lambda t: t.number)
+    return Observation(tuple(trials), to_record, tuple(dict.fromkeys(pending)))
+
+
+def releasable_pods(jobs: Sequence[dict], pods: Sequence[dict], recorded: set[int]) -> list[dict]:
+    """Pods whose ``kubetune.dev/result`` finalizer can go: their result is on the Job (or in
+    ``recorded``, written this reconcile), their Job is gone, or they were disrupted or deleted
+    while the Job goes on (the Job runs a new pod; this one's partial metrics are superseded).
+    """
+    grouped = group_by_trial(jobs, pods)
+    out = []
+    for number, objs in grouped.items():
+        job = objs.job
+        has_result = number in recorded or (
+            job is not None
+            and names.RESULT_ANNOTATION in (job["metadata"].get("annotations") or {})
+        )
+        finished = job is not None and (
+            job_condition(job, "Complete") or job_condition(job, "Failed"))
+        for pod in objs.pods:
+            if names.FINALIZER not in (pod["metadata"].get("finalizers") or []):
+                continue
+            deleting = bool(pod["metadata"].get("deletionTimestamp"))
+            disrupted = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+                            for c in pod.get("status", {}).get("conditions") or [])
+            if job is None or has_result or ((deleting or disrupted) and not finished):
+                out.append(pod)
+    return out

@@ -1,0 +1,353 @@
+"""One idempotent reconcile per study, and the machinery that serialises them.
+
+Every trigger (a study event, a Job or pod change, the resync loop) funnels into
+``Operator.trigger(uid)``. Reconciles of one study never overlap: a trigger during a reconcile
+marks the study dirty and it runs once more afterwards. A reconcile gathers the study's Jobs
+and pods from the cache, asks ``plan.decide`` (in a worker thread, so the sampler never stalls
+the event loop) what to do, applies it in a safe order (results first, then stops, then
+finalizers, then new Jobs), and writes the status only when it changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from kubetune.core import plan as plans
+from kubetune.core import spec as specs
+from kubetune.core.protocol import TrialResult
+from kubetune.core.trials import Trial, TrialState
+from kubetune.kube import conventions as names
+from kubetune.kube import jobs as builders
+from kubetune.kube import observe as observing
+from kubetune.kube import status as statuses
+from kubetune.kube.cache import TrialCache
+from kubetune.kube.client import ApiError, Client
+
+__all__ = ["Operator"]
+
+log = logging.getLogger("kubetune.reconcile")
+
+RESYNC_SECONDS = 30.0
+_RESULT_EVENTS = {
+    TrialState.SUCCEEDED: ("TrialSucceeded", "Normal"),
+    TrialState.FAILED: ("TrialFailed", "Warning"),
+    TrialState.PRUNED: ("TrialPruned", "Normal"),
+    TrialState.STOPPED: ("TrialStopped", "Normal"),
+}
+
+
+def _study_path(ns: str, name: str) -> str:
+    return f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{ns}/{names.PLURAL}/{name}"
+
+
+def _rfc3339(now: float) -> str:
+    return datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Operator:
+    """The operator's state, all of it rebuildable from the cluster: the latest study objects,
+    the trial cache, and which reconciles are running or wanted.
+    """
+
+    def __init__(self, client: Client, namespaces: Iterable[str] | None = None):
+        self.client = client
+        self.cache = TrialCache(client, namespaces, self.trigger)
+        self.studies: dict[str, dict] = {}
+        self._running: dict[str, asyncio.Task] = {}
+        self._dirty: set[str] = set()
+        self._rbac_done: set[tuple[str, str]] = set()
+        self.reconciles = 0
+
+    # --- triggers -----------------------------------------------------------------------------
+
+    def study_event(self, kind: str, body: dict) -> None:
+        uid = body["metadata"]["uid"]
+        if kind == "DELETED":
+            self.studies.pop(uid, None)
+            self.cache.forget(uid)
+            return
+        old = self.studies.get(uid)
+        if old is None or _rv(body) >= _rv(old):
+            self.studies[uid] = body
+        self.trigger(uid)
+
+    def trigger(self, uid: str) -> None:
+        if uid not in self.studies:
+            return
+        self._dirty.add(uid)
+        if uid not in self._running:
+            self._running[uid] = asyncio.get_running_loop().create_task(self._drain(uid))
+
+    async def _drain(self, uid: str) -> None:
+        try:
+            while uid in self._dirty:
+                self._dirty.discard(uid)
+                try:
+                    await self.reconcile(uid)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("reconcile of study %s failed; retrying", uid)
+                    await asyncio.sleep(2)
+                    self._dirty.add(uid)
+        finally:
+            self._running.pop(uid, None)
+
+    async def run(self) -> None:
+        """The cache's watches and the resync safety net, until cancelled."""
+        resync = asyncio.create_task(self._resync())
+        try:
+            await self.cache.run()
+        finally:
+            resync.cancel()
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_SECONDS)
+            for uid in list(self.studies):
+                self.trigger(uid)
+
+    # --- one reconcile ------------------------------------------------------------------------
+
+    async def reconcile(self, uid: str) -> None:
+        await self.cache.wait_synced()
+        study = self.studies.get(uid)
+        if study is None:
+            return
+        self.reconciles += 1
+        meta = study["metadata"]
+        generation = int(meta.get("generation") or 1)
+        previous = study.get("status") or {}
+        now = time.time()
+        try:
+            spec = specs.parse_spec(study.get("spec") or {})
+        except specs.SpecError as e:
+            await self._write_status(study, statuses.invalid_status(
+                str(e), previous, generation=generation, now=now))
+            return
+        if spec.algorithm.seed is None:
+            spec = spec.model_copy(update={"algorithm": spec.algorithm.model_copy(
+                update={"seed": names.study_seed(uid)})})
+        if previous.get("observedGeneration") != generation:
+            await self._write_status(study, statuses.reconciling_status(
+                previous, generation=generation, now=now))
+
+        jobs, pods = self.cache.jobs_of(uid), self.cache.pods_of(uid)
+        minimize = specs.minimize(spec)
+        seen = observing.observe(jobs, pods, metric=spec.objective.metric, minimize=minimize,
+                                 next_trial=int(previous.get("nextTrial") or 0))
+        plan = await asyncio.to_thread(
+            plans.decide, spec, seen.trials, now, next_trial=int(previous.get("nextTrial") or 0))
+
+        by_number = observing.group_by_trial(jobs, pods)
+        recorded: set[int] = set()
+        for number, result in seen.to_record.items():
+            if await self._record(study, by_number[number].job, result):
+                recorded.add(number)
+        trials = {t.number: t for t in seen.trials}
+        for stop in plan.stop:
+            objs = by_number.get(stop.number)
+            if objs is None or objs.job is None:
+                continue
+            result = _stop_result(trials[stop.number], stop)
+            if await self._record(study, objs.job, result):
+                recorded.add(stop.number)
+                await self._end(objs, now)
+        for pod in observing.releasable_pods(self.cache.jobs_of(uid), pods, recorded):
+            await self._release(pod)
+
+        if plan.create and not await self._create_trials(study, spec, plan, jobs, previous,
+                                                         generation, now):
+            return
+        new_status = statuses.study_status(plan, previous, generation=generation, now=now,
+                                           pending_reasons=seen.pending_reasons)
+        was_finished = any(c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True"
+                           for c in previous.get("conditions") or [])
+        await self._write_status(study, new_status)
+        if plan.finished is not None and not was_finished:
+            kind = "Normal" if plan.finished.condition == "Succeeded" else "Warning"
+            await self._event(study, f"Study{plan.finished.condition}", plan.finished.message,
+                              kind)
+
+    async def _create_trials(self, study: dict, spec: specs.StudySpec, plan: plans.Plan,
+                             jobs: list[dict], previous: dict, generation: int,
+                             now: float) -> bool:
+        ns = study["metadata"]["namespace"]
+        manifests = [builders.build_trial_job(study, spec, c.number, c.params)
+                     for c in plan.create]
+        sa = manifests[0]["spec"]["template"]["spec"].get("serviceAccountName")
+        await self._ensure_trial_rbac(ns, sa)
+        path = f"/apis/batch/v1/namespaces/{ns}/jobs"
+        if not jobs:
+            # The first trial: let the API server judge the template before anything exists.
+            try:
+                await self.client.create(path, manifests[0], dry_run=True)
+            except ApiError as e:
+                if e.status in (400, 403, 422):
+                    message = f"spec.jobTemplate: the API server refuses the trial Job: {e.message}"
+                    await self._write_status(study, statuses.invalid_status(
+                        message, previous, generation=generation, now=now))
+                    return False
+                raise
+        for creation, manifest in zip(plan.create, manifests, strict=True):
+            try:
+                created = await self.client.create(path, manifest)
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+                continue
+            self.cache.upsert("jobs", created)
+            await self._event(study, "TrialCreated",
+                              f"trial {creation.number} (Job {manifest['metadata']['name']}): "
+                              f"{_params_text(creation.params)}")
+        return True
+
+    async def _record(self, study: dict, job: dict | None, result: TrialResult) -> bool:
+        if job is None:
+            return False
+        meta = job["metadata"]
+        path = f"/apis/batch/v1/namespaces/{meta['namespace']}/jobs/{meta['name']}"
+        try:
+            updated = await self.client.merge_patch(path, builders.result_patch(result))
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+        self.cache.upsert("jobs", updated)
+        reason, kind = _RESULT_EVENTS[result.state]
+        text = f"trial {meta['labels'].get(names.TRIAL_LABEL)}: {result.state.value}"
+        if result.value is not None:
+            text += f", value {result.value:.6g}"
+        if result.reason:
+            text += f" ({result.reason}{': ' + result.message if result.message else ''})"
+        await self._event(study, reason, text, kind)
+        return True
+
+    async def _end(self, objs: observing.TrialObjects, now: float) -> None:
+        """End a stopped trial: lower its pods' activeDeadlineSeconds, or, when no pod runs
+        yet, give its Job a deadline that has passed.
+        """
+        started = False
+        for pod in objs.pods:
+            if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            patch = builders.end_pod_patch(pod, now)
+            meta = pod["metadata"]
+            if patch is None:
+                started = started or bool(pod.get("status", {}).get("startTime"))
+                continue
+            started = True
+            await self._ignore_missing(self.client.merge_patch(
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", patch))
+        if not started and objs.job is not None:
+            patch = builders.end_job_patch(objs.job)
+            meta = objs.job["metadata"]
+            if patch is not None:
+                await self._ignore_missing(self.client.merge_patch(
+                    f"/apis/batch/v1/namespaces/{meta['namespace']}/jobs/{meta['name']}", patch))
+
+    async def _release(self, pod: dict) -> None:
+        meta = pod["metadata"]
+        finalizers = meta.get("finalizers") or []
+        i = finalizers.index(names.FINALIZER)
+        ops = [{"op": "test", "path": f"/metadata/finalizers/{i}", "value": names.FINALIZER},
+               {"op": "remove", "path": f"/metadata/finalizers/{i}"}]
+        try:
+            updated = await self.client.json_patch(
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", ops)
+        except ApiError as e:
+            if e.status in (404, 409, 422):  # gone, or changed under us: next reconcile
+                return
+            raise
+        self.cache.upsert("pods", updated)
+
+    async def _ensure_trial_rbac(self, ns: str, service_account: str | None) -> None:
+        account = service_account or names.TRIAL_SERVICE_ACCOUNT
+        if (ns, account) in self._rbac_done:
+            return
+        objects = [
+            (f"/api/v1/namespaces/{ns}/serviceaccounts", builders.trial_service_account(ns)),
+            (f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+             builders.trial_role(ns)),
+            (f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+             builders.trial_role_binding(ns, account)),
+        ]
+        if account != names.TRIAL_SERVICE_ACCOUNT:
+            objects = objects[1:]
+        for path, body in objects:
+            try:
+                await self.client.create(path, body)
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+        self._rbac_done.add((ns, account))
+
+    async def _write_status(self, study: dict, status: dict) -> None:
+        previous = study.get("status") or {}
+        merged = {**previous, **status}
+        if not statuses.conditions_changed(previous, merged):
+            return
+        meta = study["metadata"]
+        try:
+            updated = await self.client.merge_patch(
+                _study_path(meta["namespace"], meta["name"]) + "/status", {"status": status})
+        except ApiError as e:
+            if e.status == 404:
+                return
+            raise
+        uid = meta["uid"]
+        if uid in self.studies and _rv(updated) >= _rv(self.studies[uid]):
+            self.studies[uid] = updated
+        study["status"] = updated.get("status") or merged
+
+    async def _event(self, study: dict, reason: str, message: str, kind: str = "Normal") -> None:
+        meta = study["metadata"]
+        now = _rfc3339(time.time())
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": names.API_VERSION, "kind": names.KIND,
+                               "name": meta["name"], "namespace": meta["namespace"],
+                               "uid": meta["uid"]},
+            "reason": reason, "message": message[:1024], "type": kind,
+            "source": {"component": "kubetune-operator"},
+            "reportingComponent": "kubetune.dev/operator", "reportingInstance": "kubetune",
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            await self.client.create(f"/api/v1/namespaces/{meta['namespace']}/events", event)
+        except ApiError as e:
+            log.warning("posting event %s: %s", reason, e)
+
+    @staticmethod
+    async def _ignore_missing(call: Any) -> None:
+        try:
+            await call
+        except ApiError as e:
+            if e.status not in (404, 409, 422):
+                raise
+
+
+def _rv(obj: dict) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def _stop_result(trial: Trial, stop: plans.Stop) -> TrialResult:
+    return TrialResult(
+        state=stop.state, reason=stop.reason, value=trial.value,
+        step=trial.curve[-1][0] if trial.curve else None, curve=tuple(trial.curve),
+        message=stop.message,
+    )
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())[:900]
