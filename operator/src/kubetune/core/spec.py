@@ -129,7 +129,12 @@ class _Model(BaseModel):
     """Our own objects: camelCase aliases, snake_case attributes, unknown fields refused."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        use_attribute_docstrings=True,  # they become the CRD's descriptions (kubectl explain)
     )
 
 
@@ -148,8 +153,11 @@ class ObjectiveSpec(_Model):
             min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=r"^[A-Za-z_][A-Za-z0-9_./-]*$"
         ),
     ]
+    """The metric's name as the trainer reports it (kubetune.sdk.report(step, name=value))."""
     direction: Literal["minimize", "maximize"]
+    """Which way is better."""
     goal: Bound | None = None
+    """The study Succeeds once a trial's value reaches this (at or below it to minimize)."""
 
 
 class ParamSpec(_Model):
@@ -172,13 +180,19 @@ class ParamSpec(_Model):
     )
 
     type: Literal["float", "int", "categorical"]
+    """float, int or categorical."""
     low: Bound | None = None
+    """The smallest value (float and int), below high."""
     high: Bound | None = None
+    """The largest value (float and int), included."""
     log: bool = False
+    """Sample on a log scale (needs low > 0; no step, except 1 for int)."""
     step: Annotated[float, Field(gt=0, le=MAX_BOUND, allow_inf_nan=False)] | None = None
+    """Values are low + k * step; it must divide high - low."""
     values: (
         Annotated[list[ParamValue], Field(min_length=1, max_length=MAX_CATEGORICAL_VALUES)] | None
     ) = None
+    """The choices of a categorical parameter: strings, numbers or booleans, each once."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ParamSpec:
@@ -190,24 +204,25 @@ class AlgorithmSpec(_Model):
     """The sampler, and the seed that makes its proposals reproducible."""
 
     name: AlgorithmName = "auto"
+    """The sampler; auto picks one from the search space and the budget."""
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
+    """Seeds the sampler; without one the operator derives it from the study's UID."""
 
 
 class EarlyStoppingSpec(_Model):
-    """The rule that prunes hopeless Running trials from their learning curves.
-
-    ``minStep``: no trial is judged before it reports this step (for asha, the first rung).
-    ``maxStep``: the step at which a trial has finished its course; none is stopped there or
-    later (asha's rungs lie below it; with none, rungs go on up).
-    ``reductionFactor`` (asha): 1 in reductionFactor trials goes on at each rung.
-    ``minTrials`` (median): how many other trials must have reached a step before it judges.
-    """
+    """The rule that prunes hopeless Running trials from their learning curves."""
 
     name: EarlyStoppingName
+    """median: stop a trial whose best so far is worse than the median of the others at its
+    step; asha: asynchronous successive halving over rungs minStep * reductionFactor**k."""
     min_step: Annotated[int, Field(ge=0, le=MAX_STEP)] = 1
+    """No trial is judged before it reports this step (for asha, the first rung)."""
     max_step: Annotated[int, Field(ge=1, le=MAX_STEP)] | None = None
+    """The step at which a trial has finished its course; none is stopped there or later."""
     reduction_factor: Annotated[int, Field(ge=2, le=100)] = 3
+    """asha: one in reductionFactor trials goes on at each rung."""
     min_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 5
+    """median: how many other trials must have reached a step before a trial is judged there."""
 
     @model_validator(mode="after")
     def _consistent(self) -> EarlyStoppingSpec:
@@ -231,9 +246,13 @@ class BudgetSpec(_Model):
     )
 
     max_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 20
+    """Trials to finish (Succeeded, Failed and Pruned count) before the study Succeeds."""
     parallelism: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Trials Pending or Running at once."""
     max_failed_trials: Annotated[int, Field(ge=0, le=MAX_TRIALS)] = 5
+    """The study Fails when more than this many trials have Failed (0: on the first)."""
     trial_timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
+    """A trial pod's activeDeadlineSeconds: time Pending for a node does not count."""
 
     @model_validator(mode="after")
     def _consistent(self) -> BudgetSpec:
@@ -248,16 +267,23 @@ class StudySpec(_Model):
     """A TuningStudy's ``.spec``."""
 
     objective: ObjectiveSpec = Field(json_schema_extra=_IMMUTABLE)
+    """What to optimise; immutable."""
     search_space: Annotated[dict[Name, ParamSpec], Field(min_length=1, max_length=MAX_PARAMS)] = (
         Field(json_schema_extra=_IMMUTABLE)
     )
+    """Parameter name -> parameter; each reaches the trial as KUBETUNE_PARAM_<NAME>; immutable."""
     algorithm: AlgorithmSpec = AlgorithmSpec()
+    """How new trials are proposed."""
     early_stopping: EarlyStoppingSpec | None = None
+    """How hopeless trials are stopped; none when omitted."""
     budget: BudgetSpec = BudgetSpec()
+    """How many trials, how many at once, how many may fail, how long each may run."""
     suspend: bool = False
+    """While true no new trial starts; running ones go on."""
     job_template: dict[str, Any] = Field(
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
+    """A batch/v1 JobTemplateSpec for one trial, as in a CronJob (no ttlSecondsAfterFinished)."""
 
     @field_validator("job_template")
     @classmethod
