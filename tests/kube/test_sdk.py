@@ -347,11 +347,23 @@ def test_a_pod_without_credentials_warns_and_prints(tmp_path: Path) -> None:
     assert json.loads(stream.getvalue())["step"] == 1
 
 
-def test_pod_and_direction_come_from_the_environment() -> None:
+def test_pod_direction_and_kept_steps_come_from_the_environment() -> None:
     assert sdk.pod_from_env({}) is None
     assert sdk.pod_from_env({"POD_NAME": "p"}) == sdk.PodRef("default", "p")
-    r = sdk.Reporter.from_env(environ={"KUBETUNE_METRIC": "acc", "KUBETUNE_DIRECTION": "maximize"})
-    assert (r.metric, r.minimize, r.transport) == ("acc", False, None)
+    r = sdk.Reporter.from_env(environ={"KUBETUNE_METRIC": "acc", "KUBETUNE_DIRECTION": "maximize",
+                                       "KUBETUNE_KEEP_STEPS": "1, 3,9"})
+    assert (r.metric, r.minimize, r.keep_steps, r.transport) == ("acc", False, (1, 3, 9), None)
+
+
+def test_kept_steps_keep_their_running_best_when_improvements_overflow_the_curve() -> None:
+    transport, clock = FakeTransport(), FakeClock()
+    r = reporter(transport, clock, keep_steps=(9,))
+    for step in range(1, 401):  # improves at every step: more improvements than points
+        clock.now += 2
+        r.report(step=step, val_loss=1000.0 - step)
+    curve = transport.last()[1]
+    assert len(curve) <= 200
+    assert (9, 991.0) in curve
 
 
 # ---- the HTTPS transport ------------------------------------------------------------------------

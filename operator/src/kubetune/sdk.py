@@ -16,7 +16,8 @@ Credentials: the kubeconfig at ``KUBECONFIG`` (token, token file or client certi
 or data), else the in-cluster service account (``KUBERNETES_SERVICE_HOST`` / ``_PORT`` and
 ``/var/run/secrets/kubernetes.io/serviceaccount``). The objective is ``KUBETUNE_METRIC``
 (default ``val_loss``), its direction ``KUBETUNE_DIRECTION`` (default ``minimize``), which
-thinning needs to keep the running best.
+thinning needs to keep the running best, and ``KUBETUNE_KEEP_STEPS`` (comma-separated, e.g.
+ASHA's rungs) the steps whose running best thinning must keep exactly.
 
 The HTTP transport is one small interface, :class:`Transport`, so tests use a fake. This module
 uses the standard library and PyYAML only; it imports neither kopf nor torch.
@@ -304,6 +305,7 @@ class Reporter:
         *,
         metric: str = "val_loss",
         minimize: bool = True,
+        keep_steps: tuple[int, ...] = (),
         interval: float = 1.0,
         attempts: int = 5,
         backoff: float = 0.25,
@@ -316,7 +318,7 @@ class Reporter:
         if transport is not None and pod is None:
             raise ValueError("pod: a Reporter with a transport needs the pod to patch")
         self.transport, self.pod = transport, pod
-        self.metric, self.minimize = metric, minimize
+        self.metric, self.minimize, self.keep_steps = metric, minimize, tuple(keep_steps)
         self.interval, self.attempts = interval, max(1, attempts)
         self.backoff, self.max_backoff = backoff, max_backoff
         self.background = background
@@ -343,6 +345,8 @@ class Reporter:
         env = os.environ if environ is None else environ
         metric = env.get("KUBETUNE_METRIC") or "val_loss"
         minimize = (env.get("KUBETUNE_DIRECTION") or "minimize").lower() != "maximize"
+        keep_text = env.get("KUBETUNE_KEEP_STEPS") or ""
+        keep = tuple(int(s) for s in keep_text.replace(" ", "").split(",") if s.isdigit())
         pod = pod_from_env(env)
         transport: Transport | None = None
         problem = None
@@ -351,7 +355,7 @@ class Reporter:
         except (ConfigError, OSError, ssl.SSLError, ValueError) as exc:
             problem = exc
         reporter = cls(transport, pod if transport else None, metric=metric,
-                       minimize=minimize, **options)
+                       minimize=minimize, keep_steps=keep, **options)
         if problem is not None:
             reporter._warn(f"cannot report to pod {pod}: {problem}; printing reports on "
                            "stdout instead")
@@ -411,7 +415,8 @@ class Reporter:
             value = metrics.get(self.metric)
             if value is not None and (not self.curve or self.curve[-1] != (step, value)):
                 self.curve = protocol.append_point(self.curve, step, value,
-                                                   minimize=self.minimize)
+                                                   minimize=self.minimize,
+                                                   keep_steps=self.keep_steps)
             self.last_step = step
             if self.transport is None:
                 stream = self.stream or sys.stdout

@@ -70,9 +70,9 @@ Run settings:
       resize folder images to this square size (0: keep; sizes must then agree)
   device        choice  default "auto"      auto, cpu, cuda
       auto (cuda when present), cpu or cuda
-  threads       int     default 0           [0, 1024]
-      CPU threads for torch (0: min(2, CPUs)); results are deterministic for a given seed and
-      thread count
+  threads       int     default 1           [0, 1024]
+      CPU threads for torch (0: every CPU the process may use); one is fastest for small models
+      on shared cores. A CPU run is deterministic for a given seed and thread count
 """
 
 __all__ = ["__version__"]

@@ -137,9 +137,10 @@ PARAMS: dict[str, ParamInfo] = {
                   low=0, high=4096),
         ParamInfo("device", "choice", "auto", "run",
                   "auto (cuda when present), cpu or cuda", choices=("auto", "cpu", "cuda")),
-        ParamInfo("threads", "int", 0, "run",
-                  "CPU threads for torch (0: min(2, CPUs)); results are deterministic for a "
-                  "given seed and thread count", low=0, high=1024),
+        ParamInfo("threads", "int", 1, "run",
+                  "CPU threads for torch (0: every CPU the process may use); one is fastest "
+                  "for small models on shared cores. A CPU run is deterministic for a given "
+                  "seed and thread count", low=0, high=1024),
     )
 }
 

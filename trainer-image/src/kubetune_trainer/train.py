@@ -55,6 +55,11 @@ class EpochResult:
         }
 
 
+def _usable_cpus() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux: honours cpusets
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
 def configure(params: Mapping[str, Any]) -> torch.device:
     """Pick the device, seed torch, and on CPU make the run deterministic with few threads."""
     choice = params["device"]
@@ -68,7 +73,7 @@ def configure(params: Mapping[str, Any]) -> torch.device:
     device = torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
     torch.manual_seed(int(params["seed"]))
     if device.type == "cpu":
-        threads = int(params["threads"]) or min(2, os.cpu_count() or 1)
+        threads = int(params["threads"]) or _usable_cpus()
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(True)
     else:
