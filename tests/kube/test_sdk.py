@@ -537,3 +537,28 @@ def test_the_sdk_imports_neither_kopf_nor_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_a_toy_trial_in_a_pod_patches_its_own_annotations_over_https(
+    api: tuple[FakeApiServer, Path], tmp_path: Path
+) -> None:
+    server, ca = api
+    server.status = 200
+    before = len(server.requests)
+    env = {"PATH": "/usr/bin:/bin", "POD_NAME": "trial-7", "POD_NAMESPACE": "team-b",
+           "KUBECONFIG": str(_kubeconfig(tmp_path, server.port, ca)),
+           "KUBETUNE_PARAMS": '{"x": 0.75}', "KUBETUNE_METRIC": "loss"}
+    done = subprocess.run([sys.executable, "-m", "kubetune_trainer", "toy", "quadratic",
+                           "--steps", "3"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # in a pod, reports go to the API server
+    mine = server.requests[before:]
+    assert {r["path"] for r in mine} == {"/api/v1/namespaces/team-b/pods/trial-7"}
+    body = mine[-1]["body"]
+    assert isinstance(body, dict)
+    annotations = body["metadata"]["annotations"]
+    metrics = protocol.parse_metrics(annotations[protocol.METRICS_ANNOTATION], "loss")
+    assert metrics == protocol.MetricsReport(3, {"loss": 0.0625}, True)
+    curve = protocol.parse_curve(annotations[protocol.CURVE_ANNOTATION])
+    assert [s for s, _ in curve] == [1, 2, 3]
+    assert len(mine) <= 2  # three quick reports: the first, then the final one

@@ -168,3 +168,22 @@ def test_the_command_trains_and_prints_json_lines_outside_a_pod() -> None:
     assert [(d["step"], d["final"]) for d in lines] == [(1, False), (2, False), (2, True)]
     assert "mlp with" in done.stderr
     assert "epoch 2/2" in done.stderr
+
+
+def test_the_command_exit_statuses(monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from kubetune_trainer.__main__ import main
+
+    for name in ("KUBETUNE_PARAMS", "KUBETUNE_METRIC", "POD_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--colour=red"]) == 2
+    assert "unknown parameter 'colour'" in capsys.readouterr().err
+    assert main(["--data=/nonexistent/set.npz"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["--lr=1e6", "--optimizer=sgd", "--epochs=2"]) == 4
+    captured = capsys.readouterr()
+    assert "training diverged in epoch 1" in captured.err
+    assert captured.out == ""  # nothing reported
+    monkeypatch.setenv("KUBETUNE_METRIC", "f1")
+    assert main([]) == 2
+    assert "KUBETUNE_METRIC='f1'" in capsys.readouterr().err
