@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -97,6 +100,74 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+class OperatorProcess:
+    """The operator as a local process (``python -m kubetune``) with the admin kubeconfig."""
+
+    def __init__(self, cluster: Cluster, log_path: Path):
+        self.cluster = cluster
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        env = self.cluster.env
+        env["PYTHONUNBUFFERED"] = "1"
+        log = self.log_path.open("ab")
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.liveness = f"http://127.0.0.1:{sock.getsockname()[1]}/healthz"
+        sock.close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kubetune", "--liveness", self.liveness,
+             "--log-format", "json"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        log.close()
+        self.starts += 1
+
+    def kill(self) -> None:
+        """kill -9: no cleanup, as a crashed or evicted operator."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def ensure_running(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no operator log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                    str(ROOT / "crds" / "tuningstudy.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/tuningstudies.kubetune.dev",
+                    "--timeout=60s")
+    proc = OperatorProcess(cluster, cluster.state.log_dir / "operator.log")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def running_operator(operator: OperatorProcess) -> OperatorProcess:
+    """The operator, started again if an earlier test left it stopped."""
+    operator.ensure_running()
+    return operator
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -105,3 +176,6 @@ def pytest_runtest_makereport(item, call):
         c = item.funcargs.get("cluster")
         if c is not None:
             report.sections.append(("devcluster logs", c.logs()))
+        op = item.funcargs.get("running_operator") or item.funcargs.get("operator")
+        if op is not None:
+            report.sections.append(("operator log", op.log_tail()))

@@ -70,10 +70,6 @@ class TrialCache:
             del bucket[key]
         return uid
 
-    def forget(self, uid: str) -> None:
-        for kind in KINDS:
-            self.store[kind].pop(uid, None)
-
     async def run(self) -> None:
         await asyncio.gather(*(self._loop(kind, ns) for kind in KINDS for ns in self.namespaces))
 

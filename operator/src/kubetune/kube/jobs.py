@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from kubetune.core import protocol
+from kubetune.core import protocol, stopping
 from kubetune.core.space import env_var_name
 from kubetune.core.spec import StudySpec
 from kubetune.kube import conventions as names
@@ -39,12 +39,16 @@ def param_env_value(value: Any) -> str:
     return str(value)
 
 
-def _trial_env(study: str, number: int, metric: str, params: Mapping[str, Any]) -> list[dict]:
+def _trial_env(study: str, number: int, spec: StudySpec, params: Mapping[str, Any]) -> list[dict]:
+    # The SDK thins curves keeping the steps early stopping judges at, in the right direction.
+    keep = stopping.keep_steps(spec.early_stopping)
     env = [
         {"name": "KUBETUNE_PARAMS", "value": json.dumps(dict(params), sort_keys=True)},
         {"name": "KUBETUNE_STUDY", "value": study},
         {"name": "KUBETUNE_TRIAL", "value": str(number)},
-        {"name": "KUBETUNE_METRIC", "value": metric},
+        {"name": "KUBETUNE_METRIC", "value": spec.objective.metric},
+        {"name": "KUBETUNE_DIRECTION", "value": spec.objective.direction},
+        {"name": "KUBETUNE_KEEP_STEPS", "value": ",".join(str(s) for s in keep)},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
@@ -82,7 +86,7 @@ def build_trial_job(
         *[f for f in pod_meta.get("finalizers") or [] if f != names.FINALIZER], names.FINALIZER
     ]
     pod_spec = pod.setdefault("spec", {})
-    ours = _trial_env(study_name, number, spec.objective.metric, params)
+    ours = _trial_env(study_name, number, spec, params)
     pod_spec["containers"] = [_with_env(c, ours) for c in pod_spec.get("containers") or []]
     if pod_spec.get("initContainers"):
         pod_spec["initContainers"] = [_with_env(c, ours) for c in pod_spec["initContainers"]]

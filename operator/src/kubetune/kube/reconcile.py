@@ -68,8 +68,9 @@ class Operator:
     def study_event(self, kind: str, body: dict) -> None:
         uid = body["metadata"]["uid"]
         if kind == "DELETED":
+            # Its Jobs and pods go with it (owner references); their cache entries leave as
+            # the deletions arrive, and their result finalizers are released meanwhile.
             self.studies.pop(uid, None)
-            self.cache.forget(uid)
             return
         old = self.studies.get(uid)
         if old is None or _rv(body) >= _rv(old):
@@ -77,8 +78,6 @@ class Operator:
         self.trigger(uid)
 
     def trigger(self, uid: str) -> None:
-        if uid not in self.studies:
-            return
         self._dirty.add(uid)
         if uid not in self._running:
             self._running[uid] = asyncio.get_running_loop().create_task(self._drain(uid))
@@ -118,6 +117,11 @@ class Operator:
         await self.cache.wait_synced()
         study = self.studies.get(uid)
         if study is None:
+            # A deleted study (or one not seen yet): release what is safe, e.g. the pods of
+            # Jobs the garbage collector removed.
+            for pod in observing.releasable_pods(self.cache.jobs_of(uid),
+                                                 self.cache.pods_of(uid), set()):
+                await self._release(pod)
             return
         self.reconciles += 1
         meta = study["metadata"]
