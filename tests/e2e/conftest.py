@@ -20,7 +20,7 @@ import pytest
 from kubetune_devcluster import cluster as devcluster
 
 ROOT = Path(__file__).resolve().parents[2]
-STATE_DIR = ROOT / ".devcluster"
+STATE_DIR = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster")).resolve()
 
 
 @dataclass
