@@ -155,6 +155,8 @@ def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
                     str(ROOT / "crds" / "tuningstudy.yaml"))
     cluster.kubectl("wait", "--for=condition=Established", "crd/tuningstudies.kubetune.dev",
                     "--timeout=60s")
+    cluster.kubectl("apply", "-f", str(ROOT / "helm" / "kubetune" / "templates" /
+                                       "trial-policy.yaml"))
     proc = OperatorProcess(cluster, cluster.state.log_dir / "operator.log")
     proc.start()
     yield proc
