@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, Cluster, OperatorProcess, wait_for
-from studies import study
-
 from kubetune.core import protocol
 from kubetune.kube import conventions as names
+from studies import study
 
 
 def get_study(cluster: Cluster, ns: str, name: str) -> dict:

@@ -9,7 +9,6 @@ import textwrap
 
 import pytest
 from conftest import ROOT, Cluster, wait_for
-
 from kubetune.core import protocol
 from kubetune.kube import jobs as builders
 
