@@ -17,7 +17,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         params = getattr(item, "callspec", None)
         params = params.params if params else {}
-        if params.get("sampler_name") in ("gp", "auto") and params.get("prior") == 500:
+        if params.get("sampler_name") == "gp" and params.get("prior") == 500:
             item.add_marker(pytest.mark.slow)
 
 
