@@ -30,6 +30,9 @@ test: $(STAMP)
 test-core: $(STAMP)
 	$(PY) -m pytest -q tests/core
 
+crds: $(STAMP)
+	$(PY) -m kubetune.kube.crd > crds/tuningstudy.yaml
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -41,11 +41,6 @@ def test_trial_job_name_is_a_dns_label_of_at_most_63(study: str, number: int) ->
 
 @pytest.mark.parametrize("study", ["a" * 60, "a" * 200], ids=["60-chars", "200-chars"])
 @pytest.mark.parametrize("number", [10**7, 10**9])
-@pytest.mark.xfail(
-    strict=True,
-    reason="conventions.trial_job_name reserves 7 digits for the number: trial 10**7 or more of "
-    "a long study gives a 64+ character name, which the Job's job-name pod label refuses",
-)
 def test_trial_job_name_fits_for_eight_digit_numbers(study: str, number: int) -> None:
     # status.nextTrial may reach 10**9 (spec.MAX_COUNT), and numbers are never reused.
     assert len(names.trial_job_name(study, UID, number)) <= 63
@@ -134,11 +129,6 @@ def test_api_names_match_the_design() -> None:
     assert names.TRIAL_SERVICE_ACCOUNT == "kubetune-trial"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conventions.__all__ leaves out API_VERSION, PARAMS_ANNOTATION, METRICS_ANNOTATION "
-    "and CURVE_ANNOTATION, which jobs, observe and reconcile use as names.<NAME>",
-)
 def test_names_the_operator_uses_are_in_all() -> None:
     src = Path(names.__file__).parent.parent
     used = {

@@ -255,12 +255,6 @@ def test_direction_and_keep_steps_for_the_sdks_thinning() -> None:
     assert env_of(pod_spec_of(build(median))["containers"][0])["KUBETUNE_KEEP_STEPS"]["value"] == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs._trial_env writes KUBETUNE_PARAMS with json.dumps(sort_keys=True), not "
-    "protocol.encode_params, whose docstring (and protocol's) say the env var and the "
-    "kubetune.dev/params annotation are the same text",
-)
 def test_params_env_is_the_annotations_text() -> None:
     job = build()
     env = env_of(pod_spec_of(job)["containers"][0])
@@ -382,12 +376,6 @@ def test_no_pod_failure_policy_for_restart_on_failure() -> None:
     assert job["spec"]["backoffLimit"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs.build_trial_job treats a missing restartPolicy as Never (it adds the "
-    "podFailurePolicy) but leaves it unset; the API server defaults it to Always and refuses "
-    "the Job (a Job needs Never or OnFailure, a podFailurePolicy needs Never)",
-)
 def test_missing_restart_policy_becomes_never() -> None:
     t = template()
     del t["spec"]["template"]["spec"]["restartPolicy"]

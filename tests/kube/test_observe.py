@@ -337,12 +337,6 @@ def test_result_of_the_pod_that_finished_not_a_later_one() -> None:
 
 
 @pytest.mark.parametrize("reason", ["BackoffLimitExceeded", "DeadlineExceeded"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="observe.observe takes end_time from the Failed condition only while the result is "
-    "not recorded; once recorded, a Failed Job (which has no status.completionTime) reads "
-    "end_time None, so the same trial reads differently after its result is written",
-)
 def test_a_failed_trial_reads_the_same_once_its_result_is_recorded(reason: str) -> None:
     jobs_ = [job(0, failed=reason)]
     pods = [pod(0, phase="Failed", metrics=REPORT, exit_code=3)]
@@ -592,9 +586,5 @@ def test_running_pod_is_kept() -> None:
     assert released([job(0)], [pod(0, name="p0")]) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="observe.__all__ leaves out releasable_pods, which reconcile calls",
-)
 def test_releasable_pods_is_public() -> None:
     assert "releasable_pods" in observe.__all__

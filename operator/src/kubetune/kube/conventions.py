@@ -8,9 +8,13 @@ import re
 from kubetune.core import protocol
 
 __all__ = [
+    "API_VERSION",
+    "CURVE_ANNOTATION",
     "FINALIZER",
     "GROUP",
     "KIND",
+    "METRICS_ANNOTATION",
+    "PARAMS_ANNOTATION",
     "PLURAL",
     "RESULT_ANNOTATION",
     "STUDY_LABEL",
@@ -46,8 +50,6 @@ TRIAL_SERVICE_ACCOUNT = "kubetune-trial"
 TRIAL_ROLE = "kubetune-trial"
 
 MAX_NAME = 63
-# Room for "-<5 uid chars>-<trial number up to 7 digits>" in a 63-character Job name.
-_STUDY_PART = MAX_NAME - 1 - 5 - 1 - 7
 
 
 def _trim(text: str, limit: int) -> str:
@@ -58,7 +60,10 @@ def trial_job_name(study: str, uid: str, number: int) -> str:
     """``<study, shortened>-<5 chars of the study UID>-<n>``: at most 63 characters, and a
     study recreated under the same name never collides with its predecessor's Jobs.
     """
-    return f"{_trim(study, _STUDY_PART)}-{uid.replace('-', '')[:5]}-{number}"
+    # Room for "-<5 uid chars>-<number>", keeping at least 7 digits' room so that a study's
+    # names share one prefix until trial 10,000,000.
+    room = MAX_NAME - 1 - 5 - 1 - max(7, len(str(number)))
+    return f"{_trim(study, room)}-{uid.replace('-', '')[:5]}-{number}"
 
 
 def label_value(text: str) -> str:

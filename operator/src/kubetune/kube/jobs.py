@@ -5,7 +5,6 @@ the trial ServiceAccount's Role. No I/O here; ``reconcile`` sends what these ret
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -43,7 +42,7 @@ def _trial_env(study: str, number: int, spec: StudySpec, params: Mapping[str, An
     # The SDK thins curves keeping the steps early stopping judges at, in the right direction.
     keep = stopping.keep_steps(spec.early_stopping)
     env = [
-        {"name": "KUBETUNE_PARAMS", "value": json.dumps(dict(params), sort_keys=True)},
+        {"name": "KUBETUNE_PARAMS", "value": protocol.encode_params(params)},
         {"name": "KUBETUNE_STUDY", "value": study},
         {"name": "KUBETUNE_TRIAL", "value": str(number)},
         {"name": "KUBETUNE_METRIC", "value": spec.objective.metric},
@@ -90,14 +89,18 @@ def build_trial_job(
     pod_spec["containers"] = [_with_env(c, ours) for c in pod_spec.get("containers") or []]
     if pod_spec.get("initContainers"):
         pod_spec["initContainers"] = [_with_env(c, ours) for c in pod_spec["initContainers"]]
-    pod_spec.setdefault("serviceAccountName", names.TRIAL_SERVICE_ACCOUNT)
+    # restartPolicy must be set for the disruption rule below; Never is what a trial wants.
+    pod_spec.setdefault("restartPolicy", "Never")
+    # The deprecated serviceAccount field names an account too; honour it.
+    pod_spec.setdefault("serviceAccountName",
+                        pod_spec.get("serviceAccount") or names.TRIAL_SERVICE_ACCOUNT)
     timeout = spec.budget.trial_timeout_seconds
     if timeout is not None:
         given = pod_spec.get("activeDeadlineSeconds")
         pod_spec["activeDeadlineSeconds"] = timeout if given is None else min(given, timeout)
     # A failed trial is a result, not something to retry, unless the template says otherwise.
     job_spec.setdefault("backoffLimit", 0)
-    if pod_spec.get("restartPolicy", "Never") == "Never":
+    if pod_spec["restartPolicy"] == "Never":
         policy = job_spec.setdefault("podFailurePolicy", {})
         rules = [r for r in policy.get("rules") or [] if r != _IGNORE_DISRUPTIONS]
         policy["rules"] = [_IGNORE_DISRUPTIONS, *rules]

@@ -26,6 +26,7 @@ __all__ = [
     "job_condition",
     "observe",
     "parse_time",
+    "releasable_pods",
 ]
 
 
@@ -220,6 +221,11 @@ def observe(
         start = parse_time((pod or {}).get("status", {}).get("startTime")) or parse_time(
             job.get("status", {}).get("startTime"))
         end = parse_time(job.get("status", {}).get("completionTime"))
+        if end is None:  # a failed Job has no completionTime: its condition says when
+            for kind in ("Complete", "Failed"):
+                cond = job_condition(job, kind)
+                if cond:
+                    end = parse_time(cond.get("lastTransitionTime"))
         recorded = annotations.get(names.RESULT_ANNOTATION)
         if recorded:
             try:
@@ -231,11 +237,6 @@ def observe(
                 continue
         result = _ended(objs, metric, minimize)
         if result is not None:
-            if end is None:
-                for kind in ("Complete", "Failed"):
-                    cond = job_condition(job, kind)
-                    if cond:
-                        end = parse_time(cond.get("lastTransitionTime"))
             to_record[number] = result
             trials.append(_trial_from_result(number, params, result, job, start, end))
             continue
