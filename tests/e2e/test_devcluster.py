@@ -257,3 +257,46 @@ def test_node_stays_ready_without_pods(cluster: Cluster):
         lease_times.add(lease["spec"]["renewTime"])
         time.sleep(10)
     assert len(lease_times) >= 8, "the node's Lease should be renewed about every 10 s"
+
+
+def test_init_containers_env_sources_and_termination_message(cluster: Cluster, namespace):
+    cluster.kubectl("create", "configmap", "-n", namespace, "settings", "--from-literal=mode=fast")
+    cluster.kubectl("create", "secret", "generic", "-n", namespace, "creds",
+                    "--from-literal=token=s3cret")
+    marker = f"/tmp/devcluster-init-{namespace}"
+    pod = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "full"},
+        "spec": {
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "init", "image": "python:3.11", "command": [
+                "python", "-c", f"open({marker!r}, 'w').write('ready')"]}],
+            "containers": [{
+                "name": "main", "image": "python:3.11",
+                "command": ["python", "-c", textwrap.dedent(f"""
+                    import os, sys
+                    assert open({marker!r}).read() == 'ready', 'init container did not run'
+                    print(os.environ['MODE'], os.environ['TOKEN'], os.environ['POD_IP'])
+                    print('the reason it failed', file=sys.stderr)
+                    sys.exit(2)
+                """)],
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "env": [
+                    {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings",
+                                                                       "key": "mode"}}},
+                    {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds",
+                                                                     "key": "token"}}},
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                ],
+            }],
+        },
+    }
+    cluster.apply(pod, namespace)
+    wait_for(lambda: phase(cluster, namespace, "full") == "Failed", what="pod Failed")
+    obj = cluster.get("pod", "-n", namespace, "full")
+    init = obj["status"]["initContainerStatuses"][0]["state"]["terminated"]
+    assert init["exitCode"] == 0
+    main = obj["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert main["exitCode"] == 2
+    assert "the reason it failed" in main["message"]
+    assert cluster.kubectl("logs", "-n", namespace, "full").stdout.splitlines()[0] == (
+        "fast s3cret 127.0.0.1")

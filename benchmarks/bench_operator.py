@@ -1,0 +1,174 @@
+"""Operator benchmark: a study of instant trials on devcluster, from kubectl apply to Succeeded.
+
+Reports the per-trial overhead (from a trial Job's completion to the creation of the Job that
+takes its place, p50 and p95), trials per minute, and the operator's peak RSS. Job events are
+timestamped as they arrive on a watch, so the overhead has sub-second resolution.
+
+    python benchmarks/bench_operator.py [--trials 300] [--parallelism 4] [--readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from kubetune_devcluster import cluster as devcluster
+from kubetune_devcluster.pki import Pki
+from kubetune_devcluster.rest import Rest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "operator.md"
+MARK = ("<!-- bench:operator:start -->", "<!-- bench:operator:end -->")
+
+
+def study(trials: int, parallelism: int) -> dict:
+    return {
+        "apiVersion": "kubetune.dev/v1alpha1", "kind": "TuningStudy",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "objective": {"metric": "loss", "direction": "minimize"},
+            "searchSpace": {"x1": {"type": "float", "low": 0.0, "high": 1.0},
+                            "x2": {"type": "float", "low": 0.0, "high": 1.0}},
+            "algorithm": {"name": "random", "seed": 1},
+            "budget": {"maxTrials": trials, "parallelism": parallelism, "maxFailedTrials": 5},
+            "jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "trial", "image": "kubetune/trainer:0.1.0",
+                                "args": ["toy", "quadratic"]}]}}}},
+        },
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class JobClock:
+    """Watches the namespace's Jobs and notes when each appears and completes."""
+
+    def __init__(self, state: devcluster.ClusterState, namespace: str):
+        pki = Pki(state.root / "pki")
+        self.rest = Rest(state.server, str(pki.ca), str(pki.cert("admin")), str(pki.key("admin")))
+        self.path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+        self.created: dict[str, float] = {}
+        self.completed: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._watch()
+        except Exception:
+            if not self.stop.is_set():
+                raise
+
+    def _watch(self) -> None:
+        rv = self.rest.get(self.path)["metadata"]["resourceVersion"]
+        while not self.stop.is_set():
+            for event in self.rest.watch(self.path, rv, timeout_seconds=30):
+                obj = event["object"]
+                rv = obj["metadata"].get("resourceVersion", rv)
+                if event["type"] == "BOOKMARK":
+                    continue
+                name, now = obj["metadata"]["name"], time.monotonic()
+                self.created.setdefault(name, now)
+                done = any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
+                           for c in obj.get("status", {}).get("conditions") or [])
+                if done:
+                    self.completed.setdefault(name, now)
+                if self.stop.is_set():
+                    return
+
+    def overheads(self) -> list[float]:
+        """For each completion, the time until the next Job was created."""
+        creations = sorted(self.created.values())
+        out = []
+        for done in sorted(self.completed.values()):
+            later = [c for c in creations if c >= done]
+            if later:
+                out.append(later[0] - done)
+        return out
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--trials", type=int, default=300)
+    ap.add_argument("--parallelism", type=int, default=4)
+    ap.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = ap.parse_args()
+
+    state_dir = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster-bench"))
+    state = devcluster.up(devcluster.ClusterConfig.from_env(state_dir))
+    bins = devcluster.binaries_dir()
+    env = {**os.environ, "KUBECONFIG": str(state.kubeconfig)}
+
+    def kubectl(*a: str, stdin: str | None = None) -> str:
+        return subprocess.run([str(bins / "kubectl"), *a], input=stdin, env=env, text=True,
+                              check=True, capture_output=True).stdout
+
+    kubectl("apply", "-f", str(ROOT / "crds" / "tuningstudy.yaml"))
+    kubectl("wait", "--for=condition=Established", "crd/tuningstudies.kubetune.dev")
+    namespace = f"bench-{int(time.time())}"
+    kubectl("create", "namespace", namespace)
+    log = (state.log_dir / "bench-operator.log").open("ab")
+    op = subprocess.Popen([sys.executable, "-m", "kubetune", "--namespace", namespace],
+                          env={**env, "PYTHONUNBUFFERED": "1"}, stdout=log,
+                          stderr=subprocess.STDOUT, start_new_session=True)
+    clock = JobClock(state, namespace)
+    watcher = threading.Thread(target=clock.run, daemon=True)
+    watcher.start()
+    time.sleep(1)
+    try:
+        started = time.monotonic()
+        kubectl("apply", "-n", namespace, "-f", "-",
+                stdin=json.dumps(study(args.trials, args.parallelism)))
+        kubectl("wait", "-n", namespace, "--for=condition=Succeeded", "ts/bench",
+                f"--timeout={args.trials * 10}s")
+        wall = time.monotonic() - started
+        rss = peak_rss_mib(op.pid)
+    finally:
+        clock.stop.set()
+        os.killpg(op.pid, signal.SIGTERM)
+        op.wait(timeout=30)
+        kubectl("delete", "namespace", namespace, "--wait=false")
+        if os.environ.get("DEVCLUSTER_STATE") is None:
+            devcluster.down(state_dir)
+    overheads = clock.overheads()
+    rows = [
+        ("trials", f"{args.trials} (parallelism {args.parallelism}, instant toy trials)"),
+        ("wall time, apply to Succeeded", f"{wall:.1f} s"),
+        ("trials per minute", f"{args.trials / wall * 60:.1f}"),
+        ("overhead, Job completion to next Job creation, p50",
+         f"{statistics.median(overheads) * 1000:.0f} ms"),
+        ("overhead, p95", f"{percentile(overheads, 0.95) * 1000:.0f} ms"),
+        ("operator peak RSS", f"{rss:.0f} MiB"),
+    ]
+    table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("# Operator benchmark\n\n" + table + "\n")
+    print(table)
+    if args.readme:
+        readme = ROOT / "README.md"
+        text = readme.read_text()
+        start, end = text.index(MARK[0]) + len(MARK[0]), text.index(MARK[1])
+        readme.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
