@@ -103,9 +103,10 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 class OperatorProcess:
     """The operator as a local process (``python -m kubetune``) with the admin kubeconfig."""
 
-    def __init__(self, cluster: Cluster, log_path: Path):
+    def __init__(self, cluster: Cluster, log_path: Path, extra_args: tuple[str, ...] = ()):
         self.cluster = cluster
         self.log_path = log_path
+        self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -119,7 +120,7 @@ class OperatorProcess:
         sock.close()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubetune", "--liveness", self.liveness,
-             "--log-format", "json"],
+             "--log-format", "json", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
         log.close()
