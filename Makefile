@@ -5,9 +5,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,trainer,bench
-export KUBECONFIG := $(CURDIR)/.devcluster/kubeconfig
-# torch's CPU wheels are enough for tests and the demo, and far smaller than the CUDA ones.
-PIP_EXTRA_INDEX ?=
 
 .PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down clean
 
@@ -18,9 +15,6 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
-
-devcluster-bin:
-	bash devcluster/build.sh >/dev/null
 
 test: $(STAMP)
 	bash devcluster/build.sh >/dev/null
@@ -35,7 +29,6 @@ crds: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
 
 cluster-up: $(STAMP)
 	$(PY) -m kubetune_devcluster up
@@ -44,7 +37,9 @@ cluster-down: $(STAMP)
 	$(PY) -m kubetune_devcluster down
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_samplers.py
+	bash devcluster/build.sh >/dev/null
+	$(PY) benchmarks/bench_samplers.py --readme
+	$(PY) benchmarks/bench_operator.py --readme
 
 clean:
 	rm -rf $(VENV) .devcluster
