@@ -81,7 +81,7 @@ def _reflect(u: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Axes:
-    """The discrete axes of a space's unit cube: their cells, for margins and snapping."""
+    """The cells of a space's discrete axes (None for continuous ones), for the margins."""
 
     cells: tuple[Cells | None, ...]
 
@@ -93,15 +93,6 @@ class _Axes:
                 for p in space.params
             )
         )
-
-    def snap(self, u: np.ndarray) -> np.ndarray:
-        """Points ``u`` (m, d) with each discrete coordinate moved to its cell's centre, which is
-        where ``Space.to_unit`` puts the value ``Space.from_unit`` gives."""
-        out = u.copy()
-        for i, cells in enumerate(self.cells):
-            if cells is not None:
-                out[:, i] = cells.centre(cells.index(u[:, i]))
-        return out
 
     def margins(self, mean: np.ndarray, popsize: int) -> np.ndarray:
         """Least spread per axis: a draw leaves the mean's cell on each side with probability

@@ -70,15 +70,15 @@ class TPESampler:
         """``n`` new parameter dicts. Pure: the same arguments give the same proposals."""
         if n < 0:
             raise ValueError(f"TPESampler.suggest: n={n!r} is negative; pass a count >= 0")
+        if n == 0:
+            return []
+        if space.dim == 0:
+            return [{} for _ in range(n)]
         trials = as_trials(trials)
         history = history_of(space, trials, minimize=minimize)
         rng = rng_for(seed, trials)
         taken = set(history.seen)
         out: list[dict[str, Any]] = []
-        if n == 0:
-            return out
-        if space.dim == 0:
-            return [{} for _ in range(n)]
         finished = history.n_observed + len(history.failed)
         if finished < self.n_startup_trials:
             for _ in range(n):
