@@ -55,6 +55,8 @@ class TrialCache:
         uid = (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
         if not uid:
             return
+        # managedFields are most of an object's bytes and nothing the operator reads.
+        obj["metadata"].pop("managedFields", None)
         key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
         bucket = self.store[kind].setdefault(uid, {})
         old = bucket.get(key)
