@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,trainer,bench
 
-.PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down clean
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down chart-lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ bench: $(STAMP)
 	bash devcluster/build.sh >/dev/null
 	$(PY) benchmarks/bench_samplers.py --readme
 	$(PY) benchmarks/bench_operator.py --readme
+
+# devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
+demo: $(STAMP)
+	bash devcluster/build.sh >/dev/null
+	$(PY) scripts/demo.py up
+
+demo-down: $(STAMP)
+	$(PY) scripts/demo.py down
+
+chart-lint: $(STAMP)
+	"$$(bash devcluster/build.sh)/bin/helm" lint --strict helm/kubetune
 
 clean:
 	rm -rf $(VENV) .devcluster
