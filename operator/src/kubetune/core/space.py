@@ -18,6 +18,7 @@ float value; for a continuous float it holds to within 1e-12 of the range (linea
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -265,9 +266,14 @@ class Space:
     def dim(self) -> int:
         return len(self.params)
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
+
+    @functools.cached_property
+    def _name_set(self) -> frozenset[str]:
+        # Samplers check every trial of a history against the space: build this once.
+        return frozenset(self.names)
 
     def to_unit(self, values: Mapping[str, Any]) -> np.ndarray:
         """Map a parameter dict to a point of the unit cube."""
@@ -279,7 +285,7 @@ class Space:
 
     def contains(self, values: Mapping[str, Any]) -> bool:
         """Whether ``values`` names exactly this space's parameters, each admissible."""
-        return set(values) == set(self.names) and all(
+        return values.keys() == self._name_set and all(
             p.contains(values[p.name]) for p in self.params
         )
 
