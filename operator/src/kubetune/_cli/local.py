@@ -1,0 +1,502 @@
+"""``kubetune run STUDY.yaml --local``: the study on this machine, without Kubernetes.
+
+The same brain as the operator, fed the same way. Each trial is built by
+``kubetune.kube.jobs.build_trial_job`` (so it gets the env vars a trial Job gets), and its first
+container runs as a local process: the image's entrypoint (``kubetune/trainer`` -> ``python -m
+kubetune_trainer``) or its ``command``, ``args`` with ``$(VAR)`` expanded, as devcluster's node
+agent computes them (``kubetune_devcluster.podspec``). Outside a pod ``kubetune.sdk.report``
+prints each report as a JSON line on stdout; the runner reads those lines into the pod
+annotations the trial would have had (``kubetune.dev/metrics`` and the thinned
+``kubetune.dev/curve``), and hands the trials' Job and pod objects to
+``kubetune.kube.observe.observe`` and then to ``kubetune.core.plan.decide``: trial states,
+metric checks, early stopping, timeouts, the goal and the budget are decided by exactly the
+code the operator runs. Stopped trials (pruned, timed out, study over) have their process group
+terminated.
+
+Results go to the journal (``journal``); running the same study file again resumes: finished
+trials keep their results, and trials the last run left unfinished start again with the same
+number and params (as a Job retries a pod after a disruption).
+
+Trial processes die with the runner (Linux: PR_SET_PDEATHSIG), even when it is killed -9.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import ctypes
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from kubetune._cli import render, views
+from kubetune._cli.journal import Journal, JournalState, Recorded
+from kubetune.core import plan as plans
+from kubetune.core import protocol, stopping
+from kubetune.core import spec as specs
+from kubetune.core.protocol import ProtocolError, TrialResult
+from kubetune.core.trials import Trial
+from kubetune.kube import conventions as names
+from kubetune.kube import jobs as builders
+from kubetune.kube import observe as observing
+
+__all__ = ["LocalRunner", "StudyFileError", "load_study", "run_local", "trial_command",
+           "trial_objects"]
+
+NAMESPACE = "local"
+_STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a stopped trial
+_TICK = 0.25  # longest wait between two looks at the trials
+_MIN_DECIDE_GAP = 0.05  # a chatty trainer must not make the loop spin
+_TAIL_LINES = 20
+# After its process exits, how long a trial's output may stay open (held by a child it left
+# behind) before the trial is judged on what it printed so far.
+_DRAIN_SECONDS = 2.0
+
+
+class StudyFileError(ValueError):
+    """A study file that cannot be run; the message names the file, the field and the fix."""
+
+
+def load_study(path: Path) -> dict[str, Any]:
+    """The TuningStudy in the YAML file at ``path`` (the first one, if it holds several)."""
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    except OSError as e:
+        raise StudyFileError(f"{path}: cannot read it ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise StudyFileError(f"{path}: not valid YAML ({e})") from None
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == names.KIND:
+            name = (doc.get("metadata") or {}).get("name")
+            if not name:
+                raise StudyFileError(f"{path}: metadata.name is missing; give the study a name")
+            return doc
+    raise StudyFileError(f"{path}: no document of kind {names.KIND} in it; write one with "
+                         f"apiVersion {names.API_VERSION}")
+
+
+def _rfc3339(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()
+
+
+def _no_lookup(kind: str, name: str, key: str) -> str | None:
+    return None
+
+
+def _no_keys(kind: str, name: str) -> Mapping[str, str] | None:
+    return None
+
+
+def trial_command(job: Mapping[str, Any], base_env: Mapping[str, str]
+                  ) -> tuple[list[str], dict[str, str], str | None]:
+    """(argv, env, working directory) of a trial Job's first container as a local process.
+
+    Pure. The env is ``base_env``, then the container's env with ``$(VAR)`` expanded, without
+    ``POD_NAME`` / ``POD_NAMESPACE``: outside a pod the SDK then prints its reports on stdout.
+    ConfigMap and Secret references cannot be resolved here, and fail the trial unless optional.
+    Raises ``kubetune_devcluster.podspec.PodSpecError`` for a container that cannot run.
+    """
+    from kubetune_devcluster import podspec  # the kubelet's rules, shared with devcluster
+
+    pod = job["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    stub = {"metadata": {"name": "", "namespace": NAMESPACE}, "spec": pod["spec"]}
+    env = podspec.container_env(stub, container, _no_lookup, _no_keys, base_env)
+    for key in ("POD_NAME", "POD_NAMESPACE"):
+        env.pop(key, None)
+    env["PYTHONUNBUFFERED"] = "1"
+    try:
+        argv = podspec.command_for(container, env)
+    except podspec.PodSpecError as e:
+        if e.reason != "UnknownImage":
+            raise
+        known = ", ".join(sorted(podspec.IMAGE_ENTRYPOINTS))
+        raise podspec.PodSpecError(e.reason, (
+            f"container {container.get('name')!r}: a local run pulls no images, and image "
+            f"{container.get('image')!r} is not one it runs from this Python environment "
+            f"({known}); give the container a `command` that runs here")) from None
+    return argv, env, container.get("workingDir")
+
+
+@dataclass
+class LocalTrial:
+    """One trial's process and what it has reported so far."""
+
+    number: int
+    params: dict[str, Any]
+    job: dict[str, Any]
+    start: float
+    proc: subprocess.Popen | None = None
+    end: float | None = None
+    exit_code: int | None = None
+    metrics_text: str | None = None
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    tail: collections.deque = field(default_factory=lambda: collections.deque(
+        maxlen=_TAIL_LINES))
+    recorded: Recorded | None = None
+    stop_sent: float | None = None
+    killed: bool = False
+    log: IO[str] | None = None
+    open_streams: int = 0
+    exited_at: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.exit_code is None
+
+
+def trial_objects(trial: LocalTrial) -> tuple[dict, dict]:
+    """The Job and pod the kube layer would see for ``trial``, for ``observe``. Pure."""
+    job = copy.deepcopy(trial.job)
+    labels = {names.TRIAL_LABEL: str(trial.number)}
+    annotations: dict[str, str] = {}
+    with trial.lock:
+        if trial.metrics_text is not None:
+            annotations[names.METRICS_ANNOTATION] = trial.metrics_text
+        if trial.curve:
+            annotations[names.CURVE_ANNOTATION] = protocol.encode_curve(trial.curve)
+        tail = "\n".join(trial.tail)
+    started = _rfc3339(trial.start)
+    status: dict[str, Any] = {"startTime": started}
+    pod_status: dict[str, Any] = {"phase": "Running", "startTime": started}
+    if trial.recorded is not None:
+        job["metadata"]["annotations"][names.RESULT_ANNOTATION] = protocol.encode_result(
+            trial.recorded.result)
+    if trial.exit_code is not None and trial.end is not None:
+        ended = _rfc3339(trial.end)
+        ok = trial.exit_code == 0
+        status["completionTime"] = ended
+        status["conditions"] = [{"type": "Complete" if ok else "Failed", "status": "True",
+                                 "reason": "Completed" if ok else "BackoffLimitExceeded",
+                                 "lastTransitionTime": ended}]
+        pod_status["phase"] = "Succeeded" if ok else "Failed"
+        if not ok:
+            pod_status["containerStatuses"] = [{"name": "trial", "state": {"terminated": {
+                "exitCode": trial.exit_code, "message": tail}}}]
+    job["status"] = status
+    pod = {"metadata": {"name": f"{job['metadata']['name']}-local", "namespace": NAMESPACE,
+                        "labels": labels, "annotations": annotations,
+                        "creationTimestamp": started},
+           "status": pod_status}
+    return job, pod
+
+
+def _stop_result(trial: Trial, stop: plans.Stop) -> TrialResult:
+    """The result recorded for a trial the plan stops (as the operator records it)."""
+    return TrialResult(state=stop.state, reason=stop.reason, value=trial.value,
+                       step=trial.curve[-1][0] if trial.curve else None,
+                       curve=tuple(trial.curve), message=stop.message)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGKILL when the runner dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the runner died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class LocalRunner:
+    """Runs one study's trials as local processes until the plan says it is finished."""
+
+    def __init__(self, study: dict[str, Any], spec: specs.StudySpec, journal: Journal,
+                 state: JournalState, *, log_dir: Path, out: IO[str],
+                 base_env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time):
+        self.study = study
+        self.spec = spec
+        self.journal = journal
+        self.log_dir = log_dir
+        self.out = out
+        self.clock = clock
+        env = dict(os.environ if base_env is None else base_env)
+        for key in ("POD_NAME", "POD_NAMESPACE"):
+            env.pop(key, None)
+        self.base_env = env
+        self.metric = spec.objective.metric
+        self.minimize = specs.minimize(spec)
+        self.keep_steps = stopping.keep_steps(spec.early_stopping)
+        self.trials: dict[int, LocalTrial] = {}
+        self.next_trial = state.next_trial
+        self.wake = threading.Event()
+        self._preexec = _die_with_parent()
+        self._threads: list[threading.Thread] = []
+        self._resume(state)
+
+    # --- output -----------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # --- trials -----------------------------------------------------------------------------
+
+    def _resume(self, state: JournalState) -> None:
+        for n, params in sorted(state.trials.items()):
+            job = builders.build_trial_job(self.study, self.spec, n, params)
+            rec = state.results.get(n)
+            if rec is not None:
+                trial = LocalTrial(n, params, job, rec.start or 0.0, end=rec.end,
+                                   recorded=Recorded(rec.result, rec.start, rec.end))
+                self.trials[n] = trial
+        unfinished = state.unfinished
+        if state.trials:
+            self.say(f"resuming: {len(state.results)} trials done"
+                     + (f", restarting {len(unfinished)} the last run left unfinished "
+                        f"({', '.join(map(str, unfinished))})" if unfinished else ""))
+        for n in unfinished:
+            self._launch(n, state.trials[n], announce="restarted")
+
+    def _launch(self, number: int, params: dict[str, Any], *, announce: str = "started") -> None:
+        job = builders.build_trial_job(self.study, self.spec, number, params)
+        now = self.clock()
+        trial = LocalTrial(number, dict(params), job, now)
+        self.trials[number] = trial
+        log_path = self.log_dir / f"trial-{number}.log"
+        log = log_path.open("a", encoding="utf-8", errors="replace")
+        try:
+            argv, env, cwd = trial_command(job, self.base_env)
+            trial.proc = subprocess.Popen(
+                argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
+                start_new_session=True, preexec_fn=self._preexec,
+            )
+        except (OSError, ValueError) as e:
+            # ValueError covers devcluster's PodSpecError: a container this machine cannot run.
+            log.write(f"kubetune: cannot start the trial: {e}\n")
+            log.close()
+            trial.tail.append(f"cannot start the trial: {e}")
+            trial.exit_code, trial.end = 127, now
+            self.say(f"trial {number} could not start: {e}")
+            return
+        self.say(f"trial {number} {announce}: {views.format_params(params)}")
+        trial.log, trial.open_streams = log, 2
+        for stream, reports in ((trial.proc.stdout, True), (trial.proc.stderr, False)):
+            t = threading.Thread(target=self._read, args=(trial, stream, reports),
+                                 name=f"trial-{number}-{'out' if reports else 'err'}",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _read(self, trial: LocalTrial, stream: IO[str], reports: bool) -> None:
+        """Copy one output stream to the trial's log; stdout's report lines become its
+        metrics annotation and curve, as the SDK would have patched them on its pod."""
+        try:
+            for line in stream:
+                text = line.rstrip("\n")
+                with trial.lock:
+                    assert trial.log is not None
+                    trial.log.write(line)
+                    trial.log.flush()
+                    if reports and _is_report(text):
+                        self._report(trial, text)
+                    else:
+                        trial.tail.append(text)
+                self.wake.set()
+        finally:
+            stream.close()
+            with trial.lock:
+                trial.open_streams -= 1
+                if trial.open_streams == 0 and trial.log is not None:
+                    trial.log.close()
+            self.wake.set()
+
+    def _report(self, trial: LocalTrial, text: str) -> None:
+        trial.metrics_text = text
+        try:
+            report = protocol.parse_metrics(text, self.metric)
+        except ProtocolError:
+            return  # observe() fails the trial with the reason if this stays its last report
+        trial.curve = protocol.append_point(trial.curve, report.step, report.metrics[self.metric],
+                                            minimize=self.minimize, keep_steps=self.keep_steps)
+
+    def _reap(self, now: float) -> None:
+        for trial in self.trials.values():
+            if trial.proc is None or trial.exit_code is not None:
+                continue
+            code = trial.proc.poll()
+            if code is not None:
+                trial.exited_at = trial.exited_at or now
+                with trial.lock:
+                    drained = trial.open_streams == 0
+                # Judge the trial only once its last report is read.
+                if drained or now - trial.exited_at > _DRAIN_SECONDS:
+                    trial.exit_code, trial.end = code, trial.exited_at
+                continue
+            if trial.stop_sent is not None and not trial.killed and \
+                    now - trial.stop_sent > _STOP_GRACE:
+                self._signal(trial, signal.SIGKILL)
+                trial.killed = True
+
+    @staticmethod
+    def _signal(trial: LocalTrial, sig: int) -> None:
+        if trial.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(trial.proc.pid, sig)
+
+    def _record(self, number: int, result: TrialResult, now: float) -> None:
+        trial = self.trials[number]
+        end = trial.end if trial.end is not None else now
+        trial.recorded = Recorded(result, trial.start, end)
+        self.journal.result(number, result, trial.start, end)
+        text = f"trial {number} {result.state.value}"
+        if result.value is not None:
+            text += f": {self.metric} {views.format_value(result.value)}"
+        if result.reason:
+            text += f" ({result.reason}{': ' + result.message if result.message else ''})"
+        self.say(f"{text} [{views.format_duration(end - trial.start)}]")
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def objects(self) -> tuple[list[dict], list[dict]]:
+        jobs, pods = [], []
+        for trial in self.trials.values():
+            job, pod = trial_objects(trial)
+            jobs.append(job)
+            if trial.proc is not None or trial.exit_code is not None:
+                pods.append(pod)
+        return jobs, pods
+
+    def step(self) -> plans.Plan:
+        """One reconcile: read the trials, record what ended, apply the plan."""
+        now = self.clock()
+        self._reap(now)
+        jobs, pods = self.objects()
+        seen = observing.observe(jobs, pods, metric=self.metric, minimize=self.minimize,
+                                 next_trial=self.next_trial)
+        for number, result in sorted(seen.to_record.items()):
+            self._record(number, result, now)
+        plan = plans.decide(self.spec, seen.trials, now, next_trial=self.next_trial)
+        by_number = {t.number: t for t in seen.trials}
+        for stop in plan.stop:
+            trial = self.trials.get(stop.number)
+            if trial is None or trial.recorded is not None:
+                continue
+            self._record(stop.number, _stop_result(by_number[stop.number], stop), now)
+            if trial.alive:
+                trial.stop_sent = now
+                self._signal(trial, signal.SIGTERM)
+        for creation in plan.create:
+            self.journal.trial(creation.number, creation.params, now)
+            self._launch(creation.number, creation.params)
+        self.next_trial = int(plan.status["nextTrial"])
+        return plan
+
+    def running(self) -> bool:
+        return any(t.alive for t in self.trials.values())
+
+    def run(self) -> int:
+        """Until the study ends: 0 when it succeeded, 1 when it failed."""
+        last = 0.0
+        while True:
+            gap = _MIN_DECIDE_GAP - (self.clock() - last)
+            if gap > 0:
+                time.sleep(gap)
+            last = self.clock()
+            self.wake.clear()
+            plan = self.step()
+            if plan.finished is not None and not self.running():
+                self.journal.finished(plan.finished.condition, plan.finished.reason,
+                                      plan.finished.message)
+                self._close()
+                self.say(f"\nstudy {self.study['metadata']['name']} {plan.finished.condition}: "
+                         f"{plan.finished.reason}: {plan.finished.message}\n")
+                self.say(render.leaderboard_table(self.view(), self.clock(), limit=10))
+                return 0 if plan.finished.condition == "Succeeded" else 1
+            self.wake.wait(_TICK)
+
+    def view(self) -> views.StudyView:
+        jobs, pods = self.objects()
+        seen = observing.observe(jobs, pods, metric=self.metric, minimize=self.minimize,
+                                 next_trial=self.next_trial)
+        return views.StudyView(name=self.study["metadata"]["name"], namespace=None,
+                               spec=self.spec, status={}, trials=seen.trials)
+
+    def stop_all(self) -> None:
+        """Terminate every trial process (SIGTERM, then SIGKILL after a grace period)."""
+        live = [t for t in self.trials.values() if t.alive]
+        for t in live:
+            self._signal(t, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE
+        for t in live:
+            assert t.proc is not None
+            try:
+                t.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._signal(t, signal.SIGKILL)
+                t.proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        for t in self._threads:
+            t.join(timeout=2.0)
+        self.journal.close()
+
+
+def _is_report(line: str) -> bool:
+    """A line the SDK printed (``{"step": .., "metrics": {..}, ..}``), not the trainer's own."""
+    s = line.lstrip()
+    return s.startswith("{") and '"metrics"' in s
+
+
+def run_local(path: Path, *, parallel: int | None, journal_path: Path | None,
+              out: IO[str] = sys.stdout) -> int:
+    """Run the study in the file at ``path`` locally; returns the command's exit status."""
+    study = load_study(path)
+    name = study["metadata"]["name"]
+    spec_obj = copy.deepcopy(study.get("spec") or {})
+    if parallel is not None:
+        spec_obj.setdefault("budget", {})["parallelism"] = parallel
+    spec = specs.parse_spec(spec_obj)
+    where = journal_path or Path(".kubetune") / f"{name}.jsonl"
+    journal, state = Journal.open(where, name, spec_obj)
+    if spec.algorithm.seed is None:
+        # As in the cluster, where the seed derives from the study's UID: stable across resumes.
+        spec = spec.model_copy(update={"algorithm": spec.algorithm.model_copy(
+            update={"seed": names.study_seed(state.uid)})})
+    log_dir = where.with_suffix("")
+    log_dir = log_dir.parent / f"{log_dir.name}.logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    body = {"metadata": {"name": name, "namespace": NAMESPACE, "uid": state.uid}}
+    print(f"study {name}: {spec.budget.max_trials} trials, {spec.budget.parallelism} at a time; "
+          f"journal {where}, trial logs in {log_dir}/", file=out, flush=True)
+    runner = LocalRunner(body, spec, journal, state, log_dir=log_dir, out=out)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # `kill` (SIGTERM) stops the trials and keeps the journal, as Ctrl-C does.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return runner.run()
+    except KeyboardInterrupt:
+        runner.stop_all()
+        print(f"\ninterrupted: run the same command again to resume from {where}", file=out,
+              flush=True)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
