@@ -243,8 +243,10 @@ def up() -> int:
               "--set", f"liveness.port={_liveness_port(tools)}"]
     _step(f"helm upgrade --install {RELEASE} helm/kubetune -n {RELEASE_NAMESPACE}")
     _adopt(tools, values)
+    # --force-conflicts: fields of adopted objects that kubectl applied become the chart's.
     tools.run("helm", "upgrade", "--install", RELEASE, str(CHART), "-n", RELEASE_NAMESPACE,
-              "--create-namespace", "--wait", "--timeout", "3m", *values, quiet=True)
+              "--create-namespace", "--wait", "--timeout", "3m", "--force-conflicts", *values,
+              quiet=True)
     tools.run("kubectl", "-n", RELEASE_NAMESPACE, "get", "pods", "-l",
               "app.kubernetes.io/component=operator")
 

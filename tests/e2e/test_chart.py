@@ -1,0 +1,295 @@
+"""The Helm chart on devcluster: the rendered manifests pass a server-side dry run; installed, the
+operator runs as a pod under the chart's own ServiceAccount and RBAC (not as admin), a study
+succeeds, `helm test` passes, every call the operator made was allowed and the RBAC grants
+nothing it did not use, an upgrade keeps studies running, and uninstalling keeps the CRD.
+
+While the chart's operator runs, the session's local operator (which watches every namespace)
+is stopped, so that no study has two operators; it is started again afterwards. The release
+watches only its own namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import yaml
+from conftest import ROOT, Cluster, OperatorProcess, wait_for
+from studies import study
+
+CHART = ROOT / "helm" / "kubetune"
+RELEASE = "ktc"
+FULLNAME = f"{RELEASE}-kubetune"
+CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+HELM_ANNOTATIONS = ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace")
+# The operator grants pods get to kubetune-trial, so it must hold it, though it never calls it.
+GRANTED_UNUSED = {("", "pods", "get")}
+
+
+@dataclass
+class Release:
+    cluster: Cluster
+    namespace: str
+    port: int
+    started: float
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 240) -> str:
+        proc = subprocess.run([str(self.cluster.bin / "helm"), *args], capture_output=True,
+                              text=True, env=self.cluster.env, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}\n{proc.stderr}\n{self.operator_log()}")
+        return proc.stdout + proc.stderr
+
+    @property
+    def account(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{FULLNAME}"
+
+    def operator_pods(self) -> list[dict]:
+        return self.cluster.get("pods", "-n", self.namespace, "-l",
+                                "app.kubernetes.io/component=operator")["items"]
+
+    def operator_log(self) -> str:
+        proc = self.cluster.kubectl("logs", "-n", self.namespace, f"deploy/{FULLNAME}",
+                                    "--tail=40", check=False)
+        return f"--- operator pod log ---\n{proc.stdout}{proc.stderr}"
+
+    def wait_succeeded(self, name: str, timeout: int = 120) -> dict:
+        proc = self.cluster.kubectl("wait", "-n", self.namespace, "--for=condition=Succeeded",
+                                    f"ts/{name}", f"--timeout={timeout}s", check=False,
+                                    timeout=timeout + 30)
+        assert proc.returncode == 0, f"{name} did not succeed:\n{proc.stderr}\n" + \
+            json.dumps(self.cluster.get("ts", "-n", self.namespace, name).get("status"),
+                       indent=1) + "\n" + self.operator_log()
+        return self.cluster.get("ts", "-n", self.namespace, name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _render(cluster: Cluster, namespace: str, *values: str) -> list[dict]:
+    sets = [a for v in values for a in ("--set", v)]
+    out = subprocess.run([str(cluster.bin / "helm"), "template", RELEASE, str(CHART), "-n",
+                          namespace, *sets], capture_output=True, text=True, check=True,
+                         env=cluster.env).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def _adopt(cluster: Cluster, docs: list[dict], namespace: str) -> list[dict]:
+    """Hand the cluster-wide objects the chart renders and that already exist (the session's
+    CRD, a trial policy applied by another test) to the release, as a user adopting them would;
+    return them as they were, to be restored after the uninstall.
+    """
+    saved = []
+    for doc in docs:
+        if doc["kind"] not in CLUSTER_SCOPED:
+            continue
+        ref = f"{doc['kind'].lower()}/{doc['metadata']['name']}"
+        found = cluster.kubectl("get", ref, "-o", "json", "--ignore-not-found").stdout
+        if not found.strip():
+            continue
+        obj = json.loads(found)
+        owner = (obj["metadata"].get("annotations") or {}).get(HELM_ANNOTATIONS[0])
+        if owner and owner != RELEASE and subprocess.run(
+                [str(cluster.bin / "helm"), "status", owner, "-n",
+                 obj["metadata"]["annotations"].get(HELM_ANNOTATIONS[1], "")],
+                capture_output=True, env=cluster.env).returncode == 0:
+            pytest.fail(f"{ref} belongs to the installed Helm release {owner!r} (make demo?); "
+                        f"run `make demo-down` before the tests")
+        saved.append(obj)
+        cluster.kubectl("annotate", "--overwrite", ref, f"{HELM_ANNOTATIONS[0]}={RELEASE}",
+                        f"{HELM_ANNOTATIONS[1]}={namespace}")
+        cluster.kubectl("label", "--overwrite", ref, "app.kubernetes.io/managed-by=Helm")
+    return saved
+
+
+def _restore(cluster: Cluster, saved: list[dict]) -> None:
+    for obj in saved:
+        meta = obj["metadata"]
+        ref = f"{obj['kind'].lower()}/{meta['name']}"
+        if cluster.kubectl("get", ref, "--ignore-not-found").stdout.strip():
+            # Kept (the CRD): take the adoption marks off again.
+            cluster.kubectl("annotate", ref, *(f"{a}-" for a in HELM_ANNOTATIONS), check=False)
+            if "app.kubernetes.io/managed-by" not in (meta.get("labels") or {}):
+                cluster.kubectl("label", ref, "app.kubernetes.io/managed-by-", check=False)
+            continue
+        for key in ("resourceVersion", "uid", "creationTimestamp", "generation",
+                    "managedFields"):
+            meta.pop(key, None)
+        obj.pop("status", None)
+        cluster.kubectl("create", "-f", "-", input=json.dumps(obj))
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, operator: OperatorProcess) -> Iterator[Release]:
+    operator.stop()
+    namespace = f"chart-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", namespace)
+    port = _free_port()
+    values = [f"watchNamespaces={{{namespace}}}", "liveness.bindAddress=127.0.0.1",
+              f"liveness.port={port}"]
+    saved = _adopt(cluster, _render(cluster, namespace, *values), namespace)
+    r = Release(cluster, namespace, port, time.time())
+    try:
+        # The adopted objects were applied by kubectl: the chart's fields win over its.
+        r.helm("install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", "2m",
+               "--force-conflicts", *[a for v in values for a in ("--set", v)])
+        yield r
+    finally:
+        r.helm("uninstall", RELEASE, "-n", namespace, "--wait", "--ignore-not-found",
+               check=False)
+        _restore(cluster, saved)
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        operator.ensure_running()
+
+
+def _audit(cluster: Cluster, user: str) -> list[dict]:
+    """The audit events of ``user``, one per request."""
+    events: dict[str, dict] = {}
+    with (cluster.state.root / "audit.log").open() as f:
+        for line in f:
+            if user not in line:
+                continue
+            e = json.loads(line)
+            if e["user"]["username"] == user:
+                events[e["auditID"]] = e
+    return list(events.values())
+
+
+def _rbac_key(e: dict) -> tuple[str, str, str] | None:
+    ref = e.get("objectRef")
+    if not ref:
+        return None  # discovery (/api, /apis/...), which every account may read
+    resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+    return ref.get("apiGroup", ""), resource, e["verb"]
+
+
+def _rules(role: dict) -> set[tuple[str, str, str]]:
+    return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
+            for r in rule["resources"] for v in rule["verbs"]}
+
+
+def test_rendered_manifests_pass_a_server_side_dry_run(cluster: Cluster, namespace: str):
+    for values in ([], [f"watchNamespaces={{{namespace}}}"]):
+        docs = _render(cluster, namespace, *values)
+        assert {"Deployment", "ServiceAccount", "RoleBinding"} <= {d["kind"] for d in docs}
+        for doc in docs:
+            if doc["kind"] == "Pod":  # the test pod: its own account exists only in `helm test`
+                doc["spec"]["serviceAccountName"] = "default"
+        text = "\n---\n".join(json.dumps(d) for d in docs)
+        out = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-",
+                              input=text).stdout
+        assert "deployment.apps/ktc-kubetune created (server dry run)" in out, out
+
+
+def test_operator_runs_as_a_pod_under_the_charts_service_account(release: Release):
+    pods = wait_for(lambda: [p for p in release.operator_pods()
+                             if p["status"].get("phase") == "Running"],
+                    timeout=60, what="the operator pod Running")
+    (pod,) = pods
+    assert pod["spec"]["serviceAccountName"] == FULLNAME
+    args = pod["spec"]["containers"][0]["args"]
+    assert f"--namespace={release.namespace}" in args and "--leader-elect" in args
+
+    def alive() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{release.port}/healthz",
+                                        timeout=3) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    wait_for(alive, timeout=60, what="the operator's liveness endpoint")
+    lease = release.cluster.get("lease", "-n", release.namespace, FULLNAME)
+    assert lease["spec"]["holderIdentity"]
+
+
+def test_a_study_succeeds_under_the_charts_rbac(release: Release):
+    release.cluster.apply(study("tiny", budget={"maxTrials": 4, "parallelism": 2}),
+                          release.namespace)
+    obj = release.wait_succeeded("tiny")
+    assert obj["status"]["trials"]["succeeded"] == 4
+    # The Jobs were made by the operator's own account, not by an admin.
+    creators = {e["user"]["username"] for e in _all_job_creations(release)}
+    assert creators == {release.account}
+
+
+def _all_job_creations(release: Release) -> list[dict]:
+    out = []
+    with (release.cluster.state.root / "audit.log").open() as f:
+        for line in f:
+            if '"create"' not in line or release.namespace not in line:
+                continue
+            e = json.loads(line)
+            ref = e.get("objectRef") or {}
+            if (e["verb"] == "create" and ref.get("resource") == "jobs"
+                    and ref.get("namespace") == release.namespace
+                    and e.get("stage") == "ResponseComplete"
+                    and "dryRun" not in e["requestURI"]):
+                out.append(e)
+    assert out, "no Job creation in the audit log"
+    return out
+
+
+def test_helm_test_passes(release: Release):
+    out = release.helm("test", RELEASE, "-n", release.namespace, "--logs", "--timeout", "3m")
+    assert "Succeeded (MaxTrialsReached)" in out, out
+
+
+def test_every_call_was_allowed_and_every_rule_was_used(release: Release):
+    def used() -> set[tuple[str, str, str]]:
+        return {k for e in _audit(release.cluster, release.account) if (k := _rbac_key(e))}
+
+    # The Lease is renewed every 5 s: wait for one renewal to be on the record.
+    wait_for(lambda: ("coordination.k8s.io", "leases", "update") in used(), timeout=30,
+             what="a Lease renewal in the audit log")
+    events = _audit(release.cluster, release.account)
+    denied = [f"{e['verb']} {e['requestURI']}" for e in events
+              if e.get("annotations", {}).get("authorization.k8s.io/decision") == "forbid"]
+    assert denied == [], f"calls the chart's RBAC refused: {denied}"
+    granted = _rules(release.cluster.get("role", "-n", release.namespace, FULLNAME))
+    lease = _rules(release.cluster.get("role", "-n", release.namespace,
+                                       f"{FULLNAME}-leader-election"))
+    calls = used()
+    assert calls <= granted | lease
+    assert (granted | lease) - calls == GRANTED_UNUSED, "granted but never called"
+
+
+def test_upgrade_keeps_studies_running(release: Release):
+    before = {p["metadata"]["name"] for p in release.operator_pods()}
+    release.helm("upgrade", RELEASE, str(CHART), "-n", release.namespace, "--reuse-values",
+                 "--set", "logFormat=plain", "--wait", "--timeout", "2m")
+
+    def new_pod() -> list[dict]:
+        return [p for p in release.operator_pods() if p["metadata"]["name"] not in before
+                and p["status"].get("phase") == "Running"
+                and not p["metadata"].get("deletionTimestamp")]
+
+    (pod,) = wait_for(new_pod, timeout=60, what="the upgraded operator pod")
+    assert "--log-format=plain" in pod["spec"]["containers"][0]["args"]
+    # The new pod takes the Lease over (within its 15 s) and reconciles a new study.
+    release.cluster.apply(study("after-upgrade", budget={"maxTrials": 2, "parallelism": 2}),
+                          release.namespace)
+    release.wait_succeeded("after-upgrade", timeout=120)
+
+
+def test_uninstall_keeps_the_crd_and_its_studies(release: Release):
+    release.helm("uninstall", RELEASE, "-n", release.namespace, "--wait", "--timeout", "2m")
+    crd = release.cluster.get("crd", "tuningstudies.kubetune.dev")
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert len(release.cluster.get("ts", "-n", release.namespace)["items"]) == 2
+    left = release.cluster.kubectl("get", "deploy,role,rolebinding,sa", "-n", release.namespace,
+                                   "-l", "app.kubernetes.io/instance=ktc", "-o", "name").stdout
+    assert left.strip() == ""
+
