@@ -31,6 +31,7 @@ __all__ = [
     "binaries_dir",
     "down",
     "load_state",
+    "restart",
     "up",
 ]
 
@@ -87,6 +88,7 @@ class ClusterState:
     pids: dict[str, int] = field(default_factory=dict)
     node_ports: dict[str, int] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    argv: dict[str, list[str]] = field(default_factory=dict)  # so ``restart`` can start it again
 
     @property
     def root(self) -> Path:
@@ -145,6 +147,21 @@ def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, u
     }
     path.write_text(json.dumps(config, indent=2))
     path.chmod(0o600)
+
+
+def _component_env(name: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBECONFIG")}
+    # Keep Go programs away from any proxy: only loopback is ever dialled.
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    if name == "node-agent":
+        env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _start(state: ClusterState, name: str, argv: list[str]) -> None:
+    state.argv[name] = argv
+    state.pids[name] = _spawn(name, argv, state.root, _component_env(name))
+    _save(state)
 
 
 def _spawn(name: str, argv: list[str], state_dir: Path, env: dict | None = None) -> int:
@@ -262,11 +279,7 @@ def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
     for name in ("controller-manager", "scheduler"):
         write_kubeconfig(root / f"{name}.kubeconfig", server, p.ca, p.cert(name), p.key(name), name)
     (root / "audit-policy.yaml").write_text(AUDIT_POLICY)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBECONFIG")}
-    # Keep Go programs away from any proxy: only loopback is ever dialled.
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-
-    state.pids["etcd"] = _spawn("etcd", [
+    _start(state, "etcd", [
         str(bins / "etcd"), "--name=devcluster", f"--data-dir={root / 'etcd'}",
         f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
         f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
@@ -274,11 +287,10 @@ def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
         f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
         f"--initial-cluster=devcluster=http://127.0.0.1:{etcd_peer}",
         "--listen-metrics-urls=", "--unsafe-no-fsync", "--log-level=warn",
-    ], root, env)
-    _save(state)
+    ])
     _wait("etcd", lambda: (_etcd_ok(etcd_port), "etcd /health"), 30, state, ["etcd"])
 
-    state.pids["kube-apiserver"] = _spawn("kube-apiserver", [
+    _start(state, "kube-apiserver", [
         str(bins / "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
         "--bind-address=127.0.0.1", f"--secure-port={api_port}",
@@ -300,13 +312,12 @@ def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
         f"--audit-log-path={root / 'audit.log'}", "--audit-log-maxsize=200",
         "--allow-privileged=true", f"--cert-dir={root / 'pki' / 'apiserver-generated'}",
         "--profiling=false", "-v=1",
-    ], root, env)
-    _save(state)
+    ])
     ctx = admin_ssl_context(state)
     _wait("kube-apiserver /readyz", lambda: _ready(server, ctx), timeout, state,
           ["etcd", "kube-apiserver"])
 
-    state.pids["kube-controller-manager"] = _spawn("kube-controller-manager", [
+    _start(state, "kube-controller-manager", [
         str(bins / "kube-controller-manager"),
         f"--kubeconfig={root / 'controller-manager.kubeconfig'}",
         f"--authentication-kubeconfig={root / 'controller-manager.kubeconfig'}",
@@ -316,27 +327,43 @@ def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
         f"--cluster-signing-cert-file={p.ca}", f"--cluster-signing-key-file={p.key('ca')}",
         "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
         f"--cert-dir={root / 'pki' / 'kcm-generated'}", "--profiling=false", "-v=1",
-    ], root, env)
-    state.pids["kube-scheduler"] = _spawn("kube-scheduler", [
+    ])
+    _start(state, "kube-scheduler", [
         str(bins / "kube-scheduler"),
         f"--kubeconfig={root / 'scheduler.kubeconfig'}",
         f"--authentication-kubeconfig={root / 'scheduler.kubeconfig'}",
         f"--authorization-kubeconfig={root / 'scheduler.kubeconfig'}",
         "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={sched_port}",
         f"--cert-dir={root / 'pki' / 'scheduler-generated'}", "--profiling=false", "-v=1",
-    ], root, env)
-    _save(state)
-
-    agent_env = dict(env)
-    agent_env["PYTHONUNBUFFERED"] = "1"
-    state.pids["node-agent"] = _spawn("node-agent", [
+    ])
+    _start(state, "node-agent", [
         sys.executable, "-m", "kubetune_devcluster", "agent", "--state-dir", str(root),
-    ], root, agent_env)
-    _save(state)
+    ])
     _wait("nodes Ready", lambda: _nodes_ready(server, ctx, config.node_names), timeout, state,
           list(state.pids))
     (root / "startup-seconds").write_text(f"{time.monotonic() - started:.2f}\n")
     return state
+
+
+def restart(state: ClusterState, name: str, *, sig: int = signal.SIGKILL,
+            down_seconds: float = 0.0, timeout: float = 60.0) -> None:
+    """Stop one component (kill -9 by default, as a crash), wait ``down_seconds``, and start it
+    again with the argv it was started with; return once it serves again.
+    """
+    argv = state.argv.get(name)
+    if argv is None:
+        raise ValueError(
+            f"restart: devcluster did not record how it started {name!r} (known: "
+            f"{sorted(state.argv)}); bring the cluster down and up again to record it"
+        )
+    _terminate_group(state.pids[name], sig=sig)
+    time.sleep(down_seconds)
+    _start(state, name, argv)
+    if name == "etcd":
+        _wait("etcd", lambda: (_etcd_ok(state.etcd_port), "etcd /health"), timeout, state, [name])
+    elif name == "kube-apiserver":
+        ctx = admin_ssl_context(state)
+        _wait("kube-apiserver /readyz", lambda: _ready(state.server, ctx), timeout, state, [name])
 
 
 def _etcd_ok(port: int) -> bool:
@@ -394,9 +421,9 @@ def down(state_dir: Path, *, keep_state: bool = False) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _terminate_group(pid: int, grace: float = 5.0) -> None:
+def _terminate_group(pid: int, grace: float = 5.0, sig: int = signal.SIGTERM) -> None:
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + grace
