@@ -13,6 +13,7 @@ from kubetune.core import protocol, stopping
 from kubetune.core.space import env_var_name
 from kubetune.core.spec import StudySpec
 from kubetune.kube import conventions as names
+from kubetune.kube import signing
 
 __all__ = [
     "build_trial_job",
@@ -124,9 +125,16 @@ def build_trial_job(
     }
 
 
-def result_patch(result: protocol.TrialResult) -> dict:
-    """The merge patch that records a trial's result on its Job."""
-    return {"metadata": {"annotations": {names.RESULT_ANNOTATION: protocol.encode_result(result)}}}
+def result_patch(result: protocol.TrialResult, job: Mapping[str, Any] | None = None,
+                 key: bytes | None = None) -> dict:
+    """The merge patch that records a trial's result on ``job``, signed with ``key`` when
+    given (see ``kube.signing``), so that the operator can tell an edited result.
+    """
+    text = protocol.encode_result(result)
+    annotations = {names.RESULT_ANNOTATION: text}
+    if key is not None and job is not None:
+        annotations[signing.SIGNATURE_ANNOTATION] = signing.sign(key, job, text)
+    return {"metadata": {"annotations": annotations}}
 
 
 def end_pod_patch(pod: Mapping[str, Any], now: float) -> dict | None:

@@ -4,6 +4,12 @@ A trial whose result is on its Job is read from that result alone. Otherwise its
 from the Job's conditions and its pods: the metrics and curve annotations of the pod that ran
 it, the Job's Complete/Failed condition, the pod's phase. Numbers below the study's high-water
 mark without a Job are Lost.
+
+Given the operator's signing key, a result is believed only with a valid signature
+(``kube.signing``). One without (edited by hand, or signed with a key since replaced) is
+re-derived from its pod when the trial ended on its own and its pod is still there, and
+recorded again; otherwise the trial is Lost (reason ResultUnverified): its number is not
+reused, it does not count toward maxTrials, and a new trial takes its place.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from kubetune.core import protocol
 from kubetune.core.protocol import ProtocolError, TrialResult
 from kubetune.core.trials import Trial, TrialState
 from kubetune.kube import conventions as names
+from kubetune.kube import signing
 
 __all__ = [
     "Observation",
@@ -87,6 +94,8 @@ class Observation:
     to_record: dict[int, TrialResult]
     # Why Pending trials wait, e.g. the scheduler's "Insufficient nvidia.com/gpu".
     pending_reasons: tuple[str, ...]
+    # Trials whose recorded result failed verification (see the module docstring).
+    unverified: tuple[int, ...] = ()
 
 
 def _curve(pod: Mapping[str, Any] | None) -> tuple[tuple[int, float], ...]:
@@ -198,15 +207,42 @@ def _pending_reason(objs: TrialObjects) -> str | None:
     return None
 
 
+def _recorded(job: Mapping[str, Any], key: bytes | None) -> TrialResult | None:
+    """The result on ``job``, if readable and (given ``key``) signed by the operator."""
+    annotations = job["metadata"].get("annotations") or {}
+    text = annotations.get(names.RESULT_ANNOTATION)
+    if key is not None and not signing.verify(
+            key, job, text or "", annotations.get(signing.SIGNATURE_ANNOTATION)):
+        return None
+    try:
+        return protocol.parse_result(text or "")
+    except ProtocolError:
+        return None
+
+
+def _rederivable(objs: TrialObjects, result: TrialResult | None) -> bool:
+    """Whether ``result``, re-derived from the pod, is what the operator once recorded: the
+    trial ended on its own (not by a deadline, which the operator also uses to prune and stop)
+    and the pod it ran in is still there to read.
+    """
+    return (result is not None and objs.job is not None and objs.current_pod is not None
+            and not _ended_by_deadline(objs.job, objs.current_pod))
+
+
 def observe(
     jobs: Sequence[dict], pods: Sequence[dict], *, metric: str, minimize: bool,
-    next_trial: int = 0,
+    next_trial: int = 0, key: bytes | None = None,
 ) -> Observation:
-    """Read the trials of one study from its Jobs and pods (both selected by its UID label)."""
+    """Read the trials of one study from its Jobs and pods (both selected by its UID label).
+
+    With ``key`` (the operator's signing key) recorded results are verified; without one (a
+    reader that only displays) they are taken as written.
+    """
     grouped = group_by_trial(jobs, pods)
     trials: list[Trial] = []
     to_record: dict[int, TrialResult] = {}
     pending: list[str] = []
+    unverified: list[int] = []
     for number in sorted(grouped):
         objs = grouped[number]
         job = objs.job
@@ -226,15 +262,22 @@ def observe(
                 cond = job_condition(job, kind)
                 if cond:
                     end = parse_time(cond.get("lastTransitionTime"))
-        recorded = annotations.get(names.RESULT_ANNOTATION)
-        if recorded:
-            try:
-                result = protocol.parse_result(recorded)
-            except ProtocolError:
-                result = None
+        if names.RESULT_ANNOTATION in annotations:
+            result = _recorded(job, key)
             if result is not None:
                 trials.append(_trial_from_result(number, params, result, job, start, end))
                 continue
+            if key is not None:
+                unverified.append(number)
+                result = _ended(objs, metric, minimize)
+                if not _rederivable(objs, result):
+                    trials.append(Trial(
+                        number=number, params=params, state=TrialState.LOST,
+                        reason="ResultUnverified",
+                        message=f"its {names.RESULT_ANNOTATION} annotation was not written by "
+                                "the operator and its pod cannot tell the result again",
+                        start_time=start, end_time=end, job=job["metadata"]["name"]))
+                    continue
         result = _ended(objs, metric, minimize)
         if result is not None:
             to_record[number] = result
@@ -261,7 +304,8 @@ def observe(
             trials.append(Trial(number=number, params={}, state=TrialState.LOST,
                                 reason="JobDeleted", message="its Job was deleted"))
     trials.sort(key=lambda t: t.number)
-    return Observation(tuple(trials), to_record, tuple(dict.fromkeys(pending)))
+    return Observation(tuple(trials), to_record, tuple(dict.fromkeys(pending)),
+                       tuple(unverified))
 
 
 def releasable_pods(jobs: Sequence[dict], pods: Sequence[dict], recorded: set[int]) -> list[dict]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -23,6 +25,7 @@ from kubetune.core.protocol import TrialResult
 from kubetune.core.trials import Trial, TrialState
 from kubetune.kube import conventions as names
 from kubetune.kube import jobs as builders
+from kubetune.kube import looplag, signing
 from kubetune.kube import observe as observing
 from kubetune.kube import status as statuses
 from kubetune.kube.cache import TrialCache
@@ -54,7 +57,8 @@ class Operator:
     the trial cache, and which reconciles are running or wanted.
     """
 
-    def __init__(self, client: Client, namespaces: Iterable[str] | None = None):
+    def __init__(self, client: Client, namespaces: Iterable[str] | None = None, *,
+                 key_namespace: str | None = None):
         self.client = client
         self.cache = TrialCache(client, namespaces, self.trigger)
         self.studies: dict[str, dict] = {}
@@ -62,6 +66,12 @@ class Operator:
         self._dirty: set[str] = set()
         self._rbac_done: set[tuple[str, str]] = set()
         self.reconciles = 0
+        # The result-signing key lives in a Secret of the operator's own namespace.
+        self.key_namespace = (key_namespace or os.environ.get("POD_NAMESPACE")
+                              or client.credentials.namespace)
+        self.key: bytes | None = None
+        self._key_loaded = asyncio.Event()
+        self._warned: set[tuple[str, str]] = set()  # unverified results already reported
 
     # --- triggers -----------------------------------------------------------------------------
 
@@ -98,12 +108,27 @@ class Operator:
             self._running.pop(uid, None)
 
     async def run(self) -> None:
-        """The cache's watches and the resync safety net, until cancelled."""
-        resync = asyncio.create_task(self._resync())
+        """The cache's watches, the resync safety net and the loop-lag monitor, until cancelled."""
+        helpers = [asyncio.create_task(self._resync()), asyncio.create_task(looplag.monitor()),
+                   asyncio.create_task(self._load_key())]
         try:
             await self.cache.run()
         finally:
-            resync.cancel()
+            for task in helpers:
+                task.cancel()
+
+    async def _load_key(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                self.key = await signing.ensure_key(self.client, self.key_namespace)
+                self._key_loaded.set()
+                return
+            except Exception as e:  # apiserver not there yet, or RBAC missing: say so, retry
+                log.error("no result-signing key yet, so no reconcile: %s; retrying in %.0f s",
+                          e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def _resync(self) -> None:
         while True:
@@ -115,6 +140,7 @@ class Operator:
 
     async def reconcile(self, uid: str) -> None:
         await self.cache.wait_synced()
+        await self._key_loaded.wait()
         study = self.studies.get(uid)
         if study is None:
             # A deleted study (or one not seen yet): release what is safe, e.g. the pods of
@@ -144,11 +170,14 @@ class Operator:
         jobs, pods = self.cache.jobs_of(uid), self.cache.pods_of(uid)
         minimize = specs.minimize(spec)
         seen = observing.observe(jobs, pods, metric=spec.objective.metric, minimize=minimize,
-                                 next_trial=int(previous.get("nextTrial") or 0))
+                                 next_trial=int(previous.get("nextTrial") or 0), key=self.key)
         plan = await asyncio.to_thread(
             plans.decide, spec, seen.trials, now, next_trial=int(previous.get("nextTrial") or 0))
 
         by_number = observing.group_by_trial(jobs, pods)
+        for number in seen.unverified:
+            await self._warn_unverified(study, by_number[number].job,
+                                        restored=number in seen.to_record)
         recorded: set[int] = set()
         for number, result in seen.to_record.items():
             if await self._record(study, by_number[number].job, result):
@@ -217,7 +246,8 @@ class Operator:
         meta = job["metadata"]
         path = f"/apis/batch/v1/namespaces/{meta['namespace']}/jobs/{meta['name']}"
         try:
-            updated = await self.client.merge_patch(path, builders.result_patch(result))
+            updated = await self.client.merge_patch(
+                path, builders.result_patch(result, job=job, key=self.key))
         except ApiError as e:
             if e.status == 404:
                 return False
@@ -231,6 +261,24 @@ class Operator:
             text += f" ({result.reason}{': ' + result.message if result.message else ''})"
         await self._event(study, reason, text, kind)
         return True
+
+    async def _warn_unverified(self, study: dict, job: dict | None, *, restored: bool) -> None:
+        """One Warning event per edited result: the trial's result is re-derived, or Lost."""
+        if job is None:
+            return
+        meta = job["metadata"]
+        text = (meta.get("annotations") or {}).get(names.RESULT_ANNOTATION) or ""
+        seen = (meta.get("uid", ""), hashlib.sha256(text.encode()).hexdigest())
+        if seen in self._warned:
+            return
+        self._warned.add(seen)
+        what = ("re-derived from its pod and recorded again" if restored else
+                "its pod cannot tell the result again, so the trial is Lost and a new one "
+                "takes its place")
+        await self._event(study, "ResultUnverified",
+                          f"trial {meta['labels'].get(names.TRIAL_LABEL)} (Job {meta['name']}): "
+                          f"its {names.RESULT_ANNOTATION} annotation is not the operator's "
+                          f"(edited by hand?), so it is not used; {what}", "Warning")
 
     async def _end(self, objs: observing.TrialObjects, now: float) -> None:
         """End a stopped trial: lower its pods' activeDeadlineSeconds, or, when no pod runs

@@ -1,0 +1,241 @@
+"""Faults: a study takes each of them and still ends as it should.
+
+After each fault the study ends Succeeded with exactly maxTrials counted trials (Succeeded,
+Failed, Pruned), no trial number twice, every result that was on a Job before the fault still
+there and unchanged, and a status whose counts, nextTrial and best trial match the Jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import Cluster, OperatorProcess, wait_for
+from kubetune.core import protocol
+from kubetune.core.trials import TrialState
+from kubetune.kube import conventions as names
+from kubetune.kube import signing
+from kubetune_devcluster import cluster as devcluster
+from studies import study
+from test_operator import condition, get_study, is_true, results, trial_jobs, wait_condition
+
+QUICK = ["quadratic", "--steps", "2", "--sleep", "0.4"]
+
+
+def numbers_of(jobs: list[dict]) -> list[int]:
+    return [int(j["metadata"]["labels"][names.TRIAL_LABEL]) for j in jobs]
+
+
+def finished(cluster: Cluster, ns: str, name: str, max_trials: int,
+             before: dict[int, protocol.TrialResult] | None = None, *,
+             unverified: frozenset[int] = frozenset(), timeout: int = 240) -> dict:
+    """Wait for Succeeded and check the study against its Jobs; returns the study.
+
+    ``unverified``: trials whose result annotation was edited by hand and that the operator
+    counts Lost although their Job is there.
+    """
+    wait_condition(cluster, ns, name, "Succeeded", timeout=timeout)
+    # The last status write and the last result can land in either order: settle on both.
+    obj = wait_for(lambda: (lambda o: o if o["status"]["trials"]["running"] == 0
+                            and o["status"]["trials"]["pending"] == 0 else None)(
+        get_study(cluster, ns, name)), timeout=30, what="no active trials")
+    jobs = trial_jobs(cluster, ns, name)
+    numbers = numbers_of(jobs)
+    assert len(numbers) == len(set(numbers)), f"a trial number twice: {sorted(numbers)}"
+    res = {n: r for n, r in results(jobs).items() if n not in unverified}
+    assert set(res) == set(numbers) - unverified, f"no result: {set(numbers) - set(res)}"
+    counted = [n for n, r in res.items() if r.state.counts_toward_budget]
+    assert len(counted) == max_trials, {n: r.state.value for n, r in res.items()}
+    for n, r in (before or {}).items():
+        if n in res:
+            assert res[n] == r, f"trial {n}'s result changed: {r} -> {res[n]}"
+    status = obj["status"]
+    lost = status["nextTrial"] - len(numbers) + len(unverified)
+    by_state = Counter(r.state.value.lower() for r in res.values())
+    expected = {s.value.lower(): by_state.get(s.value.lower(), 0) for s in TrialState}
+    expected["lost"] = lost
+    expected["total"] = status["nextTrial"]
+    assert status["trials"] == expected
+    assert status["nextTrial"] >= max(numbers) + 1
+    values = [(r.value, n) for n, r in res.items() if r.state is TrialState.SUCCEEDED]
+    assert status["bestTrial"]["value"] == min(values)[0]
+    wait_for(lambda: all(names.FINALIZER not in (p["metadata"].get("finalizers") or [])
+                         for p in cluster.get("pods", "-n", ns)["items"]),
+             timeout=30, what="every result finalizer released")
+    return obj
+
+
+def start(cluster: Cluster, ns: str, name: str, toy: list[str], budget: dict, **kw) -> None:
+    cluster.apply(study(name, toy=toy, budget=budget, **kw), ns)
+
+
+def wait_results(cluster: Cluster, ns: str, name: str, n: int) -> dict[int, protocol.TrialResult]:
+    return wait_for(lambda: (lambda r: r if len(r) >= n else None)(
+        results(trial_jobs(cluster, ns, name))), timeout=120, what=f"{n} results")
+
+
+def test_operator_killed_ten_times(cluster: Cluster, running_operator: OperatorProcess,
+                                   namespace):
+    start(cluster, namespace, "kills", QUICK,
+          {"maxTrials": 24, "parallelism": 4, "maxFailedTrials": 1})
+    rng = random.Random(7)
+    before: dict[int, protocol.TrialResult] = {}
+    for _ in range(10):
+        time.sleep(rng.uniform(0.2, 3.0))
+        before.update(results(trial_jobs(cluster, namespace, "kills")))
+        running_operator.kill()
+        time.sleep(rng.uniform(0.0, 1.5))
+        running_operator.start()
+    obj = finished(cluster, namespace, "kills", 24, before)
+    assert obj["status"]["trials"]["lost"] == 0
+    assert obj["status"]["nextTrial"] == 24
+
+
+@pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])
+def test_control_plane_restarted_mid_study(cluster: Cluster, running_operator, namespace,
+                                           component):
+    start(cluster, namespace, "cp", ["quadratic", "--steps", "3", "--sleep", "0.5"],
+          {"maxTrials": 12, "parallelism": 4, "maxFailedTrials": 1})
+    before = wait_results(cluster, namespace, "cp", 2)
+    devcluster.restart(cluster.state, component, down_seconds=3)
+    obj = finished(cluster, namespace, "cp", 12, before)
+    assert obj["status"]["trials"]["lost"] == 0
+    assert running_operator.proc.poll() is None, "the operator outlived the restart"
+
+
+def _trial_pids(cluster: Cluster, ns: str) -> dict[str, int]:
+    """The running trial containers' process ids, by pod directory."""
+    out = {}
+    for pidfile in Path(cluster.state.root, "pods").glob(f"{ns}_*/trial.pid"):
+        try:
+            pid = int(pidfile.read_text())
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] != "Z" and b"kubetune_trainer" in cmdline:
+            out[pidfile.parent.name] = pid
+    return out
+
+
+def test_trial_processes_killed(cluster: Cluster, running_operator, namespace):
+    start(cluster, namespace, "killed", ["quadratic", "--steps", "6", "--sleep", "0.5"],
+          {"maxTrials": 8, "parallelism": 3, "maxFailedTrials": 8})
+    killed: set[str] = set()
+    while len(killed) < 3:
+        pids = wait_for(lambda: {k: v for k, v in _trial_pids(cluster, namespace).items()
+                                 if k not in killed}, timeout=60, what="a running trial")
+        time.sleep(1.0)  # let it report a step or two first
+        pod_dir, pid = next(iter(pids.items()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        killed.add(pod_dir)
+    obj = finished(cluster, namespace, "killed", 8)
+    res = results(trial_jobs(cluster, namespace, "killed"))
+    failed = [r for r in res.values() if r.state is TrialState.FAILED]
+    assert obj["status"]["trials"]["failed"] == len(failed) >= 1
+    assert {r.reason for r in failed} == {"ExitCode"}
+    assert all("exited with code" in (r.message or "") for r in failed)
+
+
+def _node_ready(cluster: Cluster) -> bool:
+    node = cluster.get("nodes")["items"][0]
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in node["status"].get("conditions") or [])
+
+
+def test_node_not_ready_for_a_minute(cluster: Cluster, running_operator, namespace):
+    start(cluster, namespace, "node", ["quadratic", "--steps", "2", "--sleep", "1"],
+          {"maxTrials": 8, "parallelism": 2, "maxFailedTrials": 1})
+    wait_results(cluster, namespace, "node", 1)
+    agent = cluster.state.pids["node-agent"]
+    os.kill(agent, signal.SIGUSR1)
+    try:
+        wait_for(lambda: not _node_ready(cluster), timeout=120, interval=2,
+                 what="the node to go NotReady")
+        went = time.monotonic()
+        before = results(trial_jobs(cluster, namespace, "node"))
+        # New trial pods cannot be scheduled on a NotReady node; the status says so.
+        waiting = wait_for(lambda: (lambda o: o if "untolerated taint" in (
+            condition(o, "Ready") or {}).get("message", "") else None)(
+            get_study(cluster, namespace, "node")), timeout=60, interval=2,
+            what="Ready's message to say why trials wait")
+        assert is_true(waiting, "Ready")
+        time.sleep(max(0.0, 60 - (time.monotonic() - went)))
+    finally:
+        os.kill(agent, signal.SIGUSR2)
+    wait_for(lambda: _node_ready(cluster), timeout=60, what="the node to be Ready again")
+    obj = finished(cluster, namespace, "node", 8, before)
+    assert obj["status"]["trials"]["lost"] == 0
+
+
+def test_jobs_deleted_by_hand_are_lost_and_replaced(cluster: Cluster, running_operator,
+                                                    namespace):
+    start(cluster, namespace, "deleted", ["quadratic", "--steps", "3", "--sleep", "0.5"],
+          {"maxTrials": 10, "parallelism": 3, "maxFailedTrials": 1})
+    before = wait_results(cluster, namespace, "deleted", 2)
+    done = min(before)
+    running = wait_for(lambda: [j for j in trial_jobs(cluster, namespace, "deleted")
+                                if names.RESULT_ANNOTATION not in j["metadata"]["annotations"]],
+                       what="a running trial")[-1]
+    gone = {done, int(running["metadata"]["labels"][names.TRIAL_LABEL])}
+    for job in trial_jobs(cluster, namespace, "deleted"):
+        if int(job["metadata"]["labels"][names.TRIAL_LABEL]) in gone:
+            cluster.kubectl("delete", "job", "-n", namespace, job["metadata"]["name"],
+                            "--wait=false")
+    obj = finished(cluster, namespace, "deleted", 10,
+                   {n: r for n, r in before.items() if n not in gone})
+    numbers = numbers_of(trial_jobs(cluster, namespace, "deleted"))
+    assert not gone & set(numbers), "a deleted trial's number was used again"
+    assert obj["status"]["trials"]["lost"] == 2
+    assert obj["status"]["nextTrial"] == 12
+
+
+def _edit_result(cluster: Cluster, ns: str, job: dict, **changes) -> None:
+    text = job["metadata"]["annotations"][names.RESULT_ANNOTATION]
+    doc = {**json.loads(text), **changes}
+    patch = {"metadata": {"annotations": {names.RESULT_ANNOTATION: json.dumps(doc)}}}
+    cluster.kubectl("patch", "job", "-n", ns, job["metadata"]["name"], "--type=merge",
+                    "-p", json.dumps(patch))
+
+
+def test_result_edited_by_hand_is_detected(cluster: Cluster, running_operator, namespace):
+    """An edited result is never believed: re-derived from its pod when the pod is there (the
+    value is back as it was), else the trial is Lost and another takes its place."""
+    start(cluster, namespace, "edited", ["quadratic", "--steps", "2", "--sleep", "0.6"],
+          {"maxTrials": 10, "parallelism": 2, "maxFailedTrials": 1})
+    before = wait_results(cluster, namespace, "edited", 2)
+    jobs = {int(j["metadata"]["labels"][names.TRIAL_LABEL]): j
+            for j in trial_jobs(cluster, namespace, "edited")}
+    restored, lost = sorted(before)[:2]
+    for job in jobs.values():
+        if job["metadata"]["annotations"].get(names.RESULT_ANNOTATION):
+            assert job["metadata"]["annotations"][signing.SIGNATURE_ANNOTATION].startswith(
+                "hmac-sha256:")
+    # Trial `lost`'s pod goes first, so nothing can tell its result again.
+    cluster.kubectl("delete", "pod", "-n", namespace, "-l", f"{names.TRIAL_LABEL}={lost}",
+                    "--wait=true", "--timeout=60s")
+    _edit_result(cluster, namespace, jobs[restored], value=-1000.0)
+    _edit_result(cluster, namespace, jobs[lost], value=-2000.0)
+
+    def restored_again() -> bool:
+        r = results(trial_jobs(cluster, namespace, "edited"))
+        return r.get(restored) == before[restored]
+
+    wait_for(restored_again, timeout=60, what=f"trial {restored}'s result restored")
+    obj = finished(cluster, namespace, "edited", 10,
+                   {n: r for n, r in before.items() if n != lost}, unverified=frozenset({lost}))
+    assert obj["status"]["bestTrial"]["value"] >= 0, "an edited value was believed"
+    assert obj["status"]["trials"]["lost"] == 1
+    assert obj["status"]["nextTrial"] == 11
+    assert all(e["number"] != lost for e in obj["status"]["leaderboard"])
+    events = cluster.get("events", "-n", namespace,
+                         "--field-selector", "reason=ResultUnverified")["items"]
+    assert sorted(int(e["message"].split()[1]) for e in events) == sorted([restored, lost])
