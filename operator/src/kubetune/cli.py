@@ -183,10 +183,7 @@ _COMMANDS = {"get": _get, "watch": _watch, "plot": _plot, "run": _run}
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status."""
     args = _parser().parse_args(argv)
-    from kubetune._cli.cluster import ClusterError
-    from kubetune._cli.journal import JournalError
-    from kubetune._cli.local import StudyFileError
-    from kubetune._cli.png import MatplotlibMissingError
+    from kubetune._cli.errors import CommandError
     from kubetune.core.spec import SpecError
 
     try:
@@ -197,8 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as e:
         print(f"kubetune: invalid study spec:\n{e}", file=sys.stderr)
         return EXIT_ERROR
-    except (ClusterError, JournalError, StudyFileError, MatplotlibMissingError, RuntimeError,
-            OSError) as e:
+    except (CommandError, OSError) as e:  # OSError: a file that cannot be read or written
         print(f"kubetune: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
+
 from kubetune._cli import views
+from kubetune._cli.errors import CommandError
 from kubetune.kube import conventions as names
 from kubetune.kube.client import Credentials, load_credentials
 
 __all__ = ["ClusterError", "ClusterReader", "NotFoundError"]
 
 
-class ClusterError(Exception):
+class ClusterError(CommandError):
     """The API server could not be reached or refused a request; the message says which."""
 
 
@@ -37,7 +41,21 @@ class ClusterReader:
     """GETs against the API server of ``credentials`` over one kept-alive HTTPS connection."""
 
     def __init__(self, credentials: Credentials | None = None, *, timeout: float = 30.0):
-        self.credentials = credentials or load_credentials()
+        if credentials is None:
+            try:
+                credentials = load_credentials()
+            except RuntimeError as e:
+                raise ClusterError(str(e)) from None
+            except OSError as e:
+                where = e.filename or os.environ.get("KUBECONFIG") or "~/.kube/config"
+                raise ClusterError(f"cannot read the kubeconfig {where}: {e.strerror}; point "
+                                   "KUBECONFIG at a readable one") from None
+            except (KeyError, TypeError, ValueError, StopIteration, yaml.YAMLError) as e:
+                where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+                raise ClusterError(f"the kubeconfig {where} is not usable ({type(e).__name__}: "
+                                   f"{e}); check its current-context, clusters and users"
+                                   ) from None
+        self.credentials = credentials
         url = urllib.parse.urlsplit(self.credentials.server)
         if url.scheme not in ("https", "http") or not url.hostname:
             raise ClusterError(f"server {self.credentials.server!r} in the kubeconfig is not an "

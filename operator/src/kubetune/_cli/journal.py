@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune._cli import views
+from kubetune._cli.errors import CommandError
 from kubetune.core import protocol
 from kubetune.core import spec as specs
 from kubetune.core.protocol import ProtocolError, TrialResult
@@ -47,7 +48,7 @@ __all__ = [
 _FIXED_FIELDS = ("objective", "searchSpace")
 
 
-class JournalError(ValueError):
+class JournalError(CommandError, ValueError):
     """A journal that cannot be used; the message names the file and the fix."""
 
 

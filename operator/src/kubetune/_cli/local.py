@@ -41,6 +41,7 @@ from typing import IO, Any
 import yaml
 
 from kubetune._cli import render, views
+from kubetune._cli.errors import CommandError
 from kubetune._cli.journal import Journal, JournalState, Recorded
 from kubetune.core import plan as plans
 from kubetune.core import protocol, stopping
@@ -64,7 +65,7 @@ _TAIL_LINES = 20
 _DRAIN_SECONDS = 2.0
 
 
-class StudyFileError(ValueError):
+class StudyFileError(CommandError, ValueError):
     """A study file that cannot be run; the message names the file, the field and the fix."""
 
 
@@ -461,8 +462,10 @@ def _is_report(line: str) -> bool:
 
 
 def run_local(path: Path, *, parallel: int | None, journal_path: Path | None,
-              out: IO[str] = sys.stdout) -> int:
-    """Run the study in the file at ``path`` locally; returns the command's exit status."""
+              out: IO[str] | None = None) -> int:
+    """Run the study in the file at ``path`` locally; returns the command's exit status.
+    Progress and the final leaderboard go to ``out`` (default: stdout)."""
+    out = out or sys.stdout
     study = load_study(path)
     name = study["metadata"]["name"]
     spec_obj = copy.deepcopy(study.get("spec") or {})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kubetune._cli import importance as importances
 from kubetune._cli import report, views
+from kubetune._cli.errors import CommandError
 from kubetune._cli.views import StudyView
 from kubetune.core import spec as specs
 from kubetune.core.trials import TrialState
@@ -18,7 +19,7 @@ from kubetune.core.trials import TrialState
 __all__ = ["MatplotlibMissingError", "png_report"]
 
 
-class MatplotlibMissingError(RuntimeError):
+class MatplotlibMissingError(CommandError, RuntimeError):
     """PNG output needs matplotlib, which is not installed."""
 
 

@@ -145,6 +145,12 @@ def study_header(view: StudyView) -> str:
     return "\n".join(lines)
 
 
+def _ago(seconds: float) -> str:
+    """Whole seconds: Event times have no finer resolution."""
+    s = max(0, int(seconds))
+    return f"{s}s ago" if s < 60 else f"{format_duration(s)} ago"
+
+
 def progress_bar(done: int, total: int | None, width: int = 40) -> str:
     """``[#########.........]  9/20 (45%)``; an unknown total shows the count alone."""
     if not total:
@@ -183,6 +189,6 @@ def watch_frame(view: StudyView, now: float, *, width: int = 100, events: int = 
     if view.events:
         lines += ["", "Latest events:"]
         for e in view.events[-events:]:
-            ago = "" if e.time is None else format_duration(now - e.time) + " ago"
+            ago = "" if e.time is None else _ago(now - e.time)
             lines.append(_clip(f"  {ago:>9}  {e.reason:<15} {e.message}", width))
     return "\n".join(_clip(line, width) for line in lines)

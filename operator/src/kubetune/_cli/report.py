@@ -320,6 +320,7 @@ body.hl [data-trial]:not(.on){opacity:.12}
 tr.on{background:#fde725 !important}
 #info{position:fixed;bottom:0;left:0;right:0;background:#222;color:#fff;padding:4px 12px;
 font-size:13px;min-height:1.4em}
+#info:empty{display:none}
 """
 
 # Hovering a trial anywhere highlights it in every chart and the table.

@@ -171,10 +171,16 @@ def timestamp(text: str | None) -> float | None:
         return None
 
 
+def _resource_version(obj: Mapping[str, Any]) -> int:
+    text = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return int(text) if text.isdigit() else 0
+
+
 def events_of(objects: Iterable[Mapping[str, Any]]) -> tuple[Event, ...]:
     """Kubernetes Event objects as Events, oldest first."""
     out = []
-    for e in objects:
+    # Event times have whole seconds: within one, the resourceVersion keeps the API's order.
+    for e in sorted(objects, key=_resource_version):
         when = (timestamp(e.get("lastTimestamp")) or timestamp(e.get("eventTime"))
                 or timestamp((e.get("metadata") or {}).get("creationTimestamp")))
         out.append(Event(when, str(e.get("reason") or ""), str(e.get("message") or ""),
@@ -233,7 +239,7 @@ def format_duration(seconds: float | None) -> str:
     """``0.4s``, ``42s``, ``3m05s``, ``2h10m``; ``-`` when unknown."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "-"
-    if seconds < 9.95:
+    if seconds < 9.95 and seconds != int(seconds):
         return f"{seconds:.1f}s"
     s = round(seconds)
     if s < 60:

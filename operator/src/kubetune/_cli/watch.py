@@ -29,12 +29,13 @@ def _signature(view: StudyView) -> tuple:
             view.events[-1] if view.events else None)
 
 
-def watch(source: Callable[[], StudyView], *, out: IO[str] = sys.stdout, interval: float = 2.0,
+def watch(source: Callable[[], StudyView], *, out: IO[str] | None = None, interval: float = 2.0,
           timeout: float | None = None, tty: bool | None = None, width: int = 100,
           clock: Callable[[], float] = time.time,
           sleep: Callable[[float], None] = time.sleep) -> int:
     """Show ``source()`` every ``interval`` seconds until the study has Succeeded (exit 0) or
     Failed (exit 1), or ``timeout`` seconds have passed (exit 124)."""
+    out = out or sys.stdout
     tty = out.isatty() if tty is None else tty
     start = clock()
     last: tuple | None = None
