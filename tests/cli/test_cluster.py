@@ -92,6 +92,12 @@ def test_a_missing_study_names_itself_and_the_fix(api):
         reader.study("ns1", "nope")
 
 
+def test_a_cluster_without_the_crd_says_how_to_install_it(api):
+    _, reader = api
+    with pytest.raises(NotFoundError, match=r"install kubetune's CRD"):
+        reader.studies(None)
+
+
 def test_server_errors_are_cluster_errors(api):
     fake, reader = api
     fake.routes["/apis/kubetune.dev/v1alpha1/tuningstudies"] = (

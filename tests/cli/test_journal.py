@@ -67,6 +67,17 @@ def test_open_refuses_another_study_or_search_space_and_accepts_a_new_budget(tmp
         Journal.open(path, "demo", flipped)
 
 
+def test_one_run_at_a_time(tmp_path):
+    path = tmp_path / "j.jsonl"
+    journal, _ = Journal.open(path, "demo", SPEC)
+    try:
+        with pytest.raises(JournalError, match=r"another run \(pid \d+\) is using this journal"):
+            Journal.open(path, "demo", SPEC)
+    finally:
+        journal.close()
+    Journal.open(path, "demo", SPEC)[0].close()  # free again once the first is closed
+
+
 def test_view_of_a_stopped_run_shows_its_unfinished_trials_interrupted():
     state = parse_journal(lines(
         RUN, {"kind": "trial", "number": 0, "params": {"x": 0.1}, "time": 10.0},

@@ -41,27 +41,30 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def test_trials_die_with_a_killed_runner(tmp_path):
+def slow_study(tmp_path: Path) -> Path:
     study = yaml.safe_load(EXAMPLE.read_text())
     container = study["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    container["args"] += ["--steps", "100", "--sleep", "0.5"]  # 50 s each, unless killed
+    container["args"] += ["--steps", "100", "--sleep", "0.5"]  # 50 s each, unless stopped
     path = tmp_path / "slow.yaml"
     path.write_text(yaml.safe_dump(study))
-    marker = uuid.uuid4().hex
+    return path
+
+
+def start_slow_run(tmp_path: Path, marker: str) -> subprocess.Popen:
+    """The slow study, once its 4 trials run (the runner and 4 trials carry ``marker``)."""
     env = {**os.environ, "KUBETUNE_TEST_MARKER": marker}
-    runner = kubetune("run", str(path), "--local", "--journal", str(tmp_path / "j.jsonl"),
-                      env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while len(processes_with(marker)) < 5:  # the runner and its 4 trials
-            assert runner.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        runner.send_signal(signal.SIGKILL)
-        runner.wait(10)
-    finally:
-        if runner.poll() is None:
+    runner = kubetune("run", str(slow_study(tmp_path)), "--local", "--journal",
+                      str(tmp_path / "j.jsonl"), env=env)
+    deadline = time.monotonic() + 30
+    while len(processes_with(marker)) < 5:
+        if runner.poll() is not None or time.monotonic() > deadline:
             runner.kill()
-        runner.stdout.close()
+            raise AssertionError(runner.communicate()[0])
+        time.sleep(0.1)
+    return runner
+
+
+def assert_no_process_left(marker: str) -> None:
     deadline = time.monotonic() + 5
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -69,6 +72,26 @@ def test_trials_die_with_a_killed_runner(tmp_path):
     for pid in left:  # never leave a trial behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert left == []
+
+
+def test_trials_die_with_a_killed_runner(tmp_path):
+    marker = uuid.uuid4().hex
+    runner = start_slow_run(tmp_path, marker)
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate(timeout=10)
+    assert_no_process_left(marker)
+
+
+def test_ctrl_c_stops_the_trials_and_keeps_the_journal(tmp_path):
+    marker = uuid.uuid4().hex
+    runner = start_slow_run(tmp_path, marker)
+    runner.send_signal(signal.SIGINT)
+    out, _ = runner.communicate(timeout=20)
+    assert runner.returncode == 130, out
+    assert "interrupted: run the same command again to resume" in out
+    assert_no_process_left(marker)
+    state = read_journal(tmp_path / "j.jsonl")
+    assert state.unfinished == [0, 1, 2, 3] and state.finished is None
 
 
 def test_kill_and_resume_the_example(tmp_path):

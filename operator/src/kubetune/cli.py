@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -194,6 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as e:
         print(f"kubetune: invalid study spec:\n{e}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`kubetune get | head`): stop quietly, as SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (CommandError, OSError) as e:  # OSError: a file that cannot be read or written
         print(f"kubetune: {e}", file=sys.stderr)
         return EXIT_ERROR

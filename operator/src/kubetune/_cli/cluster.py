@@ -115,7 +115,13 @@ class ClusterReader:
 
     def studies(self, namespace: str | None) -> list[dict]:
         """The TuningStudies of ``namespace`` (None: of every namespace), by namespace and name."""
-        items = self.get(_studies_path(namespace)).get("items") or []
+        try:
+            items = self.get(_studies_path(namespace)).get("items") or []
+        except NotFoundError:
+            raise NotFoundError(
+                f"the API server at {self.credentials.server} does not serve "
+                f"{names.PLURAL}.{names.GROUP}: install kubetune's CRD (the Helm chart, or "
+                "`kubectl apply -f crds/tuningstudy.yaml`)") from None
         return sorted(items, key=lambda s: (s["metadata"].get("namespace", ""),
                                             s["metadata"]["name"]))
 

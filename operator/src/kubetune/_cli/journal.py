@@ -17,6 +17,7 @@ Records, one per line:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -143,25 +144,40 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 class Journal:
-    """Appends records to a journal file, flushing each so a kill keeps all written before."""
+    """Appends records to a journal file, flushing each so a kill keeps all written before.
+
+    One run at a time: the file is locked (flock) while it is open, and the lock goes with the
+    process however it ends.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("a", encoding="utf-8")
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            owner = read_journal(path).pid
+            raise JournalError(
+                f"{path}: another run (pid {owner}) is using this journal; wait for it to end, "
+                "or pass --journal with another file") from None
 
     @classmethod
     def open(cls, path: Path, name: str, spec: Mapping[str, Any]) -> tuple[Journal, JournalState]:
         """Open (or start) the journal of study ``name`` with ``spec``; a journal written for
         another study, objective or search space is refused."""
+        journal = cls(path)  # the lock first: another run may be writing it
         state = read_journal(path)
         if state.uid:
             if state.name != name:
+                journal.close()
                 raise JournalError(
                     f"{path}: this journal belongs to study {state.name!r}, not {name!r}; pass "
                     "--journal with another file")
             for key in _FIXED_FIELDS:
                 if _normal(state.spec.get(key)) != _normal(spec.get(key)):
+                    journal.close()
                     raise JournalError(
                         f"{path}: spec.{key} differs from the one this journal was written "
                         f"with; a resumed study must keep its {key}. Delete the journal (or pass "
@@ -169,7 +185,6 @@ class Journal:
         else:
             state.name, state.uid = name, str(uuid.uuid4())
         state.spec = dict(spec)
-        journal = cls(path)
         journal.write({"kind": "run", "name": name, "uid": state.uid, "spec": dict(spec),
                        "pid": os.getpid(), "time": time.time()})
         state.finished = None

@@ -496,6 +496,9 @@ def run_local(path: Path, *, parallel: int | None, journal_path: Path | None,
         print(f"\ninterrupted: run the same command again to resume from {where}", file=out,
               flush=True)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
+        runner.stop_all()
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
