@@ -159,7 +159,7 @@ class LocalTrial:
 
 
 def trial_objects(trial: LocalTrial) -> tuple[dict, dict]:
-    """The Job and pod the kube layer would see for ``trial``, for ``observe``. Pure."""
+    """The Job and pod the kube layer would see for ``trial``, for ``observe``. No I/O."""
     job = copy.deepcopy(trial.job)
     labels = {names.TRIAL_LABEL: str(trial.number)}
     annotations: dict[str, str] = {}
@@ -184,8 +184,9 @@ def trial_objects(trial: LocalTrial) -> tuple[dict, dict]:
                                  "lastTransitionTime": ended}]
         pod_status["phase"] = "Succeeded" if ok else "Failed"
         if not ok:
-            pod_status["containerStatuses"] = [{"name": "trial", "state": {"terminated": {
-                "exitCode": trial.exit_code, "message": tail}}}]
+            container = job["spec"]["template"]["spec"]["containers"][0]
+            pod_status["containerStatuses"] = [{"name": container.get("name", ""), "state": {
+                "terminated": {"exitCode": trial.exit_code, "message": tail}}}]
     job["status"] = status
     pod = {"metadata": {"name": f"{job['metadata']['name']}-local", "namespace": NAMESPACE,
                         "labels": labels, "annotations": annotations,
@@ -343,7 +344,9 @@ class LocalRunner:
                     drained = trial.open_streams == 0
                 # Judge the trial only once its last report is read.
                 if drained or now - trial.exited_at > _DRAIN_SECONDS:
-                    trial.exit_code, trial.end = code, trial.exited_at
+                    # Killed by signal N reads 128 + N, as a container's exit code does.
+                    trial.exit_code = code if code >= 0 else 128 - code
+                    trial.end = trial.exited_at
                 continue
             if trial.stop_sent is not None and not trial.killed and \
                     now - trial.stop_sent > _STOP_GRACE:

@@ -7,8 +7,9 @@
 - the leaderboard.
 
 Charts are static SVG drawn here, so the report reads without JavaScript; a few lines of inline
-script highlight one trial across every chart on hover. The trials are embedded as JSON
-(``<script type="application/json" id="kubetune-data">``) for whoever wants the numbers.
+script highlight one trial across every chart on hover. The trials, with the curves drawn, are
+embedded as JSON (``<script type="application/json" id="kubetune-data">``) for whoever wants
+the numbers.
 Pure: ``html_report(view, now)`` returns the text.
 """
 
@@ -266,15 +267,18 @@ def importance_chart(view: StudyView, result: importances.Importance | None) -> 
     return svg.svg(_W, height, body, cls="chart importance", points=len(result.shares))
 
 
-def report_data(view: StudyView) -> dict[str, Any]:
-    """The study's numbers as embedded in the report."""
+def report_data(view: StudyView, curves_of: set[int] | None = None) -> dict[str, Any]:
+    """The study's numbers: every trial, with its curve when ``curves_of`` is None or holds
+    its number (the report embeds the curves it draws; ``kubetune get -o json`` has them all)."""
     return {
         "study": view.name, "namespace": view.namespace, "metric": view.metric,
         "direction": "minimize" if view.minimize else "maximize", "state": view.state,
         "trials": [
             {"number": t.number, "state": t.state.value, "value": _finite(t.value),
              "params": dict(t.params), "reason": t.reason, "start": t.start_time,
-             "end": t.end_time, "curve": [[s, _finite(v)] for s, v in t.curve]}
+             "end": t.end_time,
+             "curve": [[s, _finite(v)] for s, v in t.curve]
+             if curves_of is None or t.number in curves_of else None}
             for t in view.trials
         ],
     }
@@ -369,7 +373,8 @@ def html_report(view: StudyView, now: float,
                        f'{sum(1 for t in view.trials if t.curve)} curves.</p>')
     where = f" <span class=\"meta\">namespace {esc(view.namespace)}</span>" \
         if view.namespace else ""
-    data = json.dumps(report_data(view), separators=(",", ":")).replace("</", "<\\/")
+    drawn = {t.number for t in curve_trials(view)}
+    data = json.dumps(report_data(view, drawn), separators=(",", ":")).replace("</", "<\\/")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
