@@ -63,6 +63,8 @@ def test_watch_exit_statuses():
     code, _ = run_watch([study_view([], conditions=RUNNING)], timeout=5)
     assert code == watching.EXIT_TIMEOUT
     assert run_watch([NotFoundError("TuningStudy 'demo' not found")])[0] == 1
+    stalled = [{"type": "Stalled", "status": "True", "reason": "InvalidSpec", "message": "no"}]
+    assert run_watch([study_view([], conditions=stalled)])[0] == 1
 
 
 def test_watch_on_a_terminal_redraws_in_place():

@@ -33,8 +33,8 @@ def watch(source: Callable[[], StudyView], *, out: IO[str] | None = None, interv
           timeout: float | None = None, tty: bool | None = None, width: int = 100,
           clock: Callable[[], float] = time.time,
           sleep: Callable[[float], None] = time.sleep) -> int:
-    """Show ``source()`` every ``interval`` seconds until the study has Succeeded (exit 0) or
-    Failed (exit 1), or ``timeout`` seconds have passed (exit 124)."""
+    """Show ``source()`` every ``interval`` seconds until the study has Succeeded (exit 0),
+    Failed or Stalled on an invalid spec (exit 1), or ``timeout`` seconds have passed (124)."""
     out = out or sys.stdout
     tty = out.isatty() if tty is None else tty
     start = clock()
@@ -65,6 +65,12 @@ def watch(source: Callable[[], StudyView], *, out: IO[str] | None = None, interv
             last = _signature(view)
             if view.outcome is not None:
                 return 0 if view.outcome == "Succeeded" else 1
+            if view.is_true("Stalled"):
+                # An invalid spec: nothing happens until someone edits it.
+                stalled = view.condition("Stalled") or {}
+                print(f"kubetune: the study is stalled: {stalled.get('message', '')}",
+                      file=sys.stderr)
+                return 1
         if timeout is not None and now - start >= timeout:
             print(f"kubetune: the study has not ended after {timeout:g} s", file=sys.stderr)
             return EXIT_TIMEOUT
