@@ -152,27 +152,37 @@ def _node_ready(cluster: Cluster) -> bool:
 
 
 def test_node_not_ready_for_a_minute(cluster: Cluster, running_operator, namespace):
+    """The node stops heartbeating and reports NotReady (as a kubelet whose runtime is down)
+    for 60 s: running trials go on, new trial pods wait unscheduled and the study says why."""
     start(cluster, namespace, "node", ["quadratic", "--steps", "2", "--sleep", "1"],
-          {"maxTrials": 8, "parallelism": 2, "maxFailedTrials": 1})
+          {"maxTrials": 10, "parallelism": 2, "maxFailedTrials": 1})
     wait_results(cluster, namespace, "node", 1)
     agent = cluster.state.pids["node-agent"]
+    node = cluster.get("nodes")["items"][0]["metadata"]["name"]
     os.kill(agent, signal.SIGUSR1)
     try:
-        wait_for(lambda: not _node_ready(cluster), timeout=120, interval=2,
-                 what="the node to go NotReady")
+        # Without the report the node would turn NotReady only after the controller's grace
+        # period (50 s), when the study could be over.
+        cluster.kubectl("patch", "node", node, "--subresource=status", "--type=strategic", "-p",
+                        json.dumps({"status": {"conditions": [{
+                            "type": "Ready", "status": "False", "reason": "KubeletNotReady",
+                            "message": "fault test: container runtime is down"}]}}))
+        wait_for(lambda: not _node_ready(cluster), timeout=30, what="the node to go NotReady")
         went = time.monotonic()
-        before = results(trial_jobs(cluster, namespace, "node"))
-        # New trial pods cannot be scheduled on a NotReady node; the status says so.
-        waiting = wait_for(lambda: (lambda o: o if "untolerated taint" in (
+        waiting = wait_for(lambda: (lambda o: o if "taint" in (
             condition(o, "Ready") or {}).get("message", "") else None)(
-            get_study(cluster, namespace, "node")), timeout=60, interval=2,
+            get_study(cluster, namespace, "node")), timeout=40, interval=1,
             what="Ready's message to say why trials wait")
         assert is_true(waiting, "Ready")
+        assert waiting["status"]["trials"]["pending"] >= 1
+        before = results(trial_jobs(cluster, namespace, "node"))
         time.sleep(max(0.0, 60 - (time.monotonic() - went)))
+        assert not _node_ready(cluster)
+        assert not is_true(get_study(cluster, namespace, "node"), "Succeeded")
     finally:
-        os.kill(agent, signal.SIGUSR2)
+        os.kill(agent, signal.SIGUSR2)  # heartbeats again, reporting Ready
     wait_for(lambda: _node_ready(cluster), timeout=60, what="the node to be Ready again")
-    obj = finished(cluster, namespace, "node", 8, before)
+    obj = finished(cluster, namespace, "node", 10, before)
     assert obj["status"]["trials"]["lost"] == 0
 
 
@@ -239,3 +249,19 @@ def test_result_edited_by_hand_is_detected(cluster: Cluster, running_operator, n
     events = cluster.get("events", "-n", namespace,
                          "--field-selector", "reason=ResultUnverified")["items"]
     assert sorted(int(e["message"].split()[1]) for e in events) == sorted([restored, lost])
+
+
+def test_study_deleted_in_the_foreground_starts_no_new_trials(cluster: Cluster,
+                                                              running_operator, namespace):
+    """A foreground deletion removes the Jobs while the study is still there: they are not
+    Lost trials to replace."""
+    start(cluster, namespace, "fg", ["quadratic", "--steps", "20", "--sleep", "0.5"],
+          {"maxTrials": 6, "parallelism": 2, "maxFailedTrials": 1})
+    wait_for(lambda: len(trial_jobs(cluster, namespace, "fg")) == 2, what="2 trial Jobs")
+    cluster.kubectl("delete", "ts", "-n", namespace, "fg", "--cascade=foreground",
+                    "--wait=true", "--timeout=90s", timeout=120)
+    time.sleep(2)  # time for a wrong replacement to show
+    created = cluster.get("events", "-n", namespace,
+                          "--field-selector", "reason=TrialCreated")["items"]
+    assert len(created) == 2, [e["message"] for e in created]
+    assert trial_jobs(cluster, namespace, "fg") == []

@@ -30,10 +30,13 @@ class ApiError(Exception):
 
     def __init__(self, status: int, body: str, method: str, path: str):
         self.status = status
+        self.causes: tuple[str, ...] = ()  # details.causes[].reason, e.g. NamespaceTerminating
         try:
             data = json.loads(body)
             self.reason, self.message = data.get("reason", ""), data.get("message", body)
-        except ValueError:
+            causes = (data.get("details") or {}).get("causes") or []
+            self.causes = tuple(str(c.get("reason", "")) for c in causes if isinstance(c, dict))
+        except (ValueError, AttributeError):
             self.reason, self.message = "", body
         super().__init__(f"{method} {path}: {status} {self.message}")
 

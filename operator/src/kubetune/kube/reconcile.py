@@ -93,16 +93,20 @@ class Operator:
             self._running[uid] = asyncio.get_running_loop().create_task(self._drain(uid))
 
     async def _drain(self, uid: str) -> None:
+        delay = 1.0
         try:
             while uid in self._dirty:
                 self._dirty.discard(uid)
                 try:
                     await self.reconcile(uid)
+                    delay = 1.0
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("reconcile of study %s failed; retrying", uid)
-                    await asyncio.sleep(2)
+                    # Back off, so that a lasting error (RBAC, quota) is not retried at full rate.
+                    log.exception("reconcile of study %s failed; retrying in %.0f s", uid, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 60.0)
                     self._dirty.add(uid)
         finally:
             self._running.pop(uid, None)
@@ -142,9 +146,10 @@ class Operator:
         await self.cache.wait_synced()
         await self._key_loaded.wait()
         study = self.studies.get(uid)
-        if study is None:
-            # A deleted study (or one not seen yet): release what is safe, e.g. the pods of
-            # Jobs the garbage collector removed.
+        if study is None or study["metadata"].get("deletionTimestamp"):
+            # A deleted study, one being deleted (its Jobs go first in a foreground deletion,
+            # and must not be taken for Lost trials to replace), or one not seen yet: only
+            # release what is safe, e.g. the pods of Jobs the garbage collector removed.
             for pod in observing.releasable_pods(self.cache.jobs_of(uid),
                                                  self.cache.pods_of(uid), set()):
                 await self._release(pod)
@@ -221,6 +226,8 @@ class Operator:
             try:
                 await self.client.create(path, manifests[0], dry_run=True)
             except ApiError as e:
+                if _namespace_going(e, study):
+                    return False
                 if e.status in (400, 403, 422):
                     message = f"spec.jobTemplate: the API server refuses the trial Job: {e.message}"
                     await self._write_status(study, statuses.invalid_status(
@@ -231,6 +238,8 @@ class Operator:
             try:
                 created = await self.client.create(path, manifest)
             except ApiError as e:
+                if _namespace_going(e, study):
+                    return False
                 if e.status != 409:
                     raise
                 continue
@@ -390,6 +399,17 @@ def _rv(obj: dict) -> int:
         return int(obj["metadata"].get("resourceVersion") or 0)
     except ValueError:
         return 0
+
+
+def _namespace_going(e: ApiError, study: dict) -> bool:
+    """Whether ``e`` says the study's namespace is being deleted: the study goes with it, and
+    its Jobs, maybe gone already, are no reason to start new trials.
+    """
+    if "NamespaceTerminating" not in e.causes:
+        return False
+    log.info("not creating trials of %s/%s: %s", study["metadata"]["namespace"],
+             study["metadata"]["name"], e.message)
+    return True
 
 
 def _stop_result(trial: Trial, stop: plans.Stop) -> TrialResult:
