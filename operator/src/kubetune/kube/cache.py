@@ -86,9 +86,9 @@ class TrialCache:
         while True:
             try:
                 listing = await self.client.get(path, **selector)
-                self._replace(kind, namespace, listing.get("items") or [])
-                self._synced[(kind, namespace)].set()
                 rv = listing["metadata"]["resourceVersion"]
+                self._replace(kind, namespace, listing.get("items") or [], _rv(listing))
+                self._synced[(kind, namespace)].set()
                 delay = 0.5
                 while True:
                     async for event in self.client.watch(path, rv, **selector):
@@ -112,11 +112,19 @@ class TrialCache:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
-    def _replace(self, kind: str, namespace: str | None, items: list[dict]) -> None:
-        """A fresh listing replaces what this scope held; studies that changed are told."""
+    def _replace(self, kind: str, namespace: str | None, items: list[dict],
+                 listed_at: int) -> None:
+        """A fresh listing replaces what this scope held; studies that changed are told.
+
+        Objects newer than the listing stay: the operator wrote them (a Job it created) while
+        the list was on its way, and the watch from the listing's version brings their fate.
+        Dropping them would show a just-created trial as Lost and start another in its place.
+        """
         touched: set[str] = set()
         for uid, bucket in self.store[kind].items():
             for key in [k for k in bucket if namespace is None or k.startswith(f"{namespace}/")]:
+                if _rv(bucket[key]) > listed_at:
+                    continue
                 del bucket[key]
                 touched.add(uid)
         for obj in items:
