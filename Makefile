@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,trainer,bench
+EXTRAS ?= dev,trainer,bench,plot
 
 .PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down chart-lint clean
 

@@ -19,7 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from kubetune_devcluster import podspec
+from kubetune.kube import podspec
+
 from kubetune_devcluster.cluster import KUBE_VERSION, ClusterState, load_state
 from kubetune_devcluster.logserver import LogServer
 from kubetune_devcluster.pki import Pki

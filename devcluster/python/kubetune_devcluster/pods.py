@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kubetune_devcluster import podspec
+from kubetune.kube import podspec
+
 from kubetune_devcluster.rest import ApiError
 
 if TYPE_CHECKING:

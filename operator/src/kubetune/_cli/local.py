@@ -108,7 +108,7 @@ def trial_command(job: Mapping[str, Any], base_env: Mapping[str, str]
     ConfigMap and Secret references cannot be resolved here, and fail the trial unless optional.
     Raises ``kubetune_devcluster.podspec.PodSpecError`` for a container that cannot run.
     """
-    from kubetune_devcluster import podspec  # the kubelet's rules, shared with devcluster
+    from kubetune.kube import podspec  # the kubelet's rules, shared with devcluster
 
     pod = job["spec"]["template"]
     container = pod["spec"]["containers"][0]

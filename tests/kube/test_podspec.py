@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from kubetune_devcluster import podspec
+from kubetune.kube import podspec
 
 POD = {
     "metadata": {"name": "p", "namespace": "ns", "uid": "u-1", "labels": {"app": "x"},

@@ -1,8 +1,9 @@
-"""Pure helpers that turn a pod's container spec into a local process: the command line,
-the environment and the GPU count, as the kubelet would compute them.
+"""Pure helpers that run a pod's container spec as a local process: the command line, the
+environment and the GPU count, as the kubelet would compute them. devcluster's node agent and
+``kubetune run --local`` both use them.
 
 Nothing here does I/O: the values of configMap and secret keys are looked up through a
-callable that the agent passes in.
+callable that the caller passes in.
 """
 
 from __future__ import annotations
