@@ -64,6 +64,7 @@ def build_registry(operator: Operator, credentials: clients.Credentials) -> kopf
     def loop_lag(**_: Any) -> dict[str, float]:
         # On the liveness endpoint (cached by kopf for 10 s): how late the event loop wakes.
         measured = looplag.lag()
-        return {"latestSeconds": round(measured.latest, 4), "maxSeconds": round(measured.max, 4)}
+        return {"latestSeconds": round(measured.latest, 4), "maxSeconds": round(measured.max, 4),
+                "samples": measured.samples, "overOneSecond": measured.slow}
 
     return registry

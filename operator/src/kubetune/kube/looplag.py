@@ -22,11 +22,13 @@ WARN_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Lag:
-    """Seconds the loop woke late: the latest sample, the largest, and how many samples."""
+    """Seconds the loop woke late: the latest sample, the largest, how many samples, and how
+    many of them were over ``WARN_SECONDS``."""
 
     latest: float = 0.0
     max: float = 0.0
     samples: int = 0
+    slow: int = 0
 
 
 _lag = Lag()
@@ -45,7 +47,8 @@ def reset() -> None:
 
 def _record(late: float) -> None:
     global _lag
-    _lag = Lag(latest=late, max=max(_lag.max, late), samples=_lag.samples + 1)
+    _lag = Lag(latest=late, max=max(_lag.max, late), samples=_lag.samples + 1,
+               slow=_lag.slow + (late > WARN_SECONDS))
 
 
 async def monitor(interval: float = INTERVAL) -> None:
