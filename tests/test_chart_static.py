@@ -249,17 +249,26 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_calls() -> None:
     assert '"*"' not in text
 
 
-def test_lease_role_is_namespaced_and_names_the_lease() -> None:
+def test_own_namespace_role_names_the_lease_and_the_key() -> None:
+    from kubetune.kube import signing
+
     docs = render("leaderElection.leaseName=my-lease")
-    (lease,) = [d for d in find(docs, "Role") if d["metadata"]["name"].endswith("-leader-election")]
-    assert lease["metadata"]["namespace"] == "kt"
-    assert lease["rules"] == [
+    (own,) = [d for d in find(docs, "Role") if d["metadata"]["name"] == "rel-kubetune-self"]
+    assert own["metadata"]["namespace"] == "kt"
+    assert own["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [signing.KEY_SECRET],
+         "verbs": ["get"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
          "resourceNames": ["my-lease"], "verbs": ["get", "update"]},
     ]
     args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--lease-name=my-lease" in args
+    (binding,) = find(docs, "RoleBinding", "rel-kubetune-self")
+    assert binding["roleRef"]["name"] == "rel-kubetune-self"
+    (own,) = find(render("leaderElection.enabled=false"), "Role", "rel-kubetune-self")
+    assert {r for rule in own["rules"] for r in rule["resources"]} == {"secrets"}
 
 
 def test_watch_namespaces_use_roles_only() -> None:
@@ -275,7 +284,7 @@ def test_watch_namespaces_use_roles_only() -> None:
 
 def test_rbac_and_service_account_can_be_left_out() -> None:
     docs = render("rbac.create=false", "serviceAccount.create=false",
-                  "serviceAccount.name=existing", "leaderElection.enabled=false")
+                  "serviceAccount.name=existing")
     kinds = {d["kind"] for d in docs if "helm.sh/hook" not in
              (d["metadata"].get("annotations") or {})}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
