@@ -40,6 +40,7 @@ bench: $(STAMP)
 	bash devcluster/build.sh >/dev/null
 	$(PY) benchmarks/bench_samplers.py --readme
 	$(PY) benchmarks/bench_operator.py --readme
+	$(PY) benchmarks/bench_load.py --readme
 
 # devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
 demo: $(STAMP)
