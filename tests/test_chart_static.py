@@ -335,6 +335,10 @@ def test_notes_name_the_next_steps_and_the_argocd_check() -> None:
     assert "helm test rel -n kt --logs" in notes
     assert "resource.customizations.health.kubetune.dev_TuningStudy: |" in notes
     assert "    if obj.status == nil" in notes
+    assert "add\n   it to watchNamespaces first" in notes
+    proc = helm("install", "rel", str(CHART), "--dry-run=client", "--namespace", "kt")
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "every namespace" in notes and "watchNamespaces" not in notes
 
 
 def test_rendered_manifests_pass_kubernetes_validate() -> None:
