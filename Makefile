@@ -26,6 +26,7 @@ test-core: $(STAMP)
 
 crds: $(STAMP)
 	$(PY) -m kubetune.kube.crd > crds/tuningstudy.yaml
+	cp crds/tuningstudy.yaml helm/kubetune/files/tuningstudy.yaml
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

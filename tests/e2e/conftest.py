@@ -152,6 +152,11 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
+    installed = cluster.kubectl("get", "deployments", "-A", "-l",
+                                "app.kubernetes.io/name=kubetune", "-o", "name").stdout.strip()
+    if installed:
+        pytest.exit(f"an installed kubetune operator would reconcile beside the tests' own "
+                    f"({installed}); run `make demo-down` first", returncode=2)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
                     str(ROOT / "crds" / "tuningstudy.yaml"))
     cluster.kubectl("wait", "--for=condition=Established", "crd/tuningstudies.kubetune.dev",
