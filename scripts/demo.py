@@ -239,7 +239,7 @@ def up() -> int:
     state = devcluster.up(devcluster.ClusterConfig.from_env(state_dir))
     tools, api = Tools(state), Api(state)
 
-    values = ["--set", "liveness.bindAddress=127.0.0.1",
+    values = ["--set", "metrics.enabled=false", "--set", "liveness.bindAddress=127.0.0.1",
               "--set", f"liveness.port={_liveness_port(tools)}"]
     _step(f"helm upgrade --install {RELEASE} helm/kubetune -n {RELEASE_NAMESPACE}")
     _adopt(tools, values)

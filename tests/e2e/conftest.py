@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -118,9 +119,13 @@ class OperatorProcess:
         sock.bind(("127.0.0.1", 0))
         self.liveness = f"http://127.0.0.1:{sock.getsockname()[1]}/healthz"
         sock.close()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.metrics = f"http://127.0.0.1:{sock.getsockname()[1]}/metrics"
+        sock.close()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubetune", "--liveness", self.liveness,
-             "--log-format", "json", *self.extra_args],
+             "--metrics", self.metrics, "--log-format", "json", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
         log.close()
@@ -143,6 +148,18 @@ class OperatorProcess:
     def ensure_running(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
+
+    def wait_serving(self, timeout: float = 30) -> None:
+        """Until the metrics endpoint answers (it starts before kopf's watches)."""
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(self.metrics, timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(answers, timeout=timeout, interval=0.2, what="the operator's metrics endpoint")
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.exists():
@@ -173,6 +190,7 @@ def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
 def running_operator(operator: OperatorProcess) -> OperatorProcess:
     """The operator, started again if an earlier test left it stopped."""
     operator.ensure_running()
+    operator.wait_serving()
     return operator
 
 

@@ -138,7 +138,8 @@ def release(cluster: Cluster, operator: OperatorProcess) -> Iterator[Release]:
     cluster.kubectl("create", "namespace", namespace)
     port = _free_port()
     values = [f"watchNamespaces={{{namespace}}}", "liveness.bindAddress=127.0.0.1",
-              f"liveness.port={port}"]
+              f"liveness.port={port}", "metrics.bindAddress=127.0.0.1",
+              f"metrics.port={_free_port()}"]
     saved = _adopt(cluster, _render(cluster, namespace, *values), namespace)
     r = Release(cluster, namespace, port, time.time())
     try:

@@ -52,7 +52,20 @@ def wait_condition(cluster: Cluster, ns: str, name: str, kind: str, timeout: int
     return get_study(cluster, ns, name)
 
 
+def scrape(url: str) -> dict[str, float]:
+    """Prometheus text format -> {'name{labels}': value}."""
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
 def test_quadratic_study_runs_to_the_end(cluster: Cluster, running_operator, namespace):
+    before = scrape(running_operator.metrics)
     cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "quadratic.yaml"))
     obj = wait_condition(cluster, namespace, "quadratic", "Succeeded", timeout=300)
     jobs = trial_jobs(cluster, namespace, "quadratic")
@@ -74,6 +87,17 @@ def test_quadratic_study_runs_to_the_end(cluster: Cluster, running_operator, nam
     assert all(names.FINALIZER not in (p["metadata"].get("finalizers") or []) for p in pods)
     with urllib.request.urlopen(running_operator.liveness, timeout=5) as r:
         assert r.status == 200
+    after = scrape(running_operator.metrics)
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("kubetune_trials_created_total") == 30
+    assert delta('kubetune_trials_finished_total{result="Succeeded"}') == 30
+    reconciles = 'controller_runtime_reconcile_total{controller="tuningstudy",result="success"}'
+    assert delta(reconciles) > 0
+    assert delta("kubetune_suggestion_seconds_count") > 0
+    assert "kubetune_event_loop_lag_seconds" in after
 
 
 def test_early_stopping_prunes_hopeless_trials(cluster: Cluster, running_operator, namespace):

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlparse
 
 __all__ = ["main"]
+
+log = logging.getLogger("kubetune")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -26,6 +31,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    help="watch this namespace (repeatable); default: all namespaces")
     p.add_argument("--liveness", default=os.environ.get("KUBETUNE_LIVENESS"),
                    help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("--metrics", default=os.environ.get("KUBETUNE_METRICS"),
+                   help="serve Prometheus metrics, e.g. http://0.0.0.0:8081/metrics")
     p.add_argument("--leader-elect", action="store_true",
                    default=os.environ.get("KUBETUNE_LEADER_ELECT") == "true")
     p.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE"))
@@ -40,19 +47,37 @@ async def _run(args: argparse.Namespace) -> int:
     import kopf
 
     from kubetune.kube import client as clients
+    from kubetune.kube import conventions as names
     from kubetune.kube.handlers import build_registry
     from kubetune.kube.leader import Lease
+    from kubetune.kube.metrics import Metrics
+    from kubetune.kube.metrics import serve as serve_metrics
     from kubetune.kube.reconcile import Operator
 
     credentials = clients.load_credentials()
     client = clients.Client(credentials)
+    try:
+        await client.get(f"/apis/{names.GROUP}/{names.VERSION}")
+    except clients.ApiError as e:
+        if e.status != 404:
+            raise
+        # Without the CRD kopf would watch nothing, and would not notice it appear later.
+        log.error("the TuningStudy CRD (%s.%s) is not installed: apply crds/tuningstudy.yaml "
+                  "or install the Helm chart, then start the operator again",
+                  names.PLURAL, names.GROUP)
+        return 1
+    metrics = Metrics()
+    if args.metrics:
+        serve_metrics(metrics, args.metrics)
     lease = None
     if args.leader_elect:
         identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         lease = Lease(client, args.lease_namespace or credentials.namespace, args.lease_name,
                       identity)
-        await lease.acquire()
-    operator = Operator(client, args.namespace or None)
+        # A standby answers its liveness probe while it waits, so it is not restarted.
+        async with standby_liveness(args.liveness):
+            await lease.acquire()
+    operator = Operator(client, args.namespace or None, metrics=metrics)
     registry = build_registry(operator, credentials)
     stop = asyncio.Event()
     kopf_task = asyncio.create_task(kopf.operator(
@@ -70,7 +95,28 @@ async def _run(args: argparse.Namespace) -> int:
         kopf_task.cancel()
         return 1
     hold.cancel()
+    await lease.release()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def standby_liveness(url: str | None) -> AsyncIterator[None]:
+    """Answer 200 at ``url`` until the block ends (kopf serves it once this replica leads)."""
+    if not url:
+        yield
+        return
+    from aiohttp import web
+
+    parsed = urlparse(url)
+    app = web.Application()
+    app.router.add_get(parsed.path or "/", lambda request: web.json_response({"standby": True}))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, parsed.hostname, parsed.port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import kubetune.core as core
 from kubetune.core import plan as plans
 from kubetune.core import spec as specs
 from kubetune.core.protocol import TrialResult
@@ -30,6 +31,7 @@ from kubetune.kube import observe as observing
 from kubetune.kube import status as statuses
 from kubetune.kube.cache import TrialCache
 from kubetune.kube.client import ApiError, Client
+from kubetune.kube.metrics import Metrics
 
 __all__ = ["Operator"]
 
@@ -58,8 +60,12 @@ class Operator:
     """
 
     def __init__(self, client: Client, namespaces: Iterable[str] | None = None, *,
-                 key_namespace: str | None = None):
+                 key_namespace: str | None = None, metrics: Metrics | None = None):
         self.client = client
+        self.metrics = metrics or Metrics()
+        self._suggest = self.metrics.timed_suggest(core.suggest)
+        self.metrics.active_studies.set_function(
+            lambda: sum(1 for s in self.studies.values() if not _finished(s)))
         self.cache = TrialCache(client, namespaces, self.trigger)
         self.studies: dict[str, dict] = {}
         self._running: dict[str, asyncio.Task] = {}
@@ -98,7 +104,8 @@ class Operator:
             while uid in self._dirty:
                 self._dirty.discard(uid)
                 try:
-                    await self.reconcile(uid)
+                    with self.metrics.reconciling():
+                        await self.reconcile(uid)
                     delay = 1.0
                 except asyncio.CancelledError:
                     raise
@@ -177,7 +184,8 @@ class Operator:
         seen = observing.observe(jobs, pods, metric=spec.objective.metric, minimize=minimize,
                                  next_trial=int(previous.get("nextTrial") or 0), key=self.key)
         plan = await asyncio.to_thread(
-            plans.decide, spec, seen.trials, now, next_trial=int(previous.get("nextTrial") or 0))
+            plans.decide, spec, seen.trials, now, next_trial=int(previous.get("nextTrial") or 0),
+            suggest=self._suggest)
 
         by_number = observing.group_by_trial(jobs, pods)
         for number in seen.unverified:
@@ -204,8 +212,7 @@ class Operator:
             return
         new_status = statuses.study_status(plan, previous, generation=generation, now=now,
                                            pending_reasons=seen.pending_reasons)
-        was_finished = any(c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True"
-                           for c in previous.get("conditions") or [])
+        was_finished = _finished(study)
         await self._write_status(study, new_status)
         if plan.finished is not None and not was_finished:
             kind = "Normal" if plan.finished.condition == "Succeeded" else "Warning"
@@ -244,6 +251,7 @@ class Operator:
                     raise
                 continue
             self.cache.upsert("jobs", created)
+            self.metrics.trials_created.inc()
             await self._event(study, "TrialCreated",
                               f"trial {creation.number} (Job {manifest['metadata']['name']}): "
                               f"{_params_text(creation.params)}")
@@ -262,6 +270,7 @@ class Operator:
                 return False
             raise
         self.cache.upsert("jobs", updated)
+        self.metrics.trials_finished.labels(result.state.value).inc()
         reason, kind = _RESULT_EVENTS[result.state]
         text = f"trial {meta['labels'].get(names.TRIAL_LABEL)}: {result.state.value}"
         if result.value is not None:
@@ -423,3 +432,8 @@ def _stop_result(trial: Trial, stop: plans.Stop) -> TrialResult:
 def _params_text(params: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in params.items())[:900]
+
+
+def _finished(study: dict) -> bool:
+    return any(c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True"
+               for c in (study.get("status") or {}).get("conditions") or [])
