@@ -200,7 +200,8 @@ def test_operator_pod_is_restricted_and_probed() -> None:
                          "--metrics=http://0.0.0.0:8081/metrics", "--log-format=json"]
     assert {"name": "POD_NAMESPACE",
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in c["env"]
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                          {"name": "metrics", "containerPort": 8081, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert pod["serviceAccountName"] == "rel-kubetune"
 
