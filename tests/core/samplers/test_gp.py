@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from kubetune.core.samplers import gp
 from kubetune.core.samplers._gp import acquisition, fit, kernels, optimize, warping
 from kubetune.core.samplers.gp import GPSampler, default_n_startup
 from kubetune.core.space import Space
@@ -286,7 +287,7 @@ def test_maximize_returns_admissible_points_best_first() -> None:
 # --- the sampler -------------------------------------------------------------------------------
 
 
-def test_startup_walks_a_sobol_design_without_repeats() -> None:
+def test_startup_walks_one_design_without_repeats() -> None:
     sampler = GPSampler()
     first = sampler.suggest(BRANIN, [], 2, minimize=True, seed=5)
     trials = done(BRANIN, first, [branin(p) for p in first])
@@ -346,6 +347,23 @@ def test_one_point_and_two_point_histories() -> None:
     trials = random_history(BRANIN, 2, branin)
     out = GPSampler(n_startup=2).suggest(BRANIN, trials, 16, minimize=True, seed=0)
     assert len({BRANIN.key(p) for p in out}) == 16
+
+
+def test_near_copies_of_known_points_are_not_informative() -> None:
+    post = posterior_for_test()
+    ls = post.params.lengthscales
+    near = post.x[:2] + np.array([0.1, 0, 0, 0, 0, 0]) * ls * gp._MIN_STEP
+    far = post.x[:2] + np.array([3.0, 0, 0, 0, 0, 0]) * ls * gp._MIN_STEP
+    kept = gp._informative(np.vstack([near, far]), post)
+    np.testing.assert_array_equal(kept, far)
+
+
+def test_duplicated_trials_do_not_break_the_fit() -> None:
+    trials = random_history(MIXED, 8, mixed_value)
+    trials = trials + [Trial(8 + i, t.params, t.state, t.value) for i, t in enumerate(trials)]
+    out = GPSampler(n_startup=4).suggest(MIXED, trials, 2, minimize=True, seed=0)
+    assert len(out) == 2
+    assert all(MIXED.contains(p) for p in out)
 
 
 def test_exhausted_space_still_answers() -> None:

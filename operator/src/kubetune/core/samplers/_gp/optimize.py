@@ -172,7 +172,7 @@ def maximize(
                 break
         found_x.append(x)
         found_f.append(f)
-    top = order[: 4 * n_starts]
+    top = order[:64]
     xs = np.vstack([np.array(found_x), cands[top]])
     fs = np.concatenate([np.array(found_f), scores[top]])
     rank = np.argsort(-fs, kind="stable")
