@@ -47,7 +47,6 @@ from kubetune.core import plan as plans
 from kubetune.core import protocol, stopping
 from kubetune.core import spec as specs
 from kubetune.core.protocol import ProtocolError, TrialResult
-from kubetune.core.trials import Trial
 from kubetune.kube import conventions as names
 from kubetune.kube import jobs as builders
 from kubetune.kube import observe as observing
@@ -193,13 +192,6 @@ def trial_objects(trial: LocalTrial) -> tuple[dict, dict]:
                         "creationTimestamp": started},
            "status": pod_status}
     return job, pod
-
-
-def _stop_result(trial: Trial, stop: plans.Stop) -> TrialResult:
-    """The result recorded for a trial the plan stops (as the operator records it)."""
-    return TrialResult(state=stop.state, reason=stop.reason, value=trial.value,
-                       step=trial.curve[-1][0] if trial.curve else None,
-                       curve=tuple(trial.curve), message=stop.message)
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -397,7 +389,7 @@ class LocalRunner:
             trial = self.trials.get(stop.number)
             if trial is None or trial.recorded is not None:
                 continue
-            self._record(stop.number, _stop_result(by_number[stop.number], stop), now)
+            self._record(stop.number, plans.stop_result(by_number[stop.number], stop), now)
             if trial.alive:
                 trial.stop_sent = now
                 self._signal(trial, signal.SIGTERM)

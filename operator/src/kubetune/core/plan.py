@@ -42,6 +42,7 @@ from kubetune.core import _leaderboard as ranking
 from kubetune.core import spec as specs
 from kubetune.core import stopping
 from kubetune.core import suggest as default_suggest
+from kubetune.core.protocol import TrialResult
 from kubetune.core.trials import Trial, TrialState, as_trials
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Plan",
     "Stop",
     "decide",
+    "stop_result",
 ]
 
 Suggest = Callable[[specs.StudySpec, Sequence[Trial], int], list[dict[str, Any]]]
@@ -339,3 +341,13 @@ def _summary(spec: specs.StudySpec, status: Mapping[str, Any], phase: Phase) -> 
     if phase == Phase.SUSPENDED:
         text = "suspended, no new trials: " + text
     return text
+
+
+def stop_result(trial: Trial, stop: Stop) -> TrialResult:
+    """The result to record for a trial the plan stops: the stop's state and reason, with the
+    value and curve the trial had reported. Pure."""
+    return TrialResult(
+        state=stop.state, reason=stop.reason, value=trial.value,
+        step=trial.curve[-1][0] if trial.curve else None, curve=tuple(trial.curve),
+        message=stop.message,
+    )

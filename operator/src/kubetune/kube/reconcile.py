@@ -23,7 +23,7 @@ import kubetune.core as core
 from kubetune.core import plan as plans
 from kubetune.core import spec as specs
 from kubetune.core.protocol import TrialResult
-from kubetune.core.trials import Trial, TrialState
+from kubetune.core.trials import TrialState
 from kubetune.kube import conventions as names
 from kubetune.kube import jobs as builders
 from kubetune.kube import looplag, signing
@@ -200,7 +200,7 @@ class Operator:
             objs = by_number.get(stop.number)
             if objs is None or objs.job is None:
                 continue
-            result = _stop_result(trials[stop.number], stop)
+            result = plans.stop_result(trials[stop.number], stop)
             if await self._record(study, objs.job, result):
                 recorded.add(stop.number)
                 await self._end(objs, now)
@@ -419,14 +419,6 @@ def _namespace_going(e: ApiError, study: dict) -> bool:
     log.info("not creating trials of %s/%s: %s", study["metadata"]["namespace"],
              study["metadata"]["name"], e.message)
     return True
-
-
-def _stop_result(trial: Trial, stop: plans.Stop) -> TrialResult:
-    return TrialResult(
-        state=stop.state, reason=stop.reason, value=trial.value,
-        step=trial.curve[-1][0] if trial.curve else None, curve=tuple(trial.curve),
-        message=stop.message,
-    )
 
 
 def _params_text(params: dict) -> str:
