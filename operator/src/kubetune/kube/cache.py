@@ -91,7 +91,13 @@ class TrialCache:
                 self._synced[(kind, namespace)].set()
                 delay = 0.5
                 while True:
+                    seen = 0
                     async for event in self.client.watch(path, rv, **selector):
+                        seen += 1
+                        if seen % 50 == 0:
+                            # Buffered events arrive without a pause: let the rest of the
+                            # loop (other watches, reconciles) run between them.
+                            await asyncio.sleep(0)
                         kind_of_event, obj = event.get("type"), event.get("object") or {}
                         if kind_of_event == "ERROR":
                             raise ApiError(obj.get("code", 500), str(obj), "WATCH", path)

@@ -208,8 +208,9 @@ class Client:
                 raise ApiError(r.status, await r.text(), "WATCH", path)
             buffer = b""
             async for chunk in r.content.iter_any():
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
+                # Split a chunk's lines at once: one split per line would copy the rest of a
+                # large chunk each time (a burst of events after a busy second).
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in lines:
                     if line.strip():
                         yield json.loads(line)

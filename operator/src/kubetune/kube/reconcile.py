@@ -180,14 +180,19 @@ class Operator:
                 previous, generation=generation, now=now))
 
         jobs, pods = self.cache.jobs_of(uid), self.cache.pods_of(uid)
-        minimize = specs.minimize(spec)
-        seen = observing.observe(jobs, pods, metric=spec.objective.metric, minimize=minimize,
-                                 next_trial=int(previous.get("nextTrial") or 0), key=self.key)
-        plan = await asyncio.to_thread(
-            plans.decide, spec, seen.trials, now, next_trial=int(previous.get("nextTrial") or 0),
-            suggest=self._suggest)
+        next_trial = int(previous.get("nextTrial") or 0)
 
-        by_number = observing.group_by_trial(jobs, pods)
+        def look() -> tuple[observing.Observation, plans.Plan, dict]:
+            # Reading every Job of a large study costs as much as deciding: both run off the
+            # event loop (on lists of cached objects, which the loop replaces, never mutates).
+            seen = observing.observe(jobs, pods, metric=spec.objective.metric,
+                                     minimize=specs.minimize(spec), next_trial=next_trial,
+                                     key=self.key)
+            plan = plans.decide(spec, seen.trials, now, next_trial=next_trial,
+                                suggest=self._suggest)
+            return seen, plan, observing.group_by_trial(jobs, pods)
+
+        seen, plan, by_number = await asyncio.to_thread(look)
         for number in seen.unverified:
             await self._warn_unverified(study, by_number[number].job,
                                         restored=number in seen.to_record)
@@ -204,7 +209,8 @@ class Operator:
             if await self._record(study, objs.job, result):
                 recorded.add(stop.number)
                 await self._end(objs, now)
-        for pod in observing.releasable_pods(self.cache.jobs_of(uid), pods, recorded):
+        for pod in await asyncio.to_thread(observing.releasable_pods, self.cache.jobs_of(uid),
+                                           pods, recorded):
             await self._release(pod)
 
         if plan.create and not await self._create_trials(study, spec, plan, jobs, previous,
