@@ -293,7 +293,7 @@ def test_startup_walks_one_design_without_repeats() -> None:
     trials = done(BRANIN, first, [branin(p) for p in first])
     second = sampler.suggest(BRANIN, trials, 4, minimize=True, seed=5)
     assert second == sampler.suggest(BRANIN, [], 6, minimize=True, seed=5)[2:]
-    assert default_n_startup(2) == 3
+    assert default_n_startup(2) == 6
     assert default_n_startup(30) == 10
 
 

@@ -40,8 +40,13 @@ _MIN_STEP = 0.01
 
 
 def default_n_startup(dim: int) -> int:
-    """Space-filling trials before the GP takes over (few: the priors keep early fits sane)."""
-    return min(10, max(3, dim + 1))
+    """Space-filling trials before the GP takes over: ``min(10, 2 * dim + 2)``.
+
+    Measured (12 seeds): on Hartmann-6, 5 startup trials left the GP in a local optimum far
+    more often than 10 (median regret 0.042 against 0.0005, as a fraction of random search's);
+    on Branin, 3 to 6 did slightly better than 10 at a budget of 30.
+    """
+    return min(10, 2 * dim + 2)
 
 
 @lru_cache(maxsize=256)
@@ -195,9 +200,11 @@ def _startup_points(space: Space, n: int, seed: int, seen: set, block: int) -> l
 
     The design is a chain of Latin hypercubes of ``block`` points each, seeded by the study's
     seed only, so successive calls walk the same design (the points already tried are exactly
-    the ones skipped). Measured against scrambled Sobol: a Sobol start left the GP stuck in a
-    local optimum of Hartmann-6 in 30 of 48 runs, a Latin hypercube in 12 of 48 (its pairs of
-    nearby points show the fit short-range variation that a perfectly even design hides).
+    the ones skipped). Measured on Hartmann-6 and its mixed-type variant (10 startup trials,
+    budget 60): a scrambled Sobol start left the GP in a local optimum in 30 of 48 runs,
+    uniform random points in 15 of 48, a Latin hypercube in 6 of 24. A likely reason: random
+    pairs of nearby points show the fit short-range variation that a perfectly even design
+    hides, so the first lengthscales are less overconfident.
     """
     out: list[dict[str, Any]] = []
     root = int(seed) & 0xFFFFFFFF

@@ -24,7 +24,7 @@ __all__ = ["MIN_NOISE", "KernelParams", "Posterior", "fit_kernel_params", "neg_l
 MIN_NOISE = 1e-10
 # Bounds keep the search inside numerically safe kernels (lengthscales from ~1e-2 to ~1e2).
 _W_PRIOR_CENTRE = 1.0
-_ONE_START_ABOVE = 150
+_ONE_START_ABOVE = 40
 _LOG_W_BOUNDS = (-9.0, 9.0)
 _LOG_S_BOUNDS = (-7.0, 5.0)
 _LOG_NOISE_BOUNDS = (-20.0, 1.0)
@@ -134,7 +134,7 @@ def fit_kernel_params(
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
-            options={"maxiter": 200, "gtol": 1e-3},
+            options={"maxiter": 200, "gtol": 1e-2},
         )
         if np.isfinite(res.fun) and res.fun < best_value:
             best_theta, best_value = res.x, float(res.fun)

@@ -22,10 +22,11 @@ _SQRT5 = np.sqrt(5.0)
 
 def matern52(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The Matérn-5/2 profile k(r2) with unit variance, and dk/d(r2). Pure."""
-    r = np.sqrt(np.maximum(r2, 0.0))
-    e = np.exp(-_SQRT5 * r)
-    value = (1.0 + _SQRT5 * r + (5.0 / 3.0) * r2) * e
-    deriv = (-5.0 / 6.0) * (1.0 + _SQRT5 * r) * e
+    t = _SQRT5 * np.sqrt(np.maximum(r2, 0.0))
+    e = np.exp(-t)
+    t += 1.0
+    value = (t + (5.0 / 3.0) * r2) * e
+    deriv = (-5.0 / 6.0) * t * e
     return value, deriv
 
 

@@ -6,16 +6,21 @@ hence which trial is best, is kept; expected improvement is then computed in war
 
 - ``standardize``: affine only (what Optuna does).
 - ``yeo_johnson``: standardise, then the Yeo-Johnson power transform with lambda fitted by
-  maximum likelihood (as HEBO does), then standardise again.
-- ``rank``: normal scores of the ranks (a Gaussian copula); keeps order, forgets magnitudes.
+  maximum likelihood (as HEBO does), then standardise again. The sampler's default.
+
+Measured with 10 startup trials, 12 seeds, median regret as a fraction of random search's
+(Yeo-Johnson against plain standardising): Rosenbrock-8 0.015 / 0.069, Ackley-10 0.26 / 0.41,
+Levy-4 0.014 / 0.11, Branin 0.0004 / 0.0045, Hartmann-6 and its mixed variant equal. Normal
+scores of the ranks (a Gaussian copula) were tried and dropped: they forget how much better
+the best trial is, and the fit turned noisy (Branin 0.87, no better than random).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize
 
-__all__ = ["WARPS", "fit_yeo_johnson", "rank_scores", "standardize", "warp", "yeo_johnson"]
+__all__ = ["WARPS", "fit_yeo_johnson", "standardize", "warp", "yeo_johnson"]
 
 _LAMBDA_BOUNDS = (-2.0, 4.0)
 
@@ -72,12 +77,6 @@ def fit_yeo_johnson(y: np.ndarray) -> float:
     return float(res.x) if np.isfinite(res.fun) else 1.0
 
 
-def rank_scores(y: np.ndarray) -> np.ndarray:
-    """Normal quantiles of the (tie-averaged) ranks."""
-    ranks = stats.rankdata(y)
-    return special.ndtri((ranks - 0.5) / len(y))
-
-
 def _yeo_johnson_warp(y: np.ndarray) -> np.ndarray:
     z = standardize(y)
     if len(z) < 3 or not z.any():
@@ -88,7 +87,6 @@ def _yeo_johnson_warp(y: np.ndarray) -> np.ndarray:
 WARPS = {
     "standardize": standardize,
     "yeo_johnson": _yeo_johnson_warp,
-    "rank": lambda y: standardize(rank_scores(y)) if len(y) else np.asarray(y, dtype=float),
 }
 
 
