@@ -13,13 +13,13 @@ The search, in the manner of Optuna's ``optim_mixed`` but with a cheaper local p
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy import optimize, stats
 
-__all__ = ["Domain", "maximize"]
+__all__ = ["Acquisition", "Domain", "maximize"]
 
 _EXHAUSTIVE_MAX = 32
 
@@ -59,7 +59,12 @@ def _nearest(c: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.where(np.abs(v - c[i - 1]) <= np.abs(c[i] - v), i - 1, i)
 
 
-Acquisition = Callable[[np.ndarray], np.ndarray]
+class Acquisition(Protocol):
+    """Values at the rows of x, and values with gradients, as ``acquisition.LogEI`` gives."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+    def with_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def _candidates(
@@ -82,7 +87,7 @@ def _candidates(
 
 
 def _continuous_ascent(
-    acq: object, x0: np.ndarray, f0: float, cont: np.ndarray, lengthscales: np.ndarray
+    acq: Acquisition, x0: np.ndarray, f0: float, cont: np.ndarray, lengthscales: np.ndarray
 ) -> tuple[np.ndarray, float]:
     """L-BFGS-B on the continuous axes of one point, in lengthscale units."""
     ls = np.clip(lengthscales[cont], 1e-3, None)
@@ -90,7 +95,7 @@ def _continuous_ascent(
 
     def neg(zc: np.ndarray) -> tuple[float, np.ndarray]:
         x[cont] = zc * ls
-        v, g = acq.with_grad(x[None, :])  # type: ignore[attr-defined]
+        v, g = acq.with_grad(x[None, :])
         return -float(v[0]), -g[0, cont] * ls
 
     res = optimize.minimize(
@@ -134,7 +139,7 @@ def _discrete_sweep(
 
 
 def maximize(
-    acq: object,
+    acq: Acquisition,
     domain: Domain,
     rng: np.random.Generator,
     *,
@@ -152,7 +157,7 @@ def maximize(
     skip a point it has already proposed.
     """
     cands = _candidates(domain, anchors, rng, n_sobol, n_local)
-    scores = acq(cands)  # type: ignore[operator]
+    scores = acq(cands)
     order = np.argsort(-scores, kind="stable")
     cont = domain.continuous
     starts: list[int] = []
@@ -167,7 +172,7 @@ def maximize(
         for _ in range(max_rounds):
             if cont.any():
                 x, f = _continuous_ascent(acq, x, f, cont, lengthscales)
-            x, f, moved = _discrete_sweep(acq, domain, x, f)  # type: ignore[arg-type]
+            x, f, moved = _discrete_sweep(acq, domain, x, f)
             if not moved:
                 break
         found_x.append(x)
