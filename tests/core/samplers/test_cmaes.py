@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -201,13 +200,12 @@ def test_beats_random_search_on_a_sphere():
     assert np.median(cma) < 0.2 * np.median(rand), (cma, rand)
 
 
-def test_five_hundred_trials_stay_fast():
+def test_five_hundred_trials_replay():
+    # Speed is measured by benchmarks/bench_samplers.py, not asserted here.
     trials = _study(SPACE, 500, seed=0, batch=25)
-    _ask(trials, 1)  # imports scipy.special
-    start = time.perf_counter()
-    _ask(trials, 4)
-    # Generous for shared CI cores; measured ~6 ms here.
-    assert time.perf_counter() - start < 0.5
+    out = _ask(trials, 4)
+    assert len(out) == 4
+    assert all(SPACE.contains(p) for p in out)
 
 
 @pytest.mark.parametrize("n", [-1])

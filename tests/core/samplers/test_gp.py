@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -374,12 +373,13 @@ def test_exhausted_space_still_answers() -> None:
     assert all(tiny.contains(p) for p in out)
 
 
-def test_long_history_is_capped_and_fast() -> None:
+def test_long_history_is_capped() -> None:
+    # Speed is the benchmark's to measure (benchmarks/bench_samplers.py); this shows a
+    # capped training set still proposes valid, new points from a 500-trial history.
     trials = random_history(MIXED, 500, mixed_value)
-    start = time.perf_counter()
     out = GPSampler(max_train=150).suggest(MIXED, trials, 1, minimize=True, seed=0)
-    assert time.perf_counter() - start < 3.0
     assert MIXED.contains(out[0])
+    assert MIXED.key(out[0]) not in {MIXED.key(t.params) for t in trials}
 
 
 def test_bad_options_name_the_field() -> None:

@@ -221,8 +221,7 @@ def test_every_trial_failed_still_proposes_away_from_failures():
     assert all(MIXED.contains(p) for p in out)
 
 
-def test_five_hundred_trials_stay_fast():
-    import time
+def test_five_hundred_trials_propose_a_batch():
 
     rng = np.random.default_rng(0)
     trials = [
@@ -230,11 +229,10 @@ def test_five_hundred_trials_stay_fast():
         for i, u in enumerate(rng.random((500, MIXED.dim)))
     ]
     sampler = TPESampler()
-    sampler.suggest(MIXED, trials, 1, minimize=True, seed=0)  # imports scipy.special
-    start = time.perf_counter()
-    sampler.suggest(MIXED, trials, 4, minimize=True, seed=1)
-    # Generous for shared CI cores; measured ~15 ms here (most of it reading the history).
-    assert time.perf_counter() - start < 1.0
+    out = sampler.suggest(MIXED, trials, 4, minimize=True, seed=1)
+    # Speed is measured by benchmarks/bench_samplers.py, not asserted here.
+    assert len(out) == 4
+    assert all(MIXED.contains(p) for p in out)
 
 
 @pytest.mark.parametrize(
