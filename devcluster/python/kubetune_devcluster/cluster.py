@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -357,6 +358,12 @@ def restart(state: ClusterState, name: str, *, sig: int = signal.SIGKILL,
             f"{sorted(state.argv)}); bring the cluster down and up again to record it"
         )
     _terminate_group(state.pids[name], sig=sig)
+    # A multi-threaded process shows as a zombie while its other threads still hold its
+    # sockets: wait for its ports too, or the new one fails with "address already in use".
+    ports = list(state.node_ports.values()) if name == "node-agent" else _listen_ports(argv)
+    deadline = time.monotonic() + 30
+    while not all(_port_free(p) for p in ports) and time.monotonic() < deadline:
+        time.sleep(0.1)
     time.sleep(down_seconds)
     _start(state, name, argv)
     if name == "etcd":
@@ -364,6 +371,28 @@ def restart(state: ClusterState, name: str, *, sig: int = signal.SIGKILL,
     elif name == "kube-apiserver":
         ctx = admin_ssl_context(state)
         _wait("kube-apiserver /readyz", lambda: _ready(state.server, ctx), timeout, state, [name])
+
+
+def _listen_ports(argv: list[str]) -> list[int]:
+    """The loopback ports a component's flags make it listen on."""
+    ports = []
+    for arg in argv:
+        flag, _, value = arg.partition("=")
+        if flag == "--secure-port":
+            ports.append(int(value))
+        elif flag.startswith("--listen-"):
+            ports += [int(m) for m in re.findall(r"127\.0\.0\.1:(\d+)", value)]
+    return ports
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _etcd_ok(port: int) -> bool:

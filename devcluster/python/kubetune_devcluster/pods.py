@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 from kubetune.kube import podspec
 
 from kubetune_devcluster.rest import ApiError
@@ -86,7 +87,12 @@ class PodRunner:
     # --- status -------------------------------------------------------------------------------
 
     def patch_status(self, status: dict) -> None:
-        for attempt in range(5):
+        # A final phase must land, as the kubelet's does, or the pod stays Running for ever
+        # after an apiserver outage: it is retried until the apiserver takes it. A passing
+        # phase gets a few tries; the next report supersedes it.
+        final = status.get("phase") in ("Succeeded", "Failed")
+        attempt = 0
+        while True:
             try:
                 self.rest.request("PATCH", f"{self.path}/status", body={
                     "metadata": {"uid": self.uid}, "status": status,
@@ -95,9 +101,14 @@ class PodRunner:
             except ApiError as e:
                 if e.status in (404, 409, 422) or self.deleted.is_set():
                     return
-                time.sleep(0.2 * (attempt + 1))
-            except Exception:
-                time.sleep(0.2 * (attempt + 1))
+            except Exception as e:
+                if attempt == 4:
+                    log.warning("pod %s/%s status: %s; retrying", self.namespace, self.name, e)
+            attempt += 1
+            if (attempt >= 5 and not final) or self.deleted.is_set() or \
+                    self.agent.stopping.is_set():
+                return
+            time.sleep(min(0.2 * attempt, 5.0))
 
     def conditions(self, *, initialized: bool, ready: bool) -> list[dict]:
         now = now_rfc3339()
@@ -435,15 +446,20 @@ class PodRunner:
         }}
         path = f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{sa}/token"
         # The Node authorizer learns of the pod's binding a moment after the scheduler binds it:
-        # until then the request is forbidden, so retry 403s for a while.
-        deadline = time.monotonic() + 30
+        # until then the request is forbidden, so retry 403s for a while; and retry through an
+        # apiserver restart, as the kubelet does, rather than fail the pod.
+        deadline = time.monotonic() + 60
         while True:
+            error: Exception
             try:
                 return self.rest.post(path, body)
             except ApiError as e:
-                if e.status != 403 or time.monotonic() > deadline or self.deleted.is_set():
-                    raise
-                time.sleep(0.3)
+                error, retry = e, e.status in (403, 429, 500, 503, 504)
+            except httpx.TransportError as e:
+                error, retry = e, True
+            if not retry or time.monotonic() > deadline or self.deleted.is_set():
+                raise error
+            time.sleep(0.3)
 
     def write_identity(self) -> Path:
         token = self.request_token()
