@@ -101,12 +101,18 @@ def test_operator_killed_ten_times(cluster: Cluster, running_operator: OperatorP
 @pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])
 def test_control_plane_restarted_mid_study(cluster: Cluster, running_operator, namespace,
                                            component):
+    """Down for 10 s, then restarted. Trials end meanwhile and their pods' final status must
+    still land. A trial whose final report could not be sent within the SDK's 30 s (the
+    restart of a loaded apiserver can take that long) fails with MetricMissing and counts."""
     start(cluster, namespace, "cp", ["quadratic", "--steps", "3", "--sleep", "0.5"],
-          {"maxTrials": 12, "parallelism": 4, "maxFailedTrials": 1})
+          {"maxTrials": 12, "parallelism": 4, "maxFailedTrials": 12})
     before = wait_results(cluster, namespace, "cp", 2)
-    devcluster.restart(cluster.state, component, down_seconds=3)
+    devcluster.restart(cluster.state, component, down_seconds=10)
     obj = finished(cluster, namespace, "cp", 12, before)
     assert obj["status"]["trials"]["lost"] == 0
+    failed = {r.reason: r.message for r in results(trial_jobs(cluster, namespace, "cp"))
+              .values() if r.state is TrialState.FAILED}
+    assert set(failed) <= {"MetricMissing"}, failed
     assert running_operator.proc.poll() is None, "the operator outlived the restart"
 
 

@@ -31,10 +31,13 @@ class ApiError(Exception):
     def __init__(self, status: int, body: str, method: str, path: str):
         self.status = status
         self.causes: tuple[str, ...] = ()  # details.causes[].reason, e.g. NamespaceTerminating
+        self.kind = ""  # details.kind: what was not found, e.g. namespaces
         try:
             data = json.loads(body)
             self.reason, self.message = data.get("reason", ""), data.get("message", body)
-            causes = (data.get("details") or {}).get("causes") or []
+            details = data.get("details") or {}
+            self.kind = str(details.get("kind", ""))
+            causes = details.get("causes") or []
             self.causes = tuple(str(c.get("reason", "")) for c in causes if isinstance(c, dict))
         except (ValueError, AttributeError):
             self.reason, self.message = "", body

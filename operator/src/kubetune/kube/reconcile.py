@@ -110,10 +110,11 @@ class Operator:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    # Back off, so that a lasting error (RBAC, quota) is not retried at full rate.
+                    # Back off, so that a lasting error (RBAC, quota) is not retried at full
+                    # rate; to 10 s at most, so that work resumes soon after an apiserver outage.
                     log.exception("reconcile of study %s failed; retrying in %.0f s", uid, delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 60.0)
+                    delay = min(delay * 2, 10.0)
                     self._dirty.add(uid)
         finally:
             self._running.pop(uid, None)
@@ -213,9 +214,15 @@ class Operator:
                                            pods, recorded):
             await self._release(pod)
 
-        if plan.create and not await self._create_trials(study, spec, plan, jobs, previous,
-                                                         generation, now):
-            return
+        if plan.create:
+            try:
+                if not await self._create_trials(study, spec, plan, jobs, previous,
+                                                 generation, now):
+                    return
+            except ApiError as e:
+                if _namespace_going(e, study):
+                    return
+                raise
         new_status = statuses.study_status(plan, previous, generation=generation, now=now,
                                            pending_reasons=seen.pending_reasons)
         was_finished = _finished(study)
@@ -251,8 +258,6 @@ class Operator:
             try:
                 created = await self.client.create(path, manifest)
             except ApiError as e:
-                if _namespace_going(e, study):
-                    return False
                 if e.status != 409:
                     raise
                 continue
@@ -417,10 +422,12 @@ def _rv(obj: dict) -> int:
 
 
 def _namespace_going(e: ApiError, study: dict) -> bool:
-    """Whether ``e`` says the study's namespace is being deleted: the study goes with it, and
-    its Jobs, maybe gone already, are no reason to start new trials.
+    """Whether ``e`` says the study's namespace is being deleted, or is gone (a study left
+    behind by an interrupted namespace deletion): its Jobs, maybe gone already, are no reason
+    to start new trials.
     """
-    if "NamespaceTerminating" not in e.causes:
+    gone = e.status == 404 and e.kind == "namespaces"
+    if "NamespaceTerminating" not in e.causes and not gone:
         return False
     log.info("not creating trials of %s/%s: %s", study["metadata"]["namespace"],
              study["metadata"]["name"], e.message)
