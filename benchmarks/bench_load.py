@@ -181,6 +181,8 @@ def main() -> int:
         return subprocess.run([str(bins / "kubectl"), *a], input=stdin, env=env, text=True,
                               check=True, capture_output=True, timeout=timeout).stdout
 
+    conditions = (f"devcluster on {os.cpu_count()} CPUs, load average "
+                  f"{os.getloadavg()[0]:.1f} at the start; instant toy trials.")
     try:
         kubectl("apply", "--server-side", "--force-conflicts", "-f",
                 str(ROOT / "crds" / "tuningstudy.yaml"))
@@ -189,7 +191,7 @@ def main() -> int:
     finally:
         if os.environ.get("DEVCLUSTER_STATE") is None:
             devcluster.down(state_dir)
-    text = table(figures)
+    text = conditions + "\n\n" + table(figures)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("# Load benchmark\n\n" + text + "\n")
     print(text)
