@@ -102,7 +102,11 @@ def _operator_requests(cluster: Cluster) -> list[dict]:
             if "aiohttp" not in line:
                 continue
             e = json.loads(line)
-            if e.get("userAgent", "").startswith("Python/") and e.get("objectRef"):
+            # The e2e operator runs with the admin kubeconfig; an operator the chart test
+            # installed earlier in the session runs as its own ServiceAccount.
+            user = e.get("user", {}).get("username")
+            if (e.get("userAgent", "").startswith("Python/") and e.get("objectRef")
+                    and user == "kubetune-admin"):
                 out[e["auditID"]] = e
     return list(out.values())
 
