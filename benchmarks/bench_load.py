@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_operator import JobClock, peak_rss_mib, percentile, study
+from bench_operator import JobClock, peak_rss_mib, percentile, study, write_readme_block
 from kubetune_devcluster import cluster as devcluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,14 +196,7 @@ def main() -> int:
     RESULTS.write_text("# Load benchmark\n\n" + text + "\n")
     print(text)
     if args.readme:
-        readme = ROOT / "README.md"
-        content = readme.read_text()
-        if MARK[0] not in content:
-            print(f"README.md has no {MARK[0]} ... {MARK[1]} block; table left in {RESULTS}",
-                  file=sys.stderr)
-            return 0
-        start, end = content.index(MARK[0]) + len(MARK[0]), content.index(MARK[1])
-        readme.write_text(content[:start] + "\n" + text + "\n" + content[end:])
+        write_readme_block(MARK, text)
     return 0
 
 

@@ -47,6 +47,18 @@ def study(trials: int, parallelism: int) -> dict:
     }
 
 
+def write_readme_block(marks: tuple[str, str], text: str) -> bool:
+    """Put ``text`` between the README's two marker comments; False if they are missing."""
+    readme = ROOT / "README.md"
+    content = readme.read_text()
+    if marks[0] not in content or marks[1] not in content:
+        print(f"README.md has no {marks[0]} ... {marks[1]} block", file=sys.stderr)
+        return False
+    start, end = content.index(marks[0]) + len(marks[0]), content.index(marks[1])
+    readme.write_text(content[:start] + "\n" + text + "\n" + content[end:])
+    return True
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -163,10 +175,7 @@ def main() -> int:
     RESULTS.write_text("# Operator benchmark\n\n" + table + "\n")
     print(table)
     if args.readme:
-        readme = ROOT / "README.md"
-        text = readme.read_text()
-        start, end = text.index(MARK[0]) + len(MARK[0]), text.index(MARK[1])
-        readme.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+        write_readme_block(MARK, table)
     return 0
 
 
