@@ -280,7 +280,7 @@ def test_exhausted_retries_and_broken_transports_never_raise_into_training() -> 
             raise RuntimeError("a bug in the transport")
 
     clock = FakeClock()
-    transport = FakeTransport([retryable() for _ in range(10)])
+    transport = FakeTransport([retryable() for _ in range(1000)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r = reporter(transport, clock, attempts=3)
@@ -291,6 +291,18 @@ def test_exhausted_retries_and_broken_transports_never_raise_into_training() -> 
         b.report(step=1, val_loss=0.5)
         b.report(step=2, final=True, val_loss=0.4)
     assert len(caught) == 2  # once per reporter
+
+
+def test_a_flush_outlasts_the_attempt_limit_until_its_deadline() -> None:
+    # A final report during a short apiserver outage still lands.
+    clock = FakeClock()
+    transport = FakeTransport([retryable() for _ in range(6)])
+    r = reporter(transport, clock, attempts=3, backoff=0.5, interval=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r.report(step=1, val_loss=0.5)
+        assert r.flush(timeout=30.0) is True
+    assert len(transport.calls) == 7
 
 
 def test_a_flush_gives_up_retrying_at_its_deadline() -> None:

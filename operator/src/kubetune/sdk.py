@@ -463,7 +463,8 @@ class Reporter:
         transport, pod = self.transport, self.pod
         if transport is None or pod is None:
             return False
-        for attempt in range(self.attempts):
+        attempt = 0
+        while True:
             try:
                 transport.patch_annotations(pod, body)
                 return True
@@ -476,14 +477,16 @@ class Reporter:
             pause = pause * (0.5 + 0.5 * self._random.random())
             if hint is not None:
                 pause = min(self.max_backoff, max(pause, hint))
-            last = attempt == self.attempts - 1
+            # A flush (a final report, or exit) has a deadline and retries until it, so that a
+            # short apiserver outage does not lose a trial's result; otherwise `attempts` bound it.
+            out_of_tries = deadline is None and attempt >= self.attempts - 1
             late = deadline is not None and self.clock() + pause > deadline
-            if not retryable or last or late:
+            if not retryable or out_of_tries or late:
                 self._warn(f"could not report metrics to pod {self.pod}: {error}; training "
                            "continues and later reports will try again")
                 return False
             self.sleep(pause)
-        return False
+            attempt += 1
 
     def _warn(self, message: str) -> None:
         if not self._warned:
