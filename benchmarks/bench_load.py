@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_operator import JobClock, peak_rss_mib, percentile, study, write_readme_block
+from bench_operator import JobClock, peak_rss_mib, percentile, publish, study
 from kubetune_devcluster import cluster as devcluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,11 +192,7 @@ def main() -> int:
         if os.environ.get("DEVCLUSTER_STATE") is None:
             devcluster.down(state_dir)
     text = conditions + "\n\n" + table(figures)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("# Load benchmark\n\n" + text + "\n")
-    print(text)
-    if args.readme:
-        write_readme_block(MARK, text)
+    publish(RESULTS, "Load benchmark", text, MARK, args.readme)
     return 0
 
 

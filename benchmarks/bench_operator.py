@@ -47,6 +47,15 @@ def study(trials: int, parallelism: int) -> dict:
     }
 
 
+def publish(results: Path, title: str, text: str, marks: tuple[str, str], readme: bool) -> None:
+    """Write a benchmark's table to its results file and stdout, and into the README if asked."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(f"# {title}\n\n{text}\n")
+    print(text)
+    if readme:
+        write_readme_block(marks, text)
+
+
 def write_readme_block(marks: tuple[str, str], text: str) -> bool:
     """Put ``text`` between the README's two marker comments; False if they are missing."""
     readme = ROOT / "README.md"
@@ -171,11 +180,7 @@ def main() -> int:
         ("operator peak RSS", f"{rss:.0f} MiB"),
     ]
     table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("# Operator benchmark\n\n" + table + "\n")
-    print(table)
-    if args.readme:
-        write_readme_block(MARK, table)
+    publish(RESULTS, "Operator benchmark", table, MARK, args.readme)
     return 0
 
 
