@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubetune.kube import conventions as names
-from kubetune.kube.client import ApiError, Client
+from kubetune.kube import errors
+from kubetune.kube.client import Client
 
 __all__ = ["TrialCache"]
 
@@ -100,7 +101,7 @@ class TrialCache:
                             await asyncio.sleep(0)
                         kind_of_event, obj = event.get("type"), event.get("object") or {}
                         if kind_of_event == "ERROR":
-                            raise ApiError(obj.get("code", 500), str(obj), "WATCH", path)
+                            raise errors.from_status(obj, method="WATCH", path=path)
                         rv = obj.get("metadata", {}).get("resourceVersion", rv)
                         if kind_of_event == "BOOKMARK":
                             continue

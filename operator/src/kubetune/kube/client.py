@@ -20,28 +20,11 @@ from typing import Any
 import aiohttp
 import yaml
 
+from kubetune.kube.errors import ApiError, api_error
+
 __all__ = ["ApiError", "Client", "Credentials", "load_credentials"]
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-
-
-class ApiError(Exception):
-    """A non-2xx answer; ``status`` is the HTTP code and ``reason`` the API's reason word."""
-
-    def __init__(self, status: int, body: str, method: str, path: str):
-        self.status = status
-        self.causes: tuple[str, ...] = ()  # details.causes[].reason, e.g. NamespaceTerminating
-        self.kind = ""  # details.kind: what was not found, e.g. namespaces
-        try:
-            data = json.loads(body)
-            self.reason, self.message = data.get("reason", ""), data.get("message", body)
-            details = data.get("details") or {}
-            self.kind = str(details.get("kind", ""))
-            causes = details.get("causes") or []
-            self.causes = tuple(str(c.get("reason", "")) for c in causes if isinstance(c, dict))
-        except (ValueError, AttributeError):
-            self.reason, self.message = "", body
-        super().__init__(f"{method} {path}: {status} {self.message}")
 
 
 @dataclass(frozen=True)
@@ -170,7 +153,7 @@ class Client:
         ) as r:
             text = await r.text()
             if r.status >= 400:
-                raise ApiError(r.status, text, method, path)
+                raise api_error(r.status, text, method=method, path=path)
             return json.loads(text) if text else {}
 
     async def get(self, path: str, **params: str) -> dict:
@@ -208,7 +191,7 @@ class Client:
         async with http.get(path, params=query, headers=self._headers(None),
                             timeout=timeout) as r:
             if r.status >= 400:
-                raise ApiError(r.status, await r.text(), "WATCH", path)
+                raise api_error(r.status, await r.text(), method="WATCH", path=path)
             buffer = b""
             async for chunk in r.content.iter_any():
                 # Split a chunk's lines at once: one split per line would copy the rest of a
