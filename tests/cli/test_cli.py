@@ -3,6 +3,7 @@ run's journal."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -67,6 +68,47 @@ def test_watch_exit_statuses():
     assert run_watch([study_view([], conditions=stalled)])[0] == 1
 
 
+SUSPENDED = [{"type": "Ready", "status": "True", "reason": "Suspended", "message": "paused"},
+             {"type": "Suspended", "status": "True", "reason": "SpecSuspended",
+              "message": "spec.suspend is true"}]
+
+
+def _with_phase(phase: str, conditions: list[dict]):
+    view = study_view([], conditions=conditions)
+    return dataclasses.replace(view, status={**view.status, "phase": phase})
+
+
+def test_watch_ends_on_a_suspended_study_with_a_line_that_says_how_to_resume(capsys):
+    code, _ = run_watch([study_view([], conditions=SUSPENDED)], timeout=600)
+    assert code == watching.EXIT_SUSPENDED
+    err = capsys.readouterr().err
+    assert "study demo is suspended" in err
+    assert "kubectl patch tuningstudy demo" in err
+
+
+@pytest.mark.parametrize(("phase", "code", "words"), [
+    ("Succeeded", 0, "study demo succeeded"),
+    ("Failed", 1, "study demo failed"),
+    ("Invalid", 1, "study demo is invalid"),
+    ("Suspended", watching.EXIT_SUSPENDED, "study demo is suspended"),
+])
+def test_watch_reads_the_phase_when_the_operator_writes_it(phase, code, words, capsys):
+    # The phase decides, even where the conditions (here: still running) lag behind it.
+    assert run_watch([_with_phase(phase, RUNNING)], timeout=600)[0] == code
+    assert words in capsys.readouterr().err
+
+
+def test_watch_goes_on_while_the_phase_says_running(capsys):
+    code, _ = run_watch([_with_phase("Running", SUSPENDED), _with_phase("Pending", RUNNING)],
+                        timeout=5)
+    assert code == watching.EXIT_TIMEOUT
+
+
+def test_watch_ending_lines_name_the_reason(capsys):
+    assert run_watch([study_view([], conditions=FAILED)])[0] == 1
+    assert "study demo failed: TooManyFailedTrials - x" in capsys.readouterr().err
+
+
 def test_watch_on_a_terminal_redraws_in_place():
     _, out = run_watch([study_view([], conditions=RUNNING), study_view([], conditions=DONE)],
                        tty=True)
@@ -86,7 +128,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_errors_are_one_line_with_exit_1(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     assert cli.main(["get"]) == 1
-    assert "cannot read the kubeconfig" in capsys.readouterr().err
+    assert "no kubeconfig there; point KUBECONFIG at one" in capsys.readouterr().err
     (tmp_path / "bad.yaml").write_text("kind: ConfigMap\nmetadata: {name: x}\n")
     assert cli.main(["run", str(tmp_path / "bad.yaml"), "--local"]) == 1
     assert "no document of kind TuningStudy" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from kubetune._cli.cluster import ClusterError, ClusterReader, NotFoundError
 from kubetune.core import protocol
 from kubetune.core.protocol import TrialResult
 from kubetune.core.trials import TrialState
-from kubetune.kube.client import Credentials
+from kubetune.kube.credentials import Credentials
 
 UID = "9f1c2d3e-0000-4000-8000-000000000001"
 STUDY = {"metadata": {"name": "demo", "namespace": "ns1", "uid": UID,
@@ -64,7 +64,8 @@ def api() -> Iterator[tuple[FakeApi, ClusterReader]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     reader = ClusterReader(Credentials(server=f"http://127.0.0.1:{server.server_port}",
-                                       token="secret", namespace="team"))
+                                       authorization="Bearer secret", namespace="team",
+                                       context="dev", source="KUBECONFIG=/home/me/kubeconfig"))
     try:
         yield fake, reader
     finally:
@@ -102,8 +103,27 @@ def test_server_errors_are_cluster_errors(api):
     fake, reader = api
     fake.routes["/apis/kubetune.dev/v1alpha1/tuningstudies"] = (
         403, {"message": "tuningstudies is forbidden: User cannot list"})
-    with pytest.raises(ClusterError, match="HTTP 403: tuningstudies is forbidden"):
+    with pytest.raises(ClusterError, match="forbidden for the user of context 'dev'.*"
+                       "tuningstudies is forbidden.*need get and list"):
         reader.studies(None)
+    fake.routes["/apis/kubetune.dev/v1alpha1/tuningstudies"] = (
+        500, {"message": "etcdserver: request timed out"})
+    with pytest.raises(ClusterError, match="HTTP 500: etcdserver: request timed out"):
+        reader.studies(None)
+
+
+def test_refused_credentials_name_the_context_and_the_fix(api):
+    fake, reader = api
+    fake.routes["/apis/kubetune.dev/v1alpha1/tuningstudies"] = (
+        401, {"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "Unauthorized"})
+    with pytest.raises(ClusterError) as info:
+        reader.studies(None)
+    message = str(info.value)
+    assert "context 'dev' of KUBECONFIG=/home/me/kubeconfig" in message
+    assert "expired or was revoked" in message
+    assert "Log in again" in message
+    # Refused once, the credentials were loaded again and the call made once more.
+    assert len(fake.requests) == 2
 
 
 def test_view_reads_trials_by_uid_label_and_events_by_uid(api):

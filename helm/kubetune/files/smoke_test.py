@@ -2,7 +2,7 @@
 
 Runs as ``python -c`` in the operator image under the test's own ServiceAccount, which may
 only get, create and delete TuningStudies in the release namespace. Credentials come from the
-pod's kubeconfig or in-cluster service account (kubetune.kube.client.load_credentials). The
+pod's kubeconfig or in-cluster service account (kubetune.kube.credentials.load). The
 study is deleted at the end, whatever the outcome, so that its trials go with it.
 """
 
@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
-from kubetune.kube.client import load_credentials
+from kubetune.kube import credentials as logins
 
 NAMESPACE = os.environ["NAMESPACE"]
 NAME = os.environ["STUDY_NAME"]
@@ -46,8 +46,8 @@ STUDY = {
     },
 }
 
-credentials = load_credentials()
-context = credentials.ssl_context()
+credentials = logins.load()
+context = logins.ssl_context(credentials)
 
 
 def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -56,7 +56,7 @@ def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         credentials.server + path, method=method,
         data=None if body is None else json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "Accept": "application/json",
-                 "Authorization": f"Bearer {credentials.bearer()}"},
+                 **credentials.headers()},
     )
     try:
         with urllib.request.urlopen(request, context=context, timeout=30) as r:

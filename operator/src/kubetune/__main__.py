@@ -48,19 +48,25 @@ async def _run(args: argparse.Namespace) -> int:
 
     from kubetune.kube import client as clients
     from kubetune.kube import conventions as names
+    from kubetune.kube import credentials as logins
+    from kubetune.kube import errors
     from kubetune.kube.handlers import build_registry
     from kubetune.kube.leader import Lease
     from kubetune.kube.metrics import Metrics
     from kubetune.kube.metrics import serve as serve_metrics
     from kubetune.kube.reconcile import Operator
 
-    credentials = clients.load_credentials()
-    client = clients.Client(credentials)
+    # One login for kopf and for our own client: the kubernetes package's loader, in memory.
+    login = logins.Login()
+    try:
+        credentials = await asyncio.to_thread(login.current)
+    except logins.CredentialsError as e:
+        log.error("cannot log in to Kubernetes: %s", e)
+        return 1
+    client = clients.Client(login)
     try:
         await client.get(f"/apis/{names.GROUP}/{names.VERSION}")
-    except clients.ApiError as e:
-        if e.status != 404:
-            raise
+    except errors.NotFound:
         # Without the CRD kopf would watch nothing, and would not notice it appear later.
         log.error("the TuningStudy CRD (%s.%s) is not installed: apply crds/tuningstudy.yaml "
                   "or install the Helm chart, then start the operator again",
@@ -78,7 +84,8 @@ async def _run(args: argparse.Namespace) -> int:
         async with standby_liveness(args.liveness):
             await lease.acquire()
     operator = Operator(client, args.namespace or None, metrics=metrics)
-    registry = build_registry(operator, credentials)
+    registry = build_registry(operator)
+    kopf.on.login(id="kubetune-login", registry=registry)(clients.kopf_login(login))
     stop = asyncio.Event()
     kopf_task = asyncio.create_task(kopf.operator(
         registry=registry, standalone=True, clusterwide=not args.namespace,

@@ -10,8 +10,8 @@
 study file on this machine with the operator's own planning, sampling and early stopping.
 
 Exit status: 0 done (a watched or local study that Succeeded), 1 an error, or a study that
-Failed (or, watched, Stalled on an invalid spec), 2 a usage error, 124 ``watch --timeout`` ran
-out, 130 interrupted.
+Failed (or, watched, is Invalid), 2 a usage error, 3 a watched study is Suspended, 124
+``watch --timeout`` ran out, 130 interrupted.
 """
 
 from __future__ import annotations

@@ -1,24 +1,23 @@
-"""Reading studies from the cluster: a few synchronous GETs with the credentials the operator
-uses (``kubetune.kube.client.load_credentials``: KUBECONFIG, the in-cluster service account or
-~/.kube/config). The command only reads, so it needs get/list on tuningstudies, jobs, pods and
-events, nothing more.
+"""Reading studies from the cluster: a few synchronous GETs with the credentials that the
+``kubernetes`` package's configuration loader reads (``kubetune.kube.credentials``: KUBECONFIG
+with any kind of user, exec and auth-provider plugins included, the in-cluster service account
+or ~/.kube/config). The command only reads, so it needs get/list on tuningstudies, jobs, pods
+and events, nothing more.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from kubetune._cli import views
 from kubetune._cli.errors import CommandError
 from kubetune.kube import conventions as names
-from kubetune.kube.client import Credentials, load_credentials
+from kubetune.kube import credentials as logins
+from kubetune.kube import errors
 
 __all__ = ["ClusterError", "ClusterReader", "NotFoundError"]
 
@@ -38,47 +37,52 @@ def _studies_path(namespace: str | None) -> str:
 
 
 class ClusterReader:
-    """GETs against the API server of ``credentials`` over one kept-alive HTTPS connection."""
+    """GETs against the API server of ``credentials`` (default: ``credentials.load()``) over
+    one kept-alive HTTPS connection. Refused credentials (401) are loaded again once, so an exec
+    plugin can renew an expired token; refused again, the error names the context and the fix.
+    """
 
-    def __init__(self, credentials: Credentials | None = None, *, timeout: float = 30.0):
-        if credentials is None:
-            try:
-                credentials = load_credentials()
-            except RuntimeError as e:
-                raise ClusterError(str(e)) from None
-            except OSError as e:
-                where = e.filename or os.environ.get("KUBECONFIG") or "~/.kube/config"
-                raise ClusterError(f"cannot read the kubeconfig {where}: {e.strerror}; point "
-                                   "KUBECONFIG at a readable one") from None
-            except (KeyError, TypeError, ValueError, StopIteration, yaml.YAMLError) as e:
-                where = os.environ.get("KUBECONFIG") or "~/.kube/config"
-                raise ClusterError(f"the kubeconfig {where} is not usable ({type(e).__name__}: "
-                                   f"{e}); check its current-context, clusters and users"
-                                   ) from None
-        self.credentials = credentials
-        url = urllib.parse.urlsplit(self.credentials.server)
-        if url.scheme not in ("https", "http") or not url.hostname:
-            raise ClusterError(f"server {self.credentials.server!r} in the kubeconfig is not an "
-                               "http(s) URL; fix the cluster's server field")
-        self._url = url
+    def __init__(self, credentials: logins.Credentials | None = None, *,
+                 timeout: float = 30.0):
+        self.login = logins.Login(credentials)
         self._timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
+        self._conn_for: tuple[Any, ...] | None = None
+        self._check(self.credentials)  # a kubeconfig that cannot be used fails here, at once
+
+    @property
+    def credentials(self) -> logins.Credentials:
+        try:
+            return self.login.current()
+        except logins.CredentialsError as e:
+            raise ClusterError(str(e)) from None
 
     @property
     def namespace(self) -> str:
         """The kubeconfig context's namespace (or the pod's, in a cluster)."""
         return self.credentials.namespace
 
-    def _connection(self) -> http.client.HTTPConnection:
+    @staticmethod
+    def _check(credentials: logins.Credentials) -> urllib.parse.SplitResult:
+        url = urllib.parse.urlsplit(credentials.server)
+        if url.scheme not in ("https", "http") or not url.hostname:
+            raise ClusterError(f"server {credentials.server!r} of {credentials.where()} is not "
+                               "an http(s) URL; fix the cluster's server field")
+        return url
+
+    def _connection(self, credentials: logins.Credentials) -> http.client.HTTPConnection:
+        if self._conn is not None and self._conn_for != credentials.tls_material():
+            self.close()
         if self._conn is None:
-            port = self._url.port
-            if self._url.scheme == "https":
+            url = self._check(credentials)
+            if url.scheme == "https":
                 self._conn = http.client.HTTPSConnection(
-                    self._url.hostname, port or 443, timeout=self._timeout,
-                    context=self.credentials.ssl_context())
+                    url.hostname, url.port or 443, timeout=self._timeout,
+                    context=logins.ssl_context(credentials))
             else:
-                self._conn = http.client.HTTPConnection(self._url.hostname, port or 80,
+                self._conn = http.client.HTTPConnection(url.hostname, url.port or 80,
                                                         timeout=self._timeout)
+            self._conn_for = credentials.tls_material()
         return self._conn
 
     def close(self) -> None:
@@ -86,30 +90,37 @@ class ClusterReader:
             self._conn.close()
             self._conn = None
 
-    def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """GET ``path`` as JSON; one retry on a connection the server closed meanwhile."""
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        target = self._url.path.rstrip("/") + path + query
-        headers = {"Accept": "application/json", "User-Agent": "kubetune-cli"}
-        token = self.credentials.bearer()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+    def _send(self, credentials: logins.Credentials, target: str) -> tuple[int, bytes]:
+        """One GET; one retry on a connection the server closed meanwhile."""
+        headers = {"Accept": "application/json", "User-Agent": "kubetune-cli",
+                   **credentials.headers()}
         for attempt in (1, 2):
             try:
-                conn = self._connection()
+                conn = self._connection(credentials)
                 conn.request("GET", target, headers=headers)
                 response = conn.getresponse()
-                body = response.read()
-                break
+                return response.status, response.read()
             except (OSError, http.client.HTTPException) as e:
                 self.close()
                 if attempt == 2:
-                    raise ClusterError(f"GET {self.credentials.server}{path}: {e}") from None
-        if response.status == 404:
-            raise NotFoundError(_message(body) or f"{path} not found")
-        if response.status >= 400:
-            raise ClusterError(f"GET {path}: HTTP {response.status}: {_message(body)}")
-        return json.loads(body)
+                    raise ClusterError(f"GET {credentials.server}{target}: {e}") from None
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET ``path`` as JSON."""
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        for attempt in (1, 2):
+            credentials = self.credentials
+            target = urllib.parse.urlsplit(credentials.server).path.rstrip("/") + path + query
+            status, body = self._send(credentials, target)
+            if status < 400:
+                return json.loads(body)
+            error = errors.api_error(status, body, method="GET", path=path)
+            if isinstance(error, errors.Unauthorized) and attempt == 1:
+                self.login.invalidate(credentials)  # an exec plugin may renew the token
+                continue
+            raise _cluster_error(error, credentials) from None
+        raise AssertionError("unreachable")
 
     # --- what the command reads ---------------------------------------------------------------
 
@@ -156,8 +167,19 @@ class ClusterReader:
         return views.view_of(study, jobs, pods, events)
 
 
-def _message(body: bytes) -> str:
-    try:
-        return str(json.loads(body).get("message") or "")
-    except (ValueError, AttributeError):
-        return body[:300].decode(errors="replace")
+def _cluster_error(error: errors.ApiError, credentials: logins.Credentials) -> ClusterError:
+    """An API error as the command's user reads it: what was refused, for whom, and the fix."""
+    if isinstance(error, errors.NotFound):
+        return NotFoundError(error.message or f"{error.path} not found")
+    if isinstance(error, errors.Unauthorized):
+        return ClusterError(
+            f"the API server at {credentials.server} refused the credentials of "
+            f"{credentials.where()} (401 Unauthorized): the token has expired or was revoked. "
+            "Log in again (run the user's exec or auth-provider login, or put a fresh token "
+            "in the kubeconfig), or pick another context with `kubectl config use-context`")
+    if isinstance(error, errors.Forbidden):
+        return ClusterError(
+            f"GET {error.path}: forbidden for the user of {credentials.where()} "
+            f"({error.message}); kubetune get/watch need get and list on tuningstudies, jobs, "
+            "pods and events in the study's namespace")
+    return ClusterError(f"GET {error.path}: HTTP {error.status}: {error.message}")

@@ -11,7 +11,6 @@ from typing import Any
 
 import kopf
 
-from kubetune.kube import client as clients
 from kubetune.kube import conventions as names
 from kubetune.kube import looplag
 from kubetune.kube.reconcile import Operator
@@ -21,19 +20,10 @@ __all__ = ["build_registry"]
 log = logging.getLogger("kubetune.handlers")
 
 
-def build_registry(operator: Operator, credentials: clients.Credentials) -> kopf.OperatorRegistry:
+def build_registry(operator: Operator) -> kopf.OperatorRegistry:
     """The registry for one operator process, bound to ``operator``."""
     registry = kopf.OperatorRegistry()
     background: list[asyncio.Task] = []
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(
-            server=credentials.server, ca_path=credentials.ca_file,
-            insecure=credentials.insecure, scheme="Bearer" if credentials.bearer() else None,
-            token=credentials.bearer(), certificate_path=credentials.cert_file,
-            private_key_path=credentials.key_file, default_namespace=credentials.namespace,
-        )
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
