@@ -133,7 +133,7 @@ def test_failing_exec_plugin_names_the_context_instead_of_going_anonymous(
 
 def test_token_file_is_read_again_after_a_minute(tmp_path: Path) -> None:
     token = tmp_path / "token"
-    token.write_text("first")
+    token.write_text("first\n")  # a newline at the end, as editors leave it
     path = _kubeconfig(tmp_path, {"tokenFile": str(token)})
     got = creds.load(environ={"KUBECONFIG": str(path)})
     assert got.authorization == "Bearer first"

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 from kubetune import sdk
 from kubetune.core import protocol
+from kubetune.kube import credentials as logins
+from kubetune.kube import errors
 
 POD = sdk.PodRef("ns", "trial-0")
 
@@ -68,8 +70,7 @@ def reporter(transport: FakeTransport, clock: FakeClock, **options: object) -> s
 
 
 def retryable(status: int = 503, retry_after: float | None = None) -> sdk.TransportError:
-    return sdk.TransportError(f"HTTP {status}", retryable=True, status=status,
-                              retry_after=retry_after)
+    return sdk.TransportError(f"HTTP {status}", retryable=True, retry_after=retry_after)
 
 
 # ---- what is written ----------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def test_retry_after_is_honoured_up_to_the_cap() -> None:
 
 
 def test_a_permanent_error_is_not_retried_and_warns_once() -> None:
-    forbidden = sdk.TransportError("HTTP 403: forbidden", retryable=False, status=403)
+    forbidden = sdk.TransportError("HTTP 403: forbidden", retryable=False)
     transport = FakeTransport([forbidden, forbidden])
     clock = FakeClock()
     r = reporter(transport, clock)
@@ -290,7 +291,9 @@ def test_exhausted_retries_and_broken_transports_never_raise_into_training() -> 
         b = sdk.Reporter(Broken(), POD, background=False, clock=clock, sleep=clock.sleep)
         b.report(step=1, val_loss=0.5)
         b.report(step=2, final=True, val_loss=0.4)
-    assert len(caught) == 2  # once per reporter
+    # Once per reporter, and the final report's failure on its own.
+    assert len(caught) == 3
+    assert "final report could not be delivered" in str(caught[2].message)
 
 
 def test_a_flush_outlasts_the_attempt_limit_until_its_deadline() -> None:
@@ -350,13 +353,69 @@ def test_outside_a_pod_reports_print_json_lines(capsys: pytest.CaptureFixture[st
     ]
 
 
-def test_a_pod_without_credentials_warns_and_prints(tmp_path: Path) -> None:
-    env = {"POD_NAME": "p", "POD_NAMESPACE": "ns", "KUBECONFIG": str(tmp_path / "missing")}
-    stream = io.StringIO()
-    with pytest.warns(RuntimeWarning, match="no Kubernetes credentials"):
-        r = sdk.Reporter.from_env(environ=env, stream=stream)
+def test_a_pod_without_credentials_warns_with_the_fix(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    env = {"POD_NAME": "p", "POD_NAMESPACE": "ns", "KUBECONFIG": str(missing)}
+    r = sdk.Reporter.from_env(environ=env, background=False)
+    with pytest.warns(RuntimeWarning, match=f"{missing}: no kubeconfig there"):
+        r.report(step=1, val_loss=0.5)
+    assert r.undelivered()
+
+
+def test_a_final_report_that_fails_always_warns_even_after_an_earlier_warning() -> None:
+    forbidden = sdk.TransportError("HTTP 403: forbidden", retryable=False)
+    transport, clock = FakeTransport([forbidden, forbidden]), FakeClock()
+    r = reporter(transport, clock)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r.report(step=1, val_loss=0.5)
+        clock.now += 2
+        r.report(step=2, final=True, val_loss=0.4)
+    assert len(caught) == 2
+    assert "final report could not be delivered" in str(caught[1].message)
+    assert r.undelivered()
+
+
+def test_an_undelivered_last_report_ends_the_process_with_status_1(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    forbidden = sdk.TransportError("HTTP 403: forbidden", retryable=False)
+    transport, clock = FakeTransport([forbidden for _ in range(5)]), FakeClock()
+    r = reporter(transport, clock)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r.report(step=1, val_loss=0.5)  # lost too: the pod carries no report at all
+        clock.now += 2
+        r.report(step=2, final=True, val_loss=0.4)
+    exits: list[int] = []
+    with pytest.warns(RuntimeWarning, match="final report could not be delivered"):
+        sdk._close_at_exit(r, exits.append)  # the flush at exit tries once more
+    assert exits == [1]
+    err = capsys.readouterr().err
+    assert "the last report (step 2) could not be delivered to pod ns/trial-0" in err
+    assert "403" in err
+
+
+def test_a_stale_report_never_stands_in_for_an_undelivered_final_one() -> None:
+    # Step 1 lands, the final step 2 does not: exiting 0 would let step 1 stand as the result.
+    outage = [retryable() for _ in range(1000)]
+    transport, clock = FakeTransport(), FakeClock()
+    r = reporter(transport, clock, attempts=2, backoff=0.5)
     r.report(step=1, val_loss=0.5)
-    assert json.loads(stream.getvalue())["step"] == 1
+    assert transport.last()[0].step == 1
+    transport.errors = outage
+    clock.now += 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r.report(step=2, final=True, val_loss=0.4)
+    exits: list[int] = []
+    with pytest.warns(RuntimeWarning, match="final report could not be delivered"):
+        sdk._close_at_exit(r, exits.append)
+    assert exits == [1]
+    transport.errors = []  # the API is back before exit: the final report lands, exit 0
+    exits.clear()
+    sdk._close_at_exit(r, exits.append)
+    assert exits == []
+    assert transport.last()[0] == protocol.MetricsReport(2, {"val_loss": 0.4}, True)
 
 
 def test_pod_direction_and_kept_steps_come_from_the_environment() -> None:
@@ -489,58 +548,104 @@ def test_the_https_transport_sends_a_merge_patch_with_the_bearer_token(
     assert request["body"] == {"metadata": {"annotations": {"kubetune.dev/metrics": "{}"}}}
 
 
+def _transport(kubeconfig: Path) -> sdk.KubeTransport:
+    transport = sdk.transport_from_env({"POD_NAME": "p", "KUBECONFIG": str(kubeconfig)})
+    assert transport is not None
+    return transport
+
+
 def test_the_https_transport_classifies_errors(api: tuple[FakeApiServer, Path],
                                                tmp_path: Path) -> None:
     server, ca = api
-    transport = sdk.KubeTransport.from_kubeconfig(_kubeconfig(tmp_path, server.port, ca))
-    for status, retry, after in ((429, True, 2.0), (503, True, None), (403, False, None)):
+    transport = _transport(_kubeconfig(tmp_path, server.port, ca))
+    for status, kind, retry, after in ((429, errors.TooManyRequests, True, 2.0),
+                                       (503, errors.ServerError, True, None),
+                                       (403, errors.Forbidden, False, None),
+                                       (401, errors.Unauthorized, True, None)):
         server.status = status
         with pytest.raises(sdk.TransportError) as caught:
             transport.patch_annotations(POD, {"a": "b"})
-        assert (caught.value.status, caught.value.retryable) == (status, retry)
+        assert isinstance(caught.value.error, kind)
+        assert caught.value.retryable == retry
         assert caught.value.retry_after == after
         assert f"status {status}" in str(caught.value)
     server.status = 200
+
+
+def test_refused_credentials_are_loaded_again(api: tuple[FakeApiServer, Path],
+                                              tmp_path: Path) -> None:
+    server, ca = api
+    loads: list[int] = []
+
+    def loader() -> logins.Credentials:
+        loads.append(1)
+        return logins.Credentials(server=f"https://127.0.0.1:{server.port}",
+                                  ca_pem=ca.read_bytes(), authorization=f"Bearer t{len(loads)}")
+
+    transport = sdk.KubeTransport(logins.Login(loader))
+    server.status = 401
+    with pytest.raises(sdk.TransportError):
+        transport.patch_annotations(POD, {"a": "b"})
+    server.status = 200
+    transport.patch_annotations(POD, {"a": "b"})
+    headers = server.requests[-1]["headers"]
+    assert isinstance(headers, dict)
+    assert headers["Authorization"] == "Bearer t2"
+    assert len(loads) == 2
 
 
 def test_the_https_transport_refuses_an_unknown_certificate_as_retryable(
     api: tuple[FakeApiServer, Path], tmp_path: Path
 ) -> None:
     server, _ = api
-    transport = sdk.KubeTransport(f"https://127.0.0.1:{server.port}", ssl.create_default_context())
+    transport = sdk.KubeTransport(logins.Credentials(server=f"https://127.0.0.1:{server.port}"))
     with pytest.raises(sdk.TransportError) as caught:
         transport.patch_annotations(POD, {"a": "b"})
     assert caught.value.retryable
     assert "SSL" in str(caught.value) or "certificate" in str(caught.value)
 
 
-def test_in_cluster_configuration_reads_the_service_account(api: tuple[FakeApiServer, Path],
-                                                            tmp_path: Path) -> None:
+def test_in_cluster_configuration_reads_the_service_account(
+        api: tuple[FakeApiServer, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     server, ca = api
     server.status = 200
     (tmp_path / "token").write_text("sa-token")
     (tmp_path / "ca.crt").write_bytes(ca.read_bytes())
-    env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(server.port)}
-    transport = sdk.KubeTransport.in_cluster(env, account_dir=tmp_path)
+    env = {"POD_NAME": "p", "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+           "KUBERNETES_SERVICE_PORT": str(server.port)}
+    transport = sdk.transport_from_env(env, account_dir=tmp_path)
+    assert transport is not None
     transport.patch_annotations(POD, {"a": "b"})
     headers = server.requests[-1]["headers"]
     assert isinstance(headers, dict)
-    assert headers["Authorization"] == "Bearer sa-token"
-    with pytest.raises(sdk.ConfigError, match="KUBERNETES_SERVICE_HOST"):
-        sdk.KubeTransport.in_cluster({}, account_dir=tmp_path)
+    assert headers["Authorization"].lower() == "bearer sa-token"  # the scheme has no case
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config to fall back on
+    lost = sdk.transport_from_env({"POD_NAME": "p"}, account_dir=tmp_path)
+    assert lost is not None
+    with pytest.raises(sdk.TransportError, match="no Kubernetes credentials") as caught:
+        lost.patch_annotations(POD, {"a": "b"})
+    assert not caught.value.retryable
 
 
-def test_a_kubeconfig_with_an_exec_plugin_is_refused_clearly(tmp_path: Path) -> None:
-    config = {
-        "current-context": "x",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"exec": {"command": "gcloud"}}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-    }
-    path = tmp_path / "kubeconfig"
+def test_a_kubeconfig_with_an_exec_plugin_works(api: tuple[FakeApiServer, Path],
+                                                tmp_path: Path) -> None:
+    server, ca = api
+    server.status = 200
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text("import json\nprint(json.dumps({'apiVersion': "
+                      "'client.authentication.k8s.io/v1', 'kind': 'ExecCredential', "
+                      "'status': {'token': 'from-plugin'}}))\n")
+    config = json.loads(_kubeconfig(tmp_path, server.port, ca).read_text())
+    config["users"] = [{"name": "u", "user": {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable,
+        "args": [str(plugin)], "interactiveMode": "Never"}}}]
+    path = tmp_path / "exec.kubeconfig"
     path.write_text(json.dumps(config))
-    with pytest.raises(sdk.ConfigError, match="exec"):
-        sdk.KubeTransport.from_kubeconfig(path)
+    _transport(path).patch_annotations(POD, {"a": "b"})
+    headers = server.requests[-1]["headers"]
+    assert isinstance(headers, dict)
+    assert headers["Authorization"] == "Bearer from-plugin"
 
 
 def test_the_sdk_imports_neither_kopf_nor_torch() -> None:

@@ -12,21 +12,27 @@ interpreter exit. Transient API errors (429, 5xx, connection errors) are retried
 exponential backoff, honouring ``Retry-After``. A report never raises into training: a failure
 is reported once as a ``RuntimeWarning`` and later reports try again.
 
-Credentials: the kubeconfig at ``KUBECONFIG`` (token, token file or client certificate; CA file
-or data), else the in-cluster service account (``KUBERNETES_SERVICE_HOST`` / ``_PORT`` and
-``/var/run/secrets/kubernetes.io/serviceaccount``). The objective is ``KUBETUNE_METRIC``
+Credentials come from ``kubetune.kube.credentials``, the ``kubernetes`` package's configuration
+loader: the kubeconfig at ``KUBECONFIG`` (any kind of user, exec plugins included), else the
+in-cluster service account; they are loaded on the SDK's own thread at the first report (the
+package's import takes longer than the SDK's), and again when they expire or are refused. The
+objective is ``KUBETUNE_METRIC``
 (default ``val_loss``), its direction ``KUBETUNE_DIRECTION`` (default ``minimize``), which
 thinning needs to keep the running best, and ``KUBETUNE_KEEP_STEPS`` (comma-separated, e.g.
 ASHA's rungs) the steps whose running best thinning must keep exactly.
 
-The HTTP transport is one small interface, :class:`Transport`, so tests use a fake. This module
-uses the standard library and PyYAML only; it imports neither kopf nor torch.
+A report that could not be delivered by the time the process exits (after retrying until the
+flush deadline) ends the process with exit status 1 and a line on stderr: the trial is then
+Failed, rather than Succeeded with the older report that its pod still carries.
+
+The HTTP transport is one small interface, :class:`Transport`, so tests use a fake. The PATCH
+itself is a few lines of ``http.client`` (benchmarks/bench_sdk.py measures why); this module
+imports neither kopf nor torch.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import http.client
 import json
@@ -34,7 +40,6 @@ import os
 import random
 import ssl
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -45,9 +50,10 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from kubetune.core import protocol
+from kubetune.kube import credentials as logins
+from kubetune.kube import errors
 
 __all__ = [
-    "ConfigError",
     "KubeTransport",
     "PodRef",
     "Reporter",
@@ -61,22 +67,19 @@ __all__ = [
     "transport_from_env",
 ]
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class ConfigError(ValueError):
-    """No usable Kubernetes credentials; the message names the file or variable and the fix."""
+# Worth another try: throttled or failing servers, and refused credentials (loaded anew).
+RETRYABLE = (*errors.RETRYABLE, errors.Unauthorized)
 
 
 class TransportError(Exception):
-    """A patch that failed; ``retryable`` says whether trying again may help."""
+    """A patch that failed; ``retryable`` says whether trying again may help, ``error`` is the
+    API's answer when there was one."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
+    def __init__(self, message: str, *, retryable: bool, error: errors.ApiError | None = None,
                  retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
-        self.status = status
+        self.error = error
         self.retry_after = retry_after
 
 
@@ -102,49 +105,52 @@ class KubeTransport:
     """JSON merge patches of pod annotations over HTTPS, one connection per patch.
 
     One connection per patch is enough at one patch per second, and it never holds a socket
-    that the API server has closed. A token file is re-read on every patch, as bound service
-    account tokens are rotated while the pod runs.
+    that the API server has closed. Credentials come from ``login`` (loaded at the first patch,
+    again when they expire, and after a 401).
     """
 
-    def __init__(self, server: str, context: ssl.SSLContext, *, token: str | None = None,
-                 token_file: str | None = None, timeout: float = 5.0) -> None:
-        url = urllib.parse.urlsplit(server)
-        if url.scheme != "https" or not url.hostname:
-            raise ConfigError(
-                f"server {server!r}: expected an https:// URL of the Kubernetes API server"
-            )
-        self.host = url.hostname
-        self.port = url.port or 443
-        self.prefix = url.path.rstrip("/")
-        self.context = context
-        self.token = token
-        self.token_file = token_file
+    def __init__(self, login: logins.Login | logins.Credentials, *,
+                 timeout: float = 5.0) -> None:
+        self.login = login if isinstance(login, logins.Login) else logins.Login(login)
         self.timeout = timeout
+        self._context: ssl.SSLContext | None = None
+        self._context_for: tuple[Any, ...] | None = None
 
-    def _bearer(self) -> str | None:
-        if self.token_file:
-            try:
-                return Path(self.token_file).read_text().strip()
-            except OSError as exc:
-                raise TransportError(f"cannot read token file {self.token_file}: {exc}",
-                                     retryable=True) from None
-        return self.token
+    def _credentials(self) -> logins.Credentials:
+        try:
+            return self.login.current()
+        except logins.CredentialsError as exc:
+            raise TransportError(f"no usable credentials: {exc}", retryable=False) from None
+
+    def _ssl(self, credentials: logins.Credentials) -> ssl.SSLContext:
+        if self._context is None or self._context_for != credentials.tls_material():
+            self._context = logins.ssl_context(credentials)
+            self._context_for = credentials.tls_material()
+        return self._context
 
     def patch_annotations(self, pod: PodRef, annotations: Mapping[str, str]) -> None:
-        path = (f"{self.prefix}/api/v1/namespaces/{urllib.parse.quote(pod.namespace)}"
+        credentials = self._credentials()
+        url = urllib.parse.urlsplit(credentials.server)
+        if url.scheme != "https" or not url.hostname:
+            raise TransportError(
+                f"server {credentials.server!r} of {credentials.where()}: expected an https:// "
+                "URL of the Kubernetes API server", retryable=False)
+        path = (f"{url.path.rstrip('/')}/api/v1/namespaces/{urllib.parse.quote(pod.namespace)}"
                 f"/pods/{urllib.parse.quote(pod.name)}")
         body = json.dumps({"metadata": {"annotations": dict(annotations)}}).encode()
         headers = {"Content-Type": "application/merge-patch+json", "Accept": "application/json",
-                   "User-Agent": "kubetune-sdk"}
-        bearer = self._bearer()
-        if bearer:
-            headers["Authorization"] = f"Bearer {bearer}"
-        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context,
+                   "User-Agent": "kubetune-sdk", **credentials.headers()}
+        try:
+            context = self._ssl(credentials)
+        except (ssl.SSLError, ValueError) as exc:
+            raise TransportError(f"the TLS settings of {credentials.where()}: {exc}",
+                                 retryable=False) from None
+        connection = http.client.HTTPSConnection(url.hostname, url.port or 443, context=context,
                                                  timeout=self.timeout)
         try:
             connection.request("PATCH", path, body=body, headers=headers)
             response = connection.getresponse()
-            detail = response.read(2048).decode(errors="replace")
+            detail = response.read(2048)
             status = response.status
             retry_after = _seconds(response.getheader("Retry-After"))
         except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError is an OSError
@@ -153,54 +159,12 @@ class KubeTransport:
         finally:
             connection.close()
         if status >= 300:
-            raise TransportError(
-                f"PATCH pod {pod}: HTTP {status}: {_message(detail)}",
-                retryable=status in RETRYABLE_STATUS, status=status, retry_after=retry_after,
-            )
-
-    @classmethod
-    def from_kubeconfig(cls, path: str | os.PathLike[str]) -> KubeTransport:
-        """The transport for the current context of the kubeconfig at ``path``."""
-        import yaml  # only needed with a kubeconfig
-
-        where = Path(path)
-        try:
-            config = yaml.safe_load(where.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"KUBECONFIG={str(where)!r}: cannot read it ({exc})") from None
-        base = where.parent
-        name = config.get("current-context")
-        context = _named(config, "contexts", name, where).get("context", {})
-        cluster = _named(config, "clusters", context.get("cluster"), where).get("cluster", {})
-        user = _named(config, "users", context.get("user"), where).get("user", {}) or {}
-        if "exec" in user or "auth-provider" in user:
-            raise ConfigError(
-                f"KUBECONFIG={str(where)!r}: user {context.get('user')!r} uses an exec or "
-                "auth-provider plugin, which the SDK does not run; give it a token or tokenFile"
-            )
-        ssl_context = _ssl_context(cluster, user, base)
-        token_file = user.get("tokenFile")
-        return cls(
-            str(cluster.get("server", "")), ssl_context, token=user.get("token"),
-            token_file=str(_resolve(base, token_file)) if token_file else None,
-        )
-
-    @classmethod
-    def in_cluster(cls, environ: Mapping[str, str],
-                   account_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeTransport:
-        """The transport for the pod's service account (the in-cluster configuration)."""
-        host = environ.get("KUBERNETES_SERVICE_HOST")
-        port = environ.get("KUBERNETES_SERVICE_PORT", "443")
-        token = account_dir / "token"
-        if not host or not token.exists():
-            raise ConfigError(
-                "no Kubernetes credentials: set KUBECONFIG, or run in a pod with a service "
-                f"account token at {token} and KUBERNETES_SERVICE_HOST set"
-            )
-        if ":" in host:  # an IPv6 address
-            host = f"[{host}]"
-        context = ssl.create_default_context(cafile=str(account_dir / "ca.crt"))
-        return cls(f"https://{host}:{port}", context, token_file=str(token))
+            error = errors.api_error(status, detail, method="PATCH", path=path)
+            if isinstance(error, errors.Unauthorized):
+                self.login.invalidate(credentials)
+            raise TransportError(f"PATCH pod {pod}: {error.status} {error.message}",
+                                 retryable=isinstance(error, RETRYABLE), error=error,
+                                 retry_after=retry_after)
 
 
 def _seconds(text: str | None) -> float | None:
@@ -208,55 +172,6 @@ def _seconds(text: str | None) -> float | None:
         return max(0.0, float(text)) if text else None
     except ValueError:
         return None  # an HTTP date: fall back to our own backoff
-
-
-def _message(detail: str) -> str:
-    """The API server's Status message, or the start of the body."""
-    try:
-        message = json.loads(detail).get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return str(message or detail[:300]).strip()
-
-
-def _named(config: Mapping[str, Any], section: str, name: Any, where: Path) -> dict[str, Any]:
-    for entry in config.get(section) or []:
-        if isinstance(entry, dict) and entry.get("name") == name:
-            return entry
-    raise ConfigError(
-        f"KUBECONFIG={str(where)!r}: no entry {name!r} in {section}; check current-context"
-    )
-
-
-def _resolve(base: Path, path: str) -> Path:
-    candidate = Path(os.path.expanduser(path))
-    return candidate if candidate.is_absolute() else base / candidate
-
-
-def _ssl_context(cluster: Mapping[str, Any], user: Mapping[str, Any],
-                 base: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if cluster.get("insecure-skip-tls-verify"):
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif cluster.get("certificate-authority-data"):
-        pem = base64.b64decode(cluster["certificate-authority-data"]).decode()
-        context.load_verify_locations(cadata=pem)
-    elif cluster.get("certificate-authority"):
-        context.load_verify_locations(cafile=str(_resolve(base, cluster["certificate-authority"])))
-    cert, key = user.get("client-certificate"), user.get("client-key")
-    cert_data, key_data = user.get("client-certificate-data"), user.get("client-key-data")
-    if cert and key:
-        context.load_cert_chain(str(_resolve(base, cert)), str(_resolve(base, key)))
-    elif cert_data and key_data:
-        # ssl loads a client certificate only from files: write them privately, briefly.
-        with tempfile.TemporaryDirectory() as folder:
-            cert_path, key_path = Path(folder, "cert.pem"), Path(folder, "key.pem")
-            cert_path.write_bytes(base64.b64decode(cert_data))
-            key_path.touch(mode=0o600)
-            key_path.write_bytes(base64.b64decode(key_data))
-            context.load_cert_chain(str(cert_path), str(key_path))
-    return context
 
 
 def pod_from_env(environ: Mapping[str, str] | None = None) -> PodRef | None:
@@ -268,23 +183,14 @@ def pod_from_env(environ: Mapping[str, str] | None = None) -> PodRef | None:
     return PodRef(env.get("POD_NAMESPACE") or "default", name)
 
 
-def transport_from_env(environ: Mapping[str, str] | None = None) -> KubeTransport | None:
-    """The transport from ``KUBECONFIG`` or the in-cluster configuration; None outside a pod.
-
-    Raises :class:`ConfigError` inside a pod without usable credentials.
-    """
-    env = os.environ if environ is None else environ
+def transport_from_env(environ: Mapping[str, str] | None = None, *,
+                       account_dir: Path = logins.SERVICE_ACCOUNT_DIR) -> KubeTransport | None:
+    """The transport with the credentials of ``KUBECONFIG`` or the in-cluster service account;
+    None outside a pod. Nothing is loaded until the first patch."""
+    env = dict(os.environ if environ is None else environ)
     if pod_from_env(env) is None:
         return None
-    kubeconfig = env.get("KUBECONFIG")
-    if kubeconfig:
-        first = kubeconfig.split(os.pathsep)[0]
-        if Path(first).exists():
-            return KubeTransport.from_kubeconfig(first)
-    try:
-        return KubeTransport.in_cluster(env)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"in-cluster configuration: {exc}") from None
+    return KubeTransport(logins.Login(lambda: logins.load(environ=env, account_dir=account_dir)))
 
 
 # ---- the reporter ----------------------------------------------------------------------------
@@ -333,6 +239,8 @@ class Reporter:
         self._version = 0
         self._sent_version = 0
         self._next_send = -float("inf")
+        self._final_version = -1  # the version of the latest final report
+        self.last_error: str | None = None  # why the latest patch failed; None once one lands
         self._warned = False
         self._wake = threading.Event()
         self._closed = threading.Event()
@@ -347,19 +255,9 @@ class Reporter:
         minimize = (env.get("KUBETUNE_DIRECTION") or "minimize").lower() != "maximize"
         keep_text = env.get("KUBETUNE_KEEP_STEPS") or ""
         keep = tuple(int(s) for s in keep_text.replace(" ", "").split(",") if s.isdigit())
-        pod = pod_from_env(env)
-        transport: Transport | None = None
-        problem = None
-        try:
-            transport = transport_from_env(env)
-        except (ConfigError, OSError, ssl.SSLError, ValueError) as exc:
-            problem = exc
-        reporter = cls(transport, pod if transport else None, metric=metric,
-                       minimize=minimize, keep_steps=keep, **options)
-        if problem is not None:
-            reporter._warn(f"cannot report to pod {pod}: {problem}; printing reports on "
-                           "stdout instead")
-        return reporter
+        transport = transport_from_env(env)
+        return cls(transport, pod_from_env(env) if transport else None, metric=metric,
+                   minimize=minimize, keep_steps=keep, **options)
 
     # -- the public calls
 
@@ -425,6 +323,8 @@ class Reporter:
             self._pending = {protocol.METRICS_ANNOTATION: text,
                              protocol.CURVE_ANNOTATION: protocol.encode_curve(self.curve)}
             self._version += 1
+            if final:
+                self._final_version = self._version
 
     def _start(self) -> None:
         if self._thread is None:
@@ -451,7 +351,7 @@ class Reporter:
                 if self._version == self._sent_version:
                     return True
                 version, body = self._version, dict(self._pending)
-            sent = self._patch(body, deadline)
+            sent = self._patch(body, deadline, final=version == self._final_version)
             self._next_send = self.clock() + self.interval
             if sent:
                 with self._lock:
@@ -459,7 +359,13 @@ class Reporter:
                 self.patches += 1
             return sent
 
-    def _patch(self, body: Mapping[str, str], deadline: float | None) -> bool:
+    def undelivered(self) -> bool:
+        """Whether the latest report has not reached the pod."""
+        with self._lock:
+            return self.transport is not None and self._version != self._sent_version
+
+    def _patch(self, body: Mapping[str, str], deadline: float | None, *,
+               final: bool = False) -> bool:
         transport, pod = self.transport, self.pod
         if transport is None or pod is None:
             return False
@@ -467,6 +373,7 @@ class Reporter:
         while True:
             try:
                 transport.patch_annotations(pod, body)
+                self.last_error = None
                 return True
             except TransportError as exc:
                 error: Exception = exc
@@ -482,14 +389,22 @@ class Reporter:
             out_of_tries = deadline is None and attempt >= self.attempts - 1
             late = deadline is not None and self.clock() + pause > deadline
             if not retryable or out_of_tries or late:
-                self._warn(f"could not report metrics to pod {self.pod}: {error}; training "
-                           "continues and later reports will try again")
+                self.last_error = str(error)
+                if final:
+                    # Never folded into an earlier warning: without it the pod keeps an older
+                    # report, and the trial would end with that one's value.
+                    self._warn(f"the final report could not be delivered to pod {self.pod}: "
+                               f"{error}; it is tried again at exit, and the process exits "
+                               "with status 1 if it still fails", always=True)
+                else:
+                    self._warn(f"could not report metrics to pod {self.pod}: {error}; training "
+                               "continues and later reports will try again")
                 return False
             self.sleep(pause)
             attempt += 1
 
-    def _warn(self, message: str) -> None:
-        if not self._warned:
+    def _warn(self, message: str, *, always: bool = False) -> None:
+        if always or not self._warned:
             self._warned = True
             warnings.warn(f"kubetune.sdk: {message}", RuntimeWarning, stacklevel=3)
 
@@ -506,8 +421,22 @@ def get_reporter() -> Reporter:
     with _reporter_lock:
         if _reporter is None:
             _reporter = Reporter.from_env()
-            atexit.register(_reporter.close)
+            atexit.register(_close_at_exit, _reporter)
         return _reporter
+
+
+def _close_at_exit(reporter: Reporter, end: Callable[[int], Any] = os._exit) -> None:
+    """Flush at interpreter exit; a report still undelivered ends the process with status 1,
+    so that the trial fails instead of ending with the older report its pod still carries."""
+    reporter.close()
+    if not reporter.undelivered():
+        return
+    step = reporter.last_step
+    sys.stdout.flush()
+    print(f"kubetune.sdk: the last report (step {step}) could not be delivered to pod "
+          f"{reporter.pod}: {reporter.last_error}; exiting with status 1 so that the trial "
+          "does not end with an older report's value", file=sys.stderr, flush=True)
+    end(1)
 
 
 def set_reporter(reporter: Reporter | None) -> Reporter | None:
@@ -520,10 +449,10 @@ def set_reporter(reporter: Reporter | None) -> Reporter | None:
         previous, _reporter = _reporter, reporter
     if previous is not None:
         with contextlib.suppress(Exception):
-            atexit.unregister(previous.close)
+            atexit.unregister(_close_at_exit)
             previous.close()
     if reporter is not None:
-        atexit.register(reporter.close)
+        atexit.register(_close_at_exit, reporter)
     return previous
 
 

@@ -165,7 +165,8 @@ def _from_kubeconfig(paths: str, context: str | None, source: str) -> Credential
         raise CredentialsError(f"context {name!r} of {source}: cannot read "
                                f"{e.filename or 'a file it names'}: {e.strerror}") from None
     user = loader._user or {}  # the package's parsed user entry
-    authorization = configuration.api_key.get("BearerToken") or None
+    # Stripped as kubectl does: a token file often ends with a newline, which no header allows.
+    authorization = (configuration.api_key.get("BearerToken") or "").strip() or None
     where = f"context {name!r} of {source}"
     if ("exec" in user or "auth-provider" in user) and not authorization and not cert:
         plugin = "exec plugin" if "exec" in user else "auth-provider"
@@ -203,8 +204,7 @@ def _in_cluster(env: Mapping[str, str], account_dir: Path) -> Credentials:
     return Credentials(
         server=str(configuration.host), namespace=namespace,
         source=f"the in-cluster service account ({account_dir})", ca_pem=ca,
-        authorization=configuration.api_key.get("BearerToken") or
-        configuration.api_key.get("authorization"),
+        authorization=(configuration.api_key.get("BearerToken") or "").strip() or None,
         expires=time.time() + FILE_TOKEN_SECONDS,
     )
 
