@@ -103,8 +103,8 @@ def test_server_errors_are_cluster_errors(api):
     fake, reader = api
     fake.routes["/apis/kubetune.dev/v1alpha1/tuningstudies"] = (
         403, {"message": "tuningstudies is forbidden: User cannot list"})
-    with pytest.raises(ClusterError, match="forbidden for the user of context 'dev'.*"
-                       "tuningstudies is forbidden.*need get and list"):
+    with pytest.raises(ClusterError, match=r"forbidden for the user of context 'dev'.*"
+                       r"tuningstudies is forbidden.*need get and list"):
         reader.studies(None)
     fake.routes["/apis/kubetune.dev/v1alpha1/tuningstudies"] = (
         500, {"message": "etcdserver: request timed out"})
