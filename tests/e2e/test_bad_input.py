@@ -296,7 +296,7 @@ def outcomes(cluster: Cluster, operator: OperatorProcess) -> Iterator[Outcomes]:
                 created = rest.post(path, manifest)
                 accepted[case.id] = created["metadata"]["name"]
             except ApiError as e:
-                refused[case.id] = e.text
+                refused[case.id] = e.message
         for case_id, expr, _, _ in BAD_METRICS:
             manifest = study(_name(case_id),
                              budget={"maxTrials": 1, "parallelism": 1, "maxFailedTrials": 0},

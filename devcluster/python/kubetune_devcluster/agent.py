@@ -12,6 +12,7 @@ output is kept under the state directory and served on the kubelet's log endpoin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -19,13 +20,14 @@ import threading
 import time
 from pathlib import Path
 
-from kubetune.kube import podspec
+from kubetune.core.times import rfc3339, rfc3339_micro
+from kubetune.kube import errors, podspec
 
 from kubetune_devcluster.cluster import KUBE_VERSION, ClusterState, load_state
 from kubetune_devcluster.logserver import LogServer
 from kubetune_devcluster.pki import Pki
-from kubetune_devcluster.pods import PodRunner, now_micro, now_rfc3339
-from kubetune_devcluster.rest import ApiError, Rest
+from kubetune_devcluster.pods import PodRunner
+from kubetune_devcluster.rest import Rest
 
 __all__ = ["NodeAgent", "main"]
 
@@ -64,7 +66,7 @@ class NodeAgent:
     # --- the Node and its Lease -------------------------------------------------------------
 
     def node_status(self) -> dict:
-        now = now_rfc3339()
+        now = rfc3339(time.time())
         resources = {"cpu": self.cpu, "memory": self.memory, "pods": str(self.max_pods),
                      "ephemeral-storage": "100Gi"}
         if self.gpus:
@@ -105,11 +107,8 @@ class NodeAgent:
             "spec": {},
             "status": self.node_status(),
         }
-        try:
+        with contextlib.suppress(errors.AlreadyExists):  # registered by an earlier agent
             self.rest.post("/api/v1/nodes", node)
-        except ApiError as e:
-            if e.status != 409:
-                raise
         self.post_status()
         self.renew_lease()
 
@@ -123,12 +122,10 @@ class NodeAgent:
     def renew_lease(self) -> None:
         path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}"
         spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS,
-                "renewTime": now_micro()}
+                "renewTime": rfc3339_micro(time.time())}
         try:
             self.rest.merge_patch(path, {"spec": spec})
-        except ApiError as e:
-            if e.status != 404:
-                raise
+        except errors.NotFound:
             node = self.rest.get(f"/api/v1/nodes/{self.name}")
             self.rest.post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -220,9 +217,10 @@ class NodeAgent:
                 f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                 {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}},
             )
-        except ApiError as e:
-            if e.status not in (404, 409):
-                log.warning("deleting pod %s/%s: %s", meta["namespace"], meta["name"], e)
+        except (errors.NotFound, errors.Conflict):
+            pass  # already gone, or a new pod of that name: nothing of ours left to delete
+        except errors.ApiError as e:
+            log.warning("deleting pod %s/%s: %s", meta["namespace"], meta["name"], e)
 
     def take_gpus(self, n: int) -> list[int] | None:
         with self.lock:

@@ -4,7 +4,6 @@ deletion, and the status the kubelet would report for each step."""
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import logging
 import os
@@ -19,34 +18,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from kubetune.kube import podspec
-
-from kubetune_devcluster.rest import ApiError
+from kubetune.core.times import rfc3339
+from kubetune.kube import errors, podspec
 
 if TYPE_CHECKING:
     from kubetune_devcluster.agent import NodeAgent
 
-__all__ = ["PodRunner", "now_micro", "now_rfc3339"]
+__all__ = ["PodRunner"]
 
 log = logging.getLogger("devcluster.pods")
 
 TOKEN_SECONDS = 3600
+STATUS_TRIES = 5  # a passing phase: the next report supersedes it
+FINAL_STATUS_SECONDS = 600.0  # a final phase: retried this long, as the kubelet would keep on
+STATUS_BACKOFF = (0.2, 5.0)  # first and longest pause between tries
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=datetime.UTC
-    ).timestamp()
+    return rfc3339(time.time())
 
 
 class PodRunner:
@@ -87,28 +76,55 @@ class PodRunner:
     # --- status -------------------------------------------------------------------------------
 
     def patch_status(self, status: dict) -> None:
-        # A final phase must land, as the kubelet's does, or the pod stays Running for ever
-        # after an apiserver outage: it is retried until the apiserver takes it. A passing
-        # phase gets a few tries; the next report supersedes it.
-        final = status.get("phase") in ("Succeeded", "Failed")
+        """Report ``status`` on ``pods/status``, retrying with backoff up to a cap.
+
+        A final phase must land, as the kubelet's does, or the pod stays Running and its Job
+        never ends: it is retried for FINAL_STATUS_SECONDS. A passing phase gets STATUS_TRIES
+        tries; the next report supersedes it. Each kind of failure is logged once, with what it
+        means for the pod.
+        """
+        phase = status.get("phase")
+        final = phase in ("Succeeded", "Failed")
+        deadline = time.monotonic() + FINAL_STATUS_SECONDS
+        pause, longest = STATUS_BACKOFF
+        logged: set[type] = set()
         attempt = 0
         while True:
             try:
                 self.rest.request("PATCH", f"{self.path}/status", body={
                     "metadata": {"uid": self.uid}, "status": status,
                 }, content_type="application/strategic-merge-patch+json")
+                if logged:
+                    log.info("pod %s/%s: phase %s reported after %d tries", self.namespace,
+                             self.name, phase, attempt + 1)
                 return
-            except ApiError as e:
-                if e.status in (404, 409, 422) or self.deleted.is_set():
-                    return
-            except Exception as e:
-                if attempt == 4:
-                    log.warning("pod %s/%s status: %s; retrying", self.namespace, self.name, e)
+            except (errors.NotFound, errors.Conflict) as e:
+                # Deleted, or replaced by a new pod of the same name (the uid precondition).
+                log.debug("pod %s/%s is gone; status not reported: %s", self.namespace,
+                          self.name, e)
+                return
+            except (errors.Invalid, errors.Forbidden, errors.Unauthorized,
+                    errors.BadRequest) as e:
+                log.error("pod %s/%s: the apiserver refused phase %s (%s); the pod keeps its "
+                          "last reported status", self.namespace, self.name, phase, e)
+                return
+            except (errors.ApiError, httpx.TransportError) as e:
+                if type(e) not in logged:
+                    logged.add(type(e))
+                    log.warning("pod %s/%s: reporting phase %s failed (%s); retrying with "
+                                "backoff%s", self.namespace, self.name, phase, e,
+                                " until it lands" if final else "")
             attempt += 1
-            if (attempt >= 5 and not final) or self.deleted.is_set() or \
-                    self.agent.stopping.is_set():
+            out = time.monotonic() >= deadline if final else attempt >= STATUS_TRIES
+            if out:
+                log.error("pod %s/%s: gave up reporting phase %s after %d tries; %s",
+                          self.namespace, self.name, phase, attempt,
+                          "its Job will not see it end" if final else "a later report "
+                          "will carry the pod's state")
                 return
-            time.sleep(min(0.2 * attempt, 5.0))
+            if self.deleted.wait(pause) or self.agent.stopping.is_set():
+                return
+            pause = min(pause * 2, longest)
 
     def conditions(self, *, initialized: bool, ready: bool) -> list[dict]:
         now = now_rfc3339()
@@ -131,9 +147,7 @@ class PodRunner:
         return {
             "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
             "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
-            "startTime": datetime.datetime.fromtimestamp(
-                self.start_time or time.time(), datetime.UTC
-            ).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "startTime": rfc3339(self.start_time or time.time()),
             "qosClass": self.pod.get("status", {}).get("qosClass", "BestEffort"),
         }
 
@@ -207,7 +221,7 @@ class PodRunner:
             self.gpu_ids = ids
         try:
             base_env = self.base_env()
-        except ApiError as e:
+        except errors.ApiError as e:
             self.report("Failed", initialized=False, reason="ServiceAccountTokenError",
                         message=str(e))
             return
@@ -453,8 +467,8 @@ class PodRunner:
             error: Exception
             try:
                 return self.rest.post(path, body)
-            except ApiError as e:
-                error, retry = e, e.status in (403, 429, 500, 503, 504)
+            except (errors.Forbidden, *errors.RETRYABLE) as e:
+                error, retry = e, True
             except httpx.TransportError as e:
                 error, retry = e, True
             if not retry or time.monotonic() > deadline or self.deleted.is_set():
@@ -507,10 +521,8 @@ class PodRunner:
         plural = "configmaps" if kind == "configmap" else "secrets"
         try:
             obj = self.rest.get(f"/api/v1/namespaces/{self.namespace}/{plural}/{name}")
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
+        except errors.NotFound:
+            return None
         if kind == "secret":
             return podspec.decode_secret(obj.get("data") or {})
         return dict(obj.get("data") or {})

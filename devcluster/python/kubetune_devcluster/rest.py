@@ -1,28 +1,19 @@
 """A small synchronous Kubernetes REST client for the node agent (client certificates, JSON,
-watches as line streams). It talks to the one apiserver URL it is given, on loopback.
+watches as line streams). It talks to the one apiserver URL it is given, on loopback, with the
+node's certificate from devcluster's own PKI; its errors are the typed ``kubetune.kube.errors``.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from kubetune.kube.errors import ApiError, api_error
 
 __all__ = ["ApiError", "Rest"]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, body: str, method: str, path: str):
-        self.status = status
-        self.body = body
-        try:
-            self.reason = json.loads(body).get("reason", "")
-            self.text = json.loads(body).get("message", body)
-        except ValueError:
-            self.reason, self.text = "", body
-        super().__init__(f"{method} {path}: {status} {self.text}")
 
 
 class Rest:
@@ -46,7 +37,7 @@ class Rest:
         headers = {"Content-Type": content_type} if body is not None else {}
         r = self._client.request(method, path, content=content, params=params, headers=headers)
         if r.status_code >= 400:
-            raise ApiError(r.status_code, r.text, method, path)
+            raise api_error(r.status_code, r.text, method=method, path=path)
         return r.json() if r.content else {}
 
     def get(self, path: str, **params: Any) -> dict:
@@ -72,15 +63,13 @@ class Rest:
         with self._client.stream("GET", path, params=query, timeout=timeout) as r:
             if r.status_code >= 400:
                 r.read()
-                raise ApiError(r.status_code, r.text, "WATCH", path)
+                raise api_error(r.status_code, r.text, method="WATCH", path=path)
             for line in r.iter_lines():
                 if line.strip():
                     yield json.loads(line)
 
 
-def _ssl_context(ca: str, cert: str, key: str):
-    import ssl
-
+def _ssl_context(ca: str, cert: str, key: str) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca)
     ctx.load_cert_chain(cert, key)
     return ctx
