@@ -4,6 +4,7 @@ again after a 401 (an expired exec-plugin token), once."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from aiohttp import web
@@ -73,5 +74,33 @@ def test_errors_are_typed(served: dict[str, object]) -> None:
         finally:
             await client.close()
             await runner.cleanup()
+
+    _run(scenario())
+
+
+def test_kopf_logs_in_with_the_same_login_and_anew_each_time_it_asks() -> None:
+    loads: list[Credentials] = []
+
+    def loader() -> Credentials:
+        loads.append(Credentials(server="https://127.0.0.1:6443", namespace="ops",
+                                 authorization=f"Bearer t{len(loads)}",
+                                 reread_at=time.time() + 60))
+        return loads[-1]
+
+    async def scenario() -> None:
+        handler = clients.kopf_login(Login(loader))
+        first = await handler()
+        second = await handler()  # kopf asks again only after an expiry or a 401
+        try:
+            assert len(loads) == 2
+            assert first.server == "https://127.0.0.1:6443"
+            assert first.default_namespace == "ops"
+            assert first.aiohttp_session.headers["Authorization"] == "Bearer t0"
+            assert second.aiohttp_session.headers["Authorization"] == "Bearer t1"
+            # A token file's re-read is not an expiry: kopf would drop its watches for it.
+            assert first.expiration is None
+        finally:
+            await first.aiohttp_session.close()
+            await second.aiohttp_session.close()
 
     _run(scenario())

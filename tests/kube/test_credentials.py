@@ -137,8 +137,11 @@ def test_token_file_is_read_again_after_a_minute(tmp_path: Path) -> None:
     path = _kubeconfig(tmp_path, {"tokenFile": str(token)})
     got = creds.load(environ={"KUBECONFIG": str(path)})
     assert got.authorization == "Bearer first"
-    assert got.expires is not None
-    assert 0 < got.expires - time.time() <= creds.FILE_TOKEN_SECONDS
+    assert got.expires is None  # the token itself does not say when it ends
+    assert got.reread_at is not None
+    assert 0 < got.reread_at - time.time() <= creds.FILE_TOKEN_SECONDS
+    assert not got.expired()
+    assert got.expired(now=got.reread_at)
 
 
 def test_several_kubeconfig_files_merge(tmp_path: Path) -> None:

@@ -154,15 +154,23 @@ def kopf_login(login: Login) -> Any:
     """A kopf ``on.login`` handler that logs kopf in with ``login``'s credentials.
 
     kopf calls it at start and again when its credentials expire or are refused: each call
-    loads them anew. It hands kopf a ready aiohttp session (``kopf.AiohttpSession``), so that
-    kopf, too, never writes a certificate or key to a file.
+    loads them anew. kopf is told only a real expiry (an exec plugin's), never the minute after
+    which a token file is read again: each expiry makes kopf drop its session and its watches.
+    It hands kopf a ready aiohttp session (``kopf.AiohttpSession``), so that kopf, too, never
+    writes a certificate or key to a file.
     """
     import kopf
 
+    calls = 0
+
     async def handler(**_: Any) -> kopf.AiohttpSession:
-        current = login.current()
-        if current.expired() or login.cached() is None:
-            current = await asyncio.to_thread(login.current)
+        nonlocal calls
+        calls += 1
+        previous = login.cached()
+        if calls > 1 and previous is not None:
+            # kopf logs in again only when its credentials expired or were refused (401).
+            login.invalidate(previous)
+        current = await asyncio.to_thread(login.current)
         expiration = None
         if current.expires is not None:
             expiration = datetime.datetime.fromtimestamp(current.expires, datetime.UTC)

@@ -50,7 +50,8 @@ class Credentials:
     """Where the API server is and how to prove who we are, all in memory.
 
     ``authorization`` is the whole Authorization header value (``Bearer ...`` or ``Basic ...``);
-    ``expires`` (Unix seconds) is when they must be loaded again, None for never.
+    ``expires`` (Unix seconds) is when they stop working (an exec plugin says so), None for
+    never; ``reread_at`` when a token read from a file is read again (it may have rotated).
     """
 
     server: str
@@ -64,6 +65,7 @@ class Credentials:
     insecure: bool = False
     tls_server_name: str | None = None
     expires: float | None = None
+    reread_at: float | None = None
 
     def where(self) -> str:
         """``context 'x' of KUBECONFIG=/path`` (or the source alone), for messages."""
@@ -73,9 +75,11 @@ class Credentials:
         return {"Authorization": self.authorization} if self.authorization else {}
 
     def expired(self, now: float | None = None) -> bool:
-        if self.expires is None:
-            return False
-        return (time.time() if now is None else now) >= self.expires - EXPIRY_SKEW
+        """Whether they must be loaded again before the next call."""
+        now = time.time() if now is None else now
+        if self.reread_at is not None and now >= self.reread_at:
+            return True
+        return self.expires is not None and now >= self.expires - EXPIRY_SKEW
 
     def tls_material(self) -> tuple[Any, ...]:
         """What an SSL context is made of: a connection pool is kept while this is equal."""
@@ -175,14 +179,13 @@ def _from_kubeconfig(paths: str, context: str | None, source: str) -> Credential
             f"{where}: the user's {plugin} gave no credentials ({detail}); run it by hand "
             "(or `kubectl get ns`) to log in again")
     expires = _expiry(getattr(loader, "expiry", None))
-    if expires is None and "tokenFile" in user:
-        expires = time.time() + FILE_TOKEN_SECONDS
+    reread_at = time.time() + FILE_TOKEN_SECONDS if "tokenFile" in user else None
     namespace = (loader.current_context.get("context") or {}).get("namespace") or "default"
     return Credentials(
         server=str(configuration.host), namespace=str(namespace), context=name, source=source,
         ca_pem=ca, cert_pem=cert, key_pem=key, authorization=authorization,
         insecure=not configuration.verify_ssl, tls_server_name=configuration.tls_server_name,
-        expires=expires,
+        expires=expires, reread_at=reread_at,
     )
 
 
@@ -205,7 +208,7 @@ def _in_cluster(env: Mapping[str, str], account_dir: Path) -> Credentials:
         server=str(configuration.host), namespace=namespace,
         source=f"the in-cluster service account ({account_dir})", ca_pem=ca,
         authorization=(configuration.api_key.get("BearerToken") or "").strip() or None,
-        expires=time.time() + FILE_TOKEN_SECONDS,
+        reread_at=time.time() + FILE_TOKEN_SECONDS,
     )
 
 
