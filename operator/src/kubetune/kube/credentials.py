@@ -28,7 +28,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,11 +138,11 @@ def load(*, context: str | None = None, environ: Mapping[str, str] | None = None
 
 
 def _from_kubeconfig(paths: str, context: str | None, source: str) -> Credentials:
-    from kubernetes.client import Configuration  # type: ignore[import-untyped]
-    from kubernetes.config import ConfigException, kube_config  # type: ignore[import-untyped]
+    from kubernetes.client import Configuration
+    from kubernetes.config import ConfigException, kube_config
 
     try:
-        merged = kube_config.KubeConfigMerger(paths).config
+        merged = kube_config.KubeConfigMerger(paths).config  # type: ignore[no-untyped-call]
     except (OSError, ValueError, ConfigException) as e:
         raise CredentialsError(f"{source}: cannot read it ({e}); point KUBECONFIG at a "
                                "readable kubeconfig") from None
@@ -152,12 +152,12 @@ def _from_kubeconfig(paths: str, context: str | None, source: str) -> Credential
     name = context or ""
     try:
         with _private_folder() as folder, _plugin_errors() as errors:
-            loader = kube_config.KubeConfigLoader(config_dict=merged, active_context=context,
-                                                  config_base_path=None,
-                                                  temp_file_path=folder)
+            loader = kube_config.KubeConfigLoader(  # type: ignore[no-untyped-call]
+                config_dict=merged, active_context=context, config_base_path=None,
+                temp_file_path=folder)
             name = str(loader.current_context.get("name") or "")
             configuration = Configuration()
-            loader.load_and_set(configuration)
+            loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
             ca = _read(configuration.ssl_ca_cert)
             cert = _read(configuration.cert_file)
             key = _read(configuration.key_file)
@@ -195,7 +195,7 @@ def _in_cluster(env: Mapping[str, str], account_dir: Path) -> Credentials:
 
     configuration = Configuration()
     try:
-        incluster_config.InClusterConfigLoader(
+        incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
             token_filename=str(account_dir / "token"), cert_filename=str(account_dir / "ca.crt"),
             try_refresh_token=False, environ=env,
         ).load_and_set(configuration)
@@ -220,7 +220,7 @@ def _expiry(value: Any) -> float | None:
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.UTC)
-        return value.timestamp()
+        return float(value.timestamp())
     return None
 
 
@@ -272,7 +272,9 @@ class Login:
     given instead, which is never reloaded.
     """
 
-    def __init__(self, loader: Any = None, *, context: str | None = None) -> None:
+    def __init__(self, loader: Callable[[], Credentials] | Credentials | None = None, *,
+                 context: str | None = None) -> None:
+        self._loader: Callable[[], Credentials]
         if isinstance(loader, Credentials):
             fixed = loader
             self._loader = lambda: fixed
