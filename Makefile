@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_samplers.py --readme
 	$(PY) benchmarks/bench_operator.py --readme
 	$(PY) benchmarks/bench_load.py --readme
+	$(PY) benchmarks/bench_sdk.py --readme
 
 # devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
 demo: $(STAMP)
