@@ -48,11 +48,11 @@ async def _run(args: argparse.Namespace) -> int:
 
     from kubetune.kube import client as clients
     from kubetune.kube import conventions as names
+    from kubetune.kube.controller import Operator
     from kubetune.kube.handlers import build_registry
     from kubetune.kube.leader import Lease
     from kubetune.kube.metrics import Metrics
     from kubetune.kube.metrics import serve as serve_metrics
-    from kubetune.kube.reconcile import Operator
 
     credentials = clients.load_credentials()
     client = clients.Client(credentials)
@@ -77,7 +77,8 @@ async def _run(args: argparse.Namespace) -> int:
         # A standby answers its liveness probe while it waits, so it is not restarted.
         async with standby_liveness(args.liveness):
             await lease.acquire()
-    operator = Operator(client, args.namespace or None, metrics=metrics)
+    operator = Operator(client, args.namespace or None, metrics=metrics,
+                        key_namespace=os.environ.get("POD_NAMESPACE") or credentials.namespace)
     registry = build_registry(operator, credentials)
     stop = asyncio.Event()
     kopf_task = asyncio.create_task(kopf.operator(
