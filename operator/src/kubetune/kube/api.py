@@ -8,7 +8,8 @@ answers. Every failure is raised as a class of ``kube.errors``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import copy
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from kubetune.kube import conventions as names
@@ -18,6 +19,7 @@ __all__ = [
     "events_path",
     "job_path",
     "jobs_path",
+    "merged",
     "pod_path",
     "study_path",
 ]
@@ -61,3 +63,17 @@ def events_path(namespace: str) -> str:
 def study_path(namespace: str, name: str) -> str:
     return (f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{names.PLURAL}/"
             f"{name}")
+
+
+def merged(target: Any, patch: Any) -> Any:
+    """``target`` with a JSON merge patch (RFC 7386) applied, as the apiserver applies it:
+    objects merge key by key, null deletes a key, anything else (lists too) replaces. Pure."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merged(out.get(key), value)
+    return out
