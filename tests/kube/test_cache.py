@@ -3,6 +3,9 @@ until the watch brings them; a re-list replaces the rest."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from kubetune.kube import conventions as names
 from kubetune.kube.cache import TrialCache
 
@@ -63,3 +66,43 @@ def test_a_listing_replaces_the_cache_but_keeps_writes_made_while_it_was_on_its_
     # Whether the listing was older or newer than the write during it, the next event wins.
     cache.apply_event("jobs", "MODIFIED", job(2, "41", "next"))
     assert notes(cache)["s-0a1b2-2"] == "next"
+
+
+def test_the_cache_lists_follows_the_watch_and_lists_again_after_410_gone() -> None:
+    from fakeapi import FakeApi
+
+    fake = FakeApi()
+    path = "/apis/batch/v1/namespaces/ml/jobs"
+    fake.put(f"{path}/s-0a1b2-0", job(0, "", "listed"))
+    fake.put(f"{path}/unrelated", {"metadata": {"name": "unrelated", "namespace": "ml"}})
+    told: list[str] = []
+
+    async def until(check) -> None:
+        for _ in range(500):
+            if check():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the cache did not catch up")
+
+    async def main() -> None:
+        cache = TrialCache(fake, ["ml"], told.append)
+        task = asyncio.create_task(cache.run())
+        try:
+            await asyncio.wait_for(cache.wait_synced(), 5)
+            assert notes(cache) == {"s-0a1b2-0": "listed"}
+            fake.put(f"{path}/s-0a1b2-1", job(1, "", "watched"))
+            await until(lambda: "s-0a1b2-1" in notes(cache))
+            lists = fake.calls.count(("GET", path))
+            fake.compact()
+            fake.delete(f"{path}/s-0a1b2-0")  # its DELETED event is compacted away too
+            fake.compact()
+            await until(lambda: "s-0a1b2-0" not in notes(cache))
+            assert fake.calls.count(("GET", path)) > lists  # listed again
+            assert notes(cache) == {"s-0a1b2-1": "watched"}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    assert UID in told

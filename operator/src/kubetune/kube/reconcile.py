@@ -39,7 +39,7 @@ from kubetune.kube.metrics import Metrics
 from kubetune.kube.rbac import TrialAccess
 from kubetune.kube.status_writer import StatusWriter
 
-__all__ = ["Outcome", "Reconciler", "finished", "next_look"]
+__all__ = ["Outcome", "Reconciler", "finished", "next_look", "trial_account"]
 
 log = logging.getLogger("kubetune.reconcile")
 
@@ -139,6 +139,10 @@ class Reconciler:
                                            pods, recorded):
             await self.apply.release(pod)
 
+        if self.access is not None and (plan.create or any(t.state.is_active
+                                                           for t in seen.trials)):
+            # Also while trials run: a Role deleted meanwhile would silence their reports.
+            await self.access.ensure(meta["namespace"], trial_account(spec))
         if plan.create:
             try:
                 created = await self._create_trials(study, spec, plan, jobs, previous,
@@ -165,9 +169,6 @@ class Reconciler:
         """Create the plan's trials; False when the spec turned out invalid (status written)."""
         manifests = [builders.build_trial_job(study, spec, c.number, c.params)
                      for c in plan.create]
-        if self.access is not None:
-            account = manifests[0]["spec"]["template"]["spec"].get("serviceAccountName")
-            await self.access.ensure(study["metadata"]["namespace"], account)
         if not jobs:
             # The first trial: let the API server judge the template before anything exists.
             try:
@@ -203,6 +204,12 @@ class Reconciler:
             f"trial {meta['labels'].get(names.TRIAL_LABEL)} (Job {meta['name']}): its "
             f"{names.RESULT_ANNOTATION} annotation is not the operator's (edited by hand?), so "
             f"it is not used; {what}", "Warning")
+
+
+def trial_account(spec: specs.StudySpec) -> str | None:
+    """The ServiceAccount the template's pods run as, None for kubetune-trial. Pure."""
+    pod = ((spec.job_template.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return pod.get("serviceAccountName") or pod.get("serviceAccount") or None
 
 
 def next_look(trials: Sequence[Trial], spec: specs.StudySpec, now: float) -> float | None:
