@@ -148,20 +148,19 @@ class TrialCache:
 
     async def _loop(self, kind: str, namespace: str | None) -> None:
         path = self._path(kind, namespace)
-        selector = {"labelSelector": names.STUDY_UID_LABEL}
         backoff = Backoff(first=0.5, cap=10.0)
         while True:
             try:
                 before = {k for (w_kind, k) in self._written
                           if w_kind == kind and self._in_scope(k, namespace)}
-                listing = await self.api.get(path, **selector)
+                listing = await self.api.get(path, labelSelector=names.STUDY_UID_LABEL)
                 version = listing["metadata"]["resourceVersion"]
                 self._replace(kind, namespace, listing.get("items") or [], before)
                 self._synced[(kind, namespace)].set()
                 self._failures.succeeded(path, f"watching {path}")
                 backoff.reset()
                 while True:
-                    version = await self._follow(kind, path, version, selector)
+                    version = await self._follow(kind, path, version)
             except asyncio.CancelledError:
                 raise
             except errors.Gone:
@@ -176,11 +175,10 @@ class TrialCache:
                                       level=logging.WARNING)
                 await asyncio.sleep(backoff.next())
 
-    async def _follow(self, kind: str, path: str, version: str,
-                      selector: dict[str, str]) -> str:
+    async def _follow(self, kind: str, path: str, version: str) -> str:
         """One watch request, until the server ends it; the version to go on from."""
         seen = 0
-        async for event in self.api.watch(path, version, **selector):
+        async for event in self.api.watch(path, version, labelSelector=names.STUDY_UID_LABEL):
             seen += 1
             if seen % _YIELD_EVERY == 0:
                 # Buffered events arrive without a pause: let the rest of the loop (other
@@ -225,8 +223,8 @@ class TrialCache:
                 touched.add(uid)
         for obj in listed.values():
             self._saw((kind, _key(obj)), obj)
-            uid = self._put(kind, obj)
-            if uid:
-                touched.add(uid)
+            study = self._put(kind, obj)
+            if study:
+                touched.add(study)
         for uid in touched:
             self.on_change(uid)

@@ -26,7 +26,8 @@ log = logging.getLogger("kubetune.rbac")
 RECHECK_SECONDS = 60.0
 
 
-def trial_access_objects(namespace: str, account: str | None) -> list[tuple[str, dict]]:
+def trial_access_objects(namespace: str,
+                         account: str | None) -> list[tuple[str, dict[str, Any]]]:
     """(collection path, object) of what trial pods running as ``account`` need. Pure."""
     account = account or names.TRIAL_SERVICE_ACCOUNT
     rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
