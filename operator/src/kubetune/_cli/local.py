@@ -28,7 +28,6 @@ import collections
 import contextlib
 import copy
 import ctypes
-import datetime
 import os
 import signal
 import subprocess
@@ -46,7 +45,7 @@ from kubetune._cli import render, views
 from kubetune._cli.errors import CommandError
 from kubetune._cli.journal import Journal, JournalState, Recorded
 from kubetune.core import plan as plans
-from kubetune.core import protocol, stopping
+from kubetune.core import protocol, stopping, times
 from kubetune.core import spec as specs
 from kubetune.core.protocol import ProtocolError, TrialResult
 from kubetune.kube import api as paths
@@ -89,10 +88,6 @@ def load_study(path: Path) -> dict[str, Any]:
             return doc
     raise StudyFileError(f"{path}: no document of kind {names.KIND} in it; write one with "
                          f"apiVersion {names.API_VERSION}")
-
-
-def _rfc3339(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()
 
 
 def _no_lookup(kind: str, name: str, key: str) -> str | None:
@@ -173,14 +168,14 @@ def trial_objects(trial: LocalTrial) -> tuple[dict, dict]:
         if trial.curve:
             annotations[names.CURVE_ANNOTATION] = protocol.encode_curve(trial.curve)
         tail = "\n".join(trial.tail)
-    started = _rfc3339(trial.start)
+    started = times.rfc3339_micro(trial.start)
     status: dict[str, Any] = {"startTime": started}
     pod_status: dict[str, Any] = {"phase": "Running", "startTime": started}
     if trial.recorded is not None:
         job["metadata"]["annotations"][names.RESULT_ANNOTATION] = protocol.encode_result(
             trial.recorded.result)
     if trial.exit_code is not None and trial.end is not None:
-        ended = _rfc3339(trial.end)
+        ended = times.rfc3339_micro(trial.end)
         ok = trial.exit_code == 0
         status["completionTime"] = ended
         status["conditions"] = [{"type": "Complete" if ok else "Failed", "status": "True",
