@@ -161,7 +161,9 @@ class Reconciler:
             kind = "Normal" if plan.finished.condition == "Succeeded" else "Warning"
             await self.events.post(study, f"Study{plan.finished.condition}",
                                    plan.finished.message, kind)
-        return Outcome(requeue_after=next_look(seen.trials, spec, now), plan=plan)
+        stopped = {stop.number for stop in plan.stop}
+        return Outcome(plan=plan, requeue_after=next_look(
+            [t for t in seen.trials if t.number not in stopped], spec, now))
 
     async def _create_trials(self, study: dict[str, Any], spec: specs.StudySpec,
                              plan: plans.Plan, jobs: list[dict[str, Any]],

@@ -41,6 +41,6 @@ class StatusWriter:
         self.writes += 1
         study["status"] = updated.get("status") or merged
         version = (updated.get("metadata") or {}).get("resourceVersion")
-        if version:
-            meta["resourceVersion"] = version
+        if version:  # a new dict: the old one may be shared with the watch that delivered it
+            study["metadata"] = {**meta, "resourceVersion": version}
         return True
