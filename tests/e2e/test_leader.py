@@ -1,14 +1,21 @@
 """Standby replicas: two operators share a coordination.k8s.io Lease; one leads, the other
-waits, and takes over when the leader is killed, with no trial created twice."""
+waits, and takes over when the leader is killed (within what the Lease settings promise, and
+not before the Lease could have expired), with no trial created twice."""
 
 from __future__ import annotations
 
 import time
 
 from conftest import Cluster, OperatorProcess, wait_for
+from kubetune.core import times
 from kubetune.kube import conventions as names
+from kubetune.kube import leader
 from studies import study
 from test_operator import trial_jobs, wait_condition
+
+
+def lease(cluster: Cluster, namespace: str) -> dict:
+    return cluster.get("lease", "-n", namespace, "kubetune-operator")
 
 
 def lease_holder(cluster: Cluster, namespace: str) -> str | None:
@@ -35,16 +42,26 @@ def test_standby_takes_over_when_the_leader_dies(cluster: Cluster, operator: Ope
         assert "standing by" in replicas[1].log_tail(200)
         replicas[0].kill()
         killed = time.monotonic()
+        last_renewal = times.parse_rfc3339(lease(cluster, namespace)["spec"]["renewTime"])
+        bound = leader.takeover_bound(leader.LEASE_SECONDS, leader.RENEW_SECONDS)
         second = wait_for(lambda: (lambda h: h if h and h != first else None)(
-            lease_holder(cluster, namespace)), timeout=90, what="the standby to take the lease")
-        takeover = time.monotonic() - killed
+            lease_holder(cluster, namespace)), timeout=bound + 30,
+            what="the standby to take the lease")
+        print(f"standby took over {time.monotonic() - killed:.1f} s after the leader was killed")
         assert second != first
+        # Both times are written into the Lease by the replicas (one clock, this machine's):
+        # the standby acquired it only once it had expired, and within one retry after that.
+        acquired = times.parse_rfc3339(lease(cluster, namespace)["spec"]["acquireTime"])
+        waited = acquired - last_renewal
+        print(f"acquired {waited:.2f} s after the dead leader's last renewal "
+              f"(the Lease promises more than {leader.LEASE_SECONDS} s, at most {bound:.0f} s)")
+        # One retry's own GET and PUT may land after the bound: a second, on a loaded machine.
+        assert leader.LEASE_SECONDS < waited <= bound + 1.0
         obj = wait_condition(cluster, namespace, "ha", "Succeeded", timeout=240)
         numbers = [int(j["metadata"]["labels"][names.TRIAL_LABEL])
                    for j in trial_jobs(cluster, namespace, "ha")]
         assert sorted(numbers) == list(range(16))
         assert obj["status"]["trials"]["succeeded"] == 16
-        print(f"standby took over {takeover:.1f} s after the leader was killed")
     finally:
         for r in replicas:
             r.kill()

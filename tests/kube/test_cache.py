@@ -1,6 +1,10 @@
-"""kube.cache: a fresh listing replaces the cache, except what was written after it was taken."""
+"""kube.cache: resourceVersions compared for equality only; the operator's own writes stand
+until the watch brings them; a re-list replaces the rest."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
 
 from kubetune.kube import conventions as names
 from kubetune.kube.cache import TrialCache
@@ -8,18 +12,97 @@ from kubetune.kube.cache import TrialCache
 UID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
 
-def job(n: int, rv: int) -> dict:
+def job(n: int, rv: str, note: str = "") -> dict:
     return {"metadata": {"name": f"s-0a1b2-{n}", "namespace": "ml", "uid": f"job-{n}",
-                         "resourceVersion": str(rv),
+                         "resourceVersion": rv, "annotations": {"note": note},
                          "labels": {names.STUDY_UID_LABEL: UID, names.TRIAL_LABEL: str(n)}}}
 
 
-def test_a_listing_keeps_objects_written_after_it_and_drops_the_rest() -> None:
+def new_cache(told: list[str] | None = None) -> TrialCache:
+    return TrialCache(api=None, namespaces=["ml"],  # type: ignore[arg-type]
+                      on_change=(told if told is not None else []).append)
+
+
+def notes(cache: TrialCache) -> dict[str, str]:
+    return {j["metadata"]["name"]: j["metadata"]["annotations"]["note"]
+            for j in cache.jobs_of(UID)}
+
+
+def test_a_write_stands_until_the_watch_brings_it_and_older_events_are_passed_over() -> None:
+    cache = new_cache()
+    cache.apply_event("jobs", "ADDED", job(0, "b7"))
+    cache.wrote("jobs", job(0, "a1", "result"))  # versions are opaque: "a1" is not "less"
+    assert cache.apply_event("jobs", "MODIFIED", job(0, "c3", "older")) is None
+    assert notes(cache) == {"s-0a1b2-0": "result"}
+    assert cache.apply_event("jobs", "MODIFIED", job(0, "a1", "result")) is None  # our own
+    assert cache.apply_event("jobs", "MODIFIED", job(0, "zz", "newer")) == UID
+    assert notes(cache) == {"s-0a1b2-0": "newer"}
+
+
+def test_a_write_overtaken_by_the_watch_changes_nothing() -> None:
+    cache = new_cache()
+    cache.apply_event("jobs", "ADDED", job(0, "5", "ours"))
+    cache.apply_event("jobs", "MODIFIED", job(0, "9", "after ours"))
+    cache.wrote("jobs", job(0, "5", "ours"))  # the answer came back after both events
+    assert notes(cache) == {"s-0a1b2-0": "after ours"}
+    cache.apply_event("jobs", "DELETED", job(1, "7"))
+    cache.wrote("jobs", job(1, "6", "deleted meanwhile"))
+    assert "s-0a1b2-1" not in notes(cache)
+
+
+def test_a_listing_replaces_the_cache_but_keeps_writes_made_while_it_was_on_its_way() -> None:
     told: list[str] = []
-    cache = TrialCache(client=None, namespaces=["ml"], on_change=told.append)  # type: ignore[arg-type]
-    cache.upsert("jobs", job(0, 10))
-    cache.upsert("jobs", job(1, 20))  # deleted while the watch was down
-    cache.upsert("jobs", job(2, 40))  # created by the operator after the list was taken
-    cache._replace("jobs", "ml", [job(0, 10)], listed_at=30)
-    assert sorted(j["metadata"]["name"] for j in cache.jobs_of(UID)) == ["s-0a1b2-0", "s-0a1b2-2"]
+    cache = new_cache(told)
+    cache.apply_event("jobs", "ADDED", job(0, "10"))
+    cache.apply_event("jobs", "ADDED", job(1, "20"))  # deleted while the watch was down
+    cache.wrote("jobs", job(3, "15", "written before the list"))
+    before = {"ml/s-0a1b2-3"}
+    cache.wrote("jobs", job(2, "40", "created during the list"))
+    told.clear()
+    cache._replace("jobs", "ml", [job(0, "10"), job(3, "16", "listed")], before)
+    assert notes(cache) == {"s-0a1b2-0": "", "s-0a1b2-2": "created during the list",
+                            "s-0a1b2-3": "listed"}
     assert told == [UID]
+    # Whether the listing was older or newer than the write during it, the next event wins.
+    cache.apply_event("jobs", "MODIFIED", job(2, "41", "next"))
+    assert notes(cache)["s-0a1b2-2"] == "next"
+
+
+def test_the_cache_lists_follows_the_watch_and_lists_again_after_410_gone() -> None:
+    from fakeapi import FakeApi
+
+    fake = FakeApi()
+    path = "/apis/batch/v1/namespaces/ml/jobs"
+    fake.put(f"{path}/s-0a1b2-0", job(0, "", "listed"))
+    fake.put(f"{path}/unrelated", {"metadata": {"name": "unrelated", "namespace": "ml"}})
+    told: list[str] = []
+
+    async def until(check) -> None:
+        for _ in range(500):
+            if check():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the cache did not catch up")
+
+    async def main() -> None:
+        cache = TrialCache(fake, ["ml"], told.append)
+        task = asyncio.create_task(cache.run())
+        try:
+            await asyncio.wait_for(cache.wait_synced(), 5)
+            assert notes(cache) == {"s-0a1b2-0": "listed"}
+            fake.put(f"{path}/s-0a1b2-1", job(1, "", "watched"))
+            await until(lambda: "s-0a1b2-1" in notes(cache))
+            lists = fake.calls.count(("GET", path))
+            fake.compact()
+            fake.delete(f"{path}/s-0a1b2-0")  # its DELETED event is compacted away too
+            fake.compact()
+            await until(lambda: "s-0a1b2-0" not in notes(cache))
+            assert fake.calls.count(("GET", path)) > lists  # listed again
+            assert notes(cache) == {"s-0a1b2-1": "watched"}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    assert UID in told

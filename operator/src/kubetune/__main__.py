@@ -50,11 +50,11 @@ async def _run(args: argparse.Namespace) -> int:
     from kubetune.kube import conventions as names
     from kubetune.kube import credentials as logins
     from kubetune.kube import errors
+    from kubetune.kube.controller import Operator
     from kubetune.kube.handlers import build_registry
     from kubetune.kube.leader import Lease
     from kubetune.kube.metrics import Metrics
     from kubetune.kube.metrics import serve as serve_metrics
-    from kubetune.kube.reconcile import Operator
 
     # One login for kopf and for our own client: the kubernetes package's loader, in memory.
     login = logins.Login()
@@ -83,7 +83,8 @@ async def _run(args: argparse.Namespace) -> int:
         # A standby answers its liveness probe while it waits, so it is not restarted.
         async with standby_liveness(args.liveness):
             await lease.acquire()
-    operator = Operator(client, args.namespace or None, metrics=metrics)
+    operator = Operator(client, args.namespace or None, metrics=metrics,
+                        key_namespace=os.environ.get("POD_NAMESPACE") or credentials.namespace)
     registry = build_registry(operator)
     kopf.on.login(id="kubetune-login", registry=registry)(clients.kopf_login(login))
     stop = asyncio.Event()

@@ -1,17 +1,18 @@
 """``kubetune run STUDY.yaml --local``: the study on this machine, without Kubernetes.
 
-The same brain as the operator, fed the same way. Each trial is built by
-``kubetune.kube.jobs.build_trial_job`` (so it gets the env vars a trial Job gets), and its first
-container runs as a local process: the image's entrypoint (``kubetune/trainer`` -> ``python -m
-kubetune_trainer``) or its ``command``, ``args`` with ``$(VAR)`` expanded, as devcluster's node
-agent computes them (``kubetune_devcluster.podspec``). Outside a pod ``kubetune.sdk.report``
-prints each report as a JSON line on stdout; the runner reads those lines into the pod
-annotations the trial would have had (``kubetune.dev/metrics`` and the thinned
-``kubetune.dev/curve``), and hands the trials' Job and pod objects to
-``kubetune.kube.observe.observe`` and then to ``kubetune.core.plan.decide``: trial states,
-metric checks, early stopping, timeouts, the goal and the budget are decided by exactly the
-code the operator runs. Stopped trials (pruned, timed out, study over) have their process group
-terminated.
+The operator's own reconcile (``kubetune.kube.reconcile``), run against an in-process
+executor (``LocalCluster``) instead of an apiserver: the trial Jobs the reconcile creates
+(built by ``kubetune.kube.jobs.build_trial_job``, so they get the env vars a trial Job gets)
+start their first container as a local process: the image's entrypoint
+(``kubetune/trainer`` -> ``python -m kubetune_trainer``) or its ``command``, ``args`` with
+``$(VAR)`` expanded, as devcluster's node agent computes them (``kubetune.kube.podspec``).
+Outside a pod ``kubetune.sdk.report`` prints each report as a JSON line on stdout; the runner
+reads those lines into the pod annotations the trial would have had (``kubetune.dev/metrics``
+and the thinned ``kubetune.dev/curve``), and the executor serves the trials as Job and pod
+objects: trial states, metric checks, early stopping, timeouts, the goal and the budget are
+decided, and results recorded, by exactly the code the operator runs. A result the
+reconcile records on a Job goes to the journal; a pod whose deadline it lowers (pruned, timed
+out, study over) has its process group terminated.
 
 Results go to the journal (``journal``); running the same study file again resumes: finished
 trials keep their results, and trials the last run left unfinished start again with the same
@@ -22,18 +23,18 @@ Trial processes die with the runner (Linux: PR_SET_PDEATHSIG), even when it is k
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import copy
 import ctypes
-import datetime
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -44,15 +45,18 @@ from kubetune._cli import render, views
 from kubetune._cli.errors import CommandError
 from kubetune._cli.journal import Journal, JournalState, Recorded
 from kubetune.core import plan as plans
-from kubetune.core import protocol, stopping
+from kubetune.core import protocol, stopping, times
 from kubetune.core import spec as specs
 from kubetune.core.protocol import ProtocolError, TrialResult
+from kubetune.kube import api as paths
 from kubetune.kube import conventions as names
+from kubetune.kube import errors
 from kubetune.kube import jobs as builders
 from kubetune.kube import observe as observing
+from kubetune.kube.reconcile import Reconciler
 
-__all__ = ["LocalRunner", "StudyFileError", "load_study", "run_local", "trial_command",
-           "trial_objects"]
+__all__ = ["LocalCluster", "LocalRunner", "StudyFileError", "load_study", "run_local",
+           "trial_command", "trial_objects"]
 
 NAMESPACE = "local"
 _STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a stopped trial
@@ -84,10 +88,6 @@ def load_study(path: Path) -> dict[str, Any]:
             return doc
     raise StudyFileError(f"{path}: no document of kind {names.KIND} in it; write one with "
                          f"apiVersion {names.API_VERSION}")
-
-
-def _rfc3339(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()
 
 
 def _no_lookup(kind: str, name: str, key: str) -> str | None:
@@ -168,14 +168,14 @@ def trial_objects(trial: LocalTrial) -> tuple[dict, dict]:
         if trial.curve:
             annotations[names.CURVE_ANNOTATION] = protocol.encode_curve(trial.curve)
         tail = "\n".join(trial.tail)
-    started = _rfc3339(trial.start)
+    started = times.rfc3339_micro(trial.start)
     status: dict[str, Any] = {"startTime": started}
     pod_status: dict[str, Any] = {"phase": "Running", "startTime": started}
     if trial.recorded is not None:
         job["metadata"]["annotations"][names.RESULT_ANNOTATION] = protocol.encode_result(
             trial.recorded.result)
     if trial.exit_code is not None and trial.end is not None:
-        ended = _rfc3339(trial.end)
+        ended = times.rfc3339_micro(trial.end)
         ok = trial.exit_code == 0
         status["completionTime"] = ended
         status["conditions"] = [{"type": "Complete" if ok else "Failed", "status": "True",
@@ -187,11 +187,15 @@ def trial_objects(trial: LocalTrial) -> tuple[dict, dict]:
             pod_status["containerStatuses"] = [{"name": container.get("name", ""), "state": {
                 "terminated": {"exitCode": trial.exit_code, "message": tail}}}]
     job["status"] = status
-    pod = {"metadata": {"name": f"{job['metadata']['name']}-local", "namespace": NAMESPACE,
+    pod = {"metadata": {"name": _pod_name(job["metadata"]["name"]), "namespace": NAMESPACE,
                         "labels": labels, "annotations": annotations,
                         "creationTimestamp": started},
            "status": pod_status}
     return job, pod
+
+
+def _pod_name(job_name: str) -> str:
+    return f"{job_name}-local"
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -219,7 +223,9 @@ class LocalRunner:
     def __init__(self, study: dict[str, Any], spec: specs.StudySpec, journal: Journal,
                  state: JournalState, *, log_dir: Path, out: IO[str],
                  base_env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time):
-        self.study = study
+        # The reconcile reads the spec from the study, as it reads a TuningStudy's .spec.
+        self.study: dict[str, Any] = {**study, "spec": spec,
+                                      "status": {"nextTrial": state.next_trial}}
         self.spec = spec
         self.journal = journal
         self.log_dir = log_dir
@@ -233,8 +239,10 @@ class LocalRunner:
         self.minimize = specs.minimize(spec)
         self.keep_steps = stopping.keep_steps(spec.early_stopping)
         self.trials: dict[int, LocalTrial] = {}
-        self.next_trial = state.next_trial
         self.wake = threading.Event()
+        self.cluster = LocalCluster(self)
+        self.reconciler = Reconciler(self.cluster, self.cluster, clock=self.clock)
+        self._loop = asyncio.new_event_loop()
         self._preexec = _die_with_parent()
         self._threads: list[threading.Thread] = []
         self._resume(state)
@@ -260,10 +268,14 @@ class LocalRunner:
                      + (f", restarting {len(unfinished)} the last run left unfinished "
                         f"({', '.join(map(str, unfinished))})" if unfinished else ""))
         for n in unfinished:
-            self._launch(n, state.trials[n], announce="restarted")
+            job = builders.build_trial_job(self.study, self.spec, n, state.trials[n])
+            self.launch(job, announce="restarted")
 
-    def _launch(self, number: int, params: dict[str, Any], *, announce: str = "started") -> None:
-        job = builders.build_trial_job(self.study, self.spec, number, params)
+    def launch(self, job: dict[str, Any], *, announce: str = "started") -> None:
+        """Start the trial of ``job`` (a trial Job manifest) as a local process."""
+        number = int(job["metadata"]["labels"][names.TRIAL_LABEL])
+        params = protocol.parse_params(
+            job["metadata"]["annotations"][names.PARAMS_ANNOTATION])
         now = self.clock()
         trial = LocalTrial(number, dict(params), job, now)
         self.trials[number] = trial
@@ -292,6 +304,11 @@ class LocalRunner:
                                  daemon=True)
             t.start()
             self._threads.append(t)
+
+    def journal_trial(self, job: dict[str, Any]) -> None:
+        number = int(job["metadata"]["labels"][names.TRIAL_LABEL])
+        params = protocol.parse_params(job["metadata"]["annotations"][names.PARAMS_ANNOTATION])
+        self.journal.trial(number, params, self.clock())
 
     def _read(self, trial: LocalTrial, stream: IO[str], reports: bool) -> None:
         """Copy one output stream to the trial's log; stdout's report lines become its
@@ -345,13 +362,22 @@ class LocalRunner:
                 self._signal(trial, signal.SIGKILL)
                 trial.killed = True
 
+    def stop(self, number: int) -> None:
+        """End a trial's process (its pod's deadline was lowered): SIGTERM, SIGKILL later."""
+        trial = self.trials.get(number)
+        if trial is None or not trial.alive or trial.stop_sent is not None:
+            return
+        trial.stop_sent = self.clock()
+        self._signal(trial, signal.SIGTERM)
+
     @staticmethod
     def _signal(trial: LocalTrial, sig: int) -> None:
         if trial.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(trial.proc.pid, sig)
 
-    def _record(self, number: int, result: TrialResult, now: float) -> None:
+    def record(self, number: int, result: TrialResult, now: float) -> None:
+        """A result the reconcile recorded on the trial's Job: into the journal."""
         trial = self.trials[number]
         end = trial.end if trial.end is not None else now
         trial.recorded = Recorded(result, trial.start, end)
@@ -375,29 +401,16 @@ class LocalRunner:
         return jobs, pods
 
     def step(self) -> plans.Plan:
-        """One reconcile: read the trials, record what ended, apply the plan."""
-        now = self.clock()
-        self._reap(now)
-        jobs, pods = self.objects()
-        seen = observing.observe(jobs, pods, metric=self.metric, minimize=self.minimize,
-                                 next_trial=self.next_trial)
-        for number, result in sorted(seen.to_record.items()):
-            self._record(number, result, now)
-        plan = plans.decide(self.spec, seen.trials, now, next_trial=self.next_trial)
-        by_number = {t.number: t for t in seen.trials}
-        for stop in plan.stop:
-            trial = self.trials.get(stop.number)
-            if trial is None or trial.recorded is not None:
-                continue
-            self._record(stop.number, plans.stop_result(by_number[stop.number], stop), now)
-            if trial.alive:
-                trial.stop_sent = now
-                self._signal(trial, signal.SIGTERM)
-        for creation in plan.create:
-            self.journal.trial(creation.number, creation.params, now)
-            self._launch(creation.number, creation.params)
-        self.next_trial = int(plan.status["nextTrial"])
-        return plan
+        """One reconcile, the operator's own, against this machine's trial processes."""
+        self._reap(self.clock())
+        outcome = self._loop.run_until_complete(self.reconciler.reconcile(self.study))
+        if outcome.plan is None:
+            raise StudyFileError(_stalled_message(self.study))
+        return outcome.plan
+
+    @property
+    def next_trial(self) -> int:
+        return int((self.study.get("status") or {}).get("nextTrial") or 0)
 
     def running(self) -> bool:
         return any(t.alive for t in self.trials.values())
@@ -448,6 +461,84 @@ class LocalRunner:
         for t in self._threads:
             t.join(timeout=2.0)
         self.journal.close()
+        self._loop.close()
+
+
+class LocalCluster:
+    """The API the reconcile talks to, served by a ``LocalRunner``'s trial processes.
+
+    Creating a trial Job starts its process; a result annotation on a Job goes to the
+    journal; a lowered pod (or Job) deadline stops the process; the study's status is kept in
+    memory. It is also the reconcile's store: the trials, as the Job and pod objects the kube
+    layer would see (``trial_objects``). Events are dropped: the runner prints its own lines.
+    """
+
+    def __init__(self, runner: LocalRunner):
+        self.runner = runner
+
+    # --- the store ---------------------------------------------------------------------------
+
+    def jobs_of(self, uid: str) -> list[dict[str, Any]]:
+        return self.runner.objects()[0]
+
+    def pods_of(self, uid: str) -> list[dict[str, Any]]:
+        return self.runner.objects()[1]
+
+    def wrote(self, kind: str, obj: dict[str, Any]) -> None:
+        """Nothing to keep: the next read builds the objects from the trials afresh."""
+
+    # --- the API -----------------------------------------------------------------------------
+
+    def _number(self, path: str) -> int:
+        name = path.rsplit("/", 1)[-1]
+        for trial in self.runner.trials.values():
+            job_name = trial.job["metadata"]["name"]
+            if name in (job_name, _pod_name(job_name)):
+                return trial.number
+        raise errors.NotFound(404, f"{path}: no such trial here", method="PATCH", path=path)
+
+    async def get(self, path: str, **params: str) -> dict[str, Any]:
+        raise errors.NotFound(404, f"{path}: a local run serves no reads", method="GET",
+                              path=path)
+
+    async def create(self, path: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
+        if path == paths.jobs_path(NAMESPACE) and not dry_run:
+            if int(body["metadata"]["labels"][names.TRIAL_LABEL]) in self.runner.trials:
+                raise errors.AlreadyExists(409, f"Job {body['metadata']['name']} exists",
+                                           reason="AlreadyExists", method="POST", path=path)
+            self.runner.journal_trial(body)
+            self.runner.launch(body)
+        return dict(body)
+
+    async def merge_patch(self, path: str, body: Any) -> dict[str, Any]:
+        study = self.runner.study
+        if path == paths.study_path(NAMESPACE, study["metadata"]["name"]) + "/status":
+            study["status"] = paths.merged(study.get("status") or {}, body["status"])
+            return {"metadata": study["metadata"], "status": study["status"]}
+        number = self._number(path)
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        if names.RESULT_ANNOTATION in annotations:
+            result = protocol.parse_result(annotations[names.RESULT_ANNOTATION])
+            self.runner.record(number, result, self.runner.clock())
+        if "activeDeadlineSeconds" in (body.get("spec") or {}):
+            self.runner.stop(number)
+        return trial_objects(self.runner.trials[number])[0 if "/jobs/" in path else 1]
+
+    async def json_patch(self, path: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        # Local pods carry no finalizer, so the reconcile never releases one.
+        return trial_objects(self.runner.trials[self._number(path)])[1]
+
+    async def replace(self, path: str, body: Any) -> dict[str, Any]:
+        raise errors.NotFound(404, f"{path}: a local run replaces nothing", method="PUT",
+                              path=path)
+
+    async def watch(self, path: str, resource_version: str, *, timeout_seconds: int = 290,
+                    **params: str) -> AsyncIterator[dict[str, Any]]:
+        return
+        yield  # an async generator that yields nothing: a local run is read, not watched
+
+    async def close(self) -> None:
+        return None
 
 
 def _is_report(line: str) -> bool:
@@ -497,6 +588,13 @@ def run_local(path: Path, *, parallel: int | None, journal_path: Path | None,
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _stalled_message(study: Mapping[str, Any]) -> str:
+    for c in (study.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Stalled" and c.get("status") == "True":
+            return f"the study cannot run: {c.get('message')}"
+    return "the study cannot run"
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -2,76 +2,139 @@
 (``kubetune.dev/study-uid``), so the operator never watches every pod of the cluster and a
 reconcile reads what changed instead of listing history. It can always be rebuilt: a restart
 lists again.
+
+resourceVersions are opaque (Kubernetes promises no order between them), so the cache never
+compares them except for equality. A watch delivers one collection's changes in order; what
+the operator itself wrote (``wrote``) is kept until the watch brings that very version, and
+the older events before it are passed over, so a reconcile never sees its own write undone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from kubetune.kube import conventions as names
 from kubetune.kube import errors
-from kubetune.kube.client import Client
+from kubetune.kube.api import Api
+from kubetune.kube.failures import Backoff, FailureLog
 
-__all__ = ["TrialCache"]
+__all__ = ["KINDS", "TrialCache"]
 
 log = logging.getLogger("kubetune.cache")
 
 KINDS = {"jobs": "/apis/batch/v1", "pods": "/api/v1"}
+_YIELD_EVERY = 50
+# Versions remembered per object, and uids of deleted objects: enough to tell that a write's
+# answer is older than events that overtook it on the way back.
+_SEEN_VERSIONS = 4
+_GONE_UIDS = 4096
 
 
-def _rv(obj: dict) -> int:
-    try:
-        return int(obj["metadata"].get("resourceVersion") or 0)
-    except ValueError:
-        return 0
+@dataclass
+class _Written:
+    """A version the operator wrote. ``strict``: events of other versions are older and
+    passed over until this one arrives; once a re-list could not tell which is newer, the
+    next event is taken, whatever it is."""
+
+    version: str
+    strict: bool = True
+
+
+def _version(obj: dict[str, Any]) -> str:
+    return str(obj.get("metadata", {}).get("resourceVersion") or "")
+
+
+def _study(obj: dict[str, Any]) -> str | None:
+    return (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
+
+
+def _key(obj: dict[str, Any]) -> str:
+    return f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
 
 
 class TrialCache:
     """Jobs and pods of every study, by study UID; ``on_change(uid)`` after each change."""
 
-    def __init__(self, client: Client, namespaces: Iterable[str] | None,
+    def __init__(self, api: Api, namespaces: Iterable[str] | None,
                  on_change: Callable[[str], Any]):
-        self.client = client
-        self.namespaces = list(namespaces) if namespaces else [None]
+        self.api = api
+        self.namespaces: list[str | None] = list(namespaces) if namespaces else [None]
         self.on_change = on_change
-        self.store: dict[str, dict[str, dict[str, dict]]] = {k: {} for k in KINDS}
+        self.store: dict[str, dict[str, dict[str, dict[str, Any]]]] = {k: {} for k in KINDS}
+        self._written: dict[tuple[str, str], _Written] = {}
+        self._seen: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._gone: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._synced: dict[tuple[str, str | None], asyncio.Event] = {
             (k, ns): asyncio.Event() for k in KINDS for ns in self.namespaces
         }
+        self._failures = FailureLog(log)
 
     async def wait_synced(self) -> None:
         await asyncio.gather(*(e.wait() for e in self._synced.values()))
 
-    def jobs_of(self, uid: str) -> list[dict]:
+    def jobs_of(self, uid: str) -> list[dict[str, Any]]:
         return list(self.store["jobs"].get(uid, {}).values())
 
-    def pods_of(self, uid: str) -> list[dict]:
+    def pods_of(self, uid: str) -> list[dict[str, Any]]:
         return list(self.store["pods"].get(uid, {}).values())
 
-    def upsert(self, kind: str, obj: dict) -> None:
-        """Take an object we wrote (or read) if it is newer than the cached one."""
-        uid = (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
-        if not uid:
+    def wrote(self, kind: str, obj: dict[str, Any]) -> None:
+        """Take an object as the operator's write returned it: it stands until the watch
+        brings this version (or a deletion, or a re-list). An answer that the watch
+        overtook (its version, or the object's deletion, already arrived) changes nothing."""
+        key = (kind, _key(obj))
+        if obj["metadata"].get("uid") in self._gone or _version(obj) in self._seen.get(key, ()):
             return
+        if self._put(kind, obj) is not None:
+            self._written[key] = _Written(_version(obj))
+
+    def _put(self, kind: str, obj: dict[str, Any]) -> str | None:
+        uid = _study(obj)
+        if not uid:
+            return None
         # managedFields are most of an object's bytes and nothing the operator reads.
         obj["metadata"].pop("managedFields", None)
-        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-        bucket = self.store[kind].setdefault(uid, {})
-        old = bucket.get(key)
-        if old is None or _rv(obj) >= _rv(old):
-            bucket[key] = obj
+        self.store[kind].setdefault(uid, {})[_key(obj)] = obj
+        return uid
 
-    def _remove(self, kind: str, obj: dict) -> str | None:
-        uid = (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
-        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+    def _saw(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        self._seen[key] = (*self._seen.get(key, ())[1 - _SEEN_VERSIONS:], _version(obj))
+
+    def _remove(self, kind: str, obj: dict[str, Any]) -> str | None:
+        uid = _study(obj)
+        key = _key(obj)
+        self._written.pop((kind, key), None)
+        self._seen.pop((kind, key), None)
+        if obj["metadata"].get("uid"):
+            self._gone[obj["metadata"]["uid"]] = None
+            while len(self._gone) > _GONE_UIDS:
+                self._gone.popitem(last=False)
         bucket = self.store[kind].get(uid or "", {})
         old = bucket.get(key)
         if old is not None and old["metadata"].get("uid") == obj["metadata"].get("uid"):
             del bucket[key]
         return uid
+
+    def apply_event(self, kind: str, event_type: str, obj: dict[str, Any]) -> str | None:
+        """One watch event (ADDED, MODIFIED, DELETED) -> the study it concerns, if it changed
+        the cache."""
+        if event_type == "DELETED":
+            return self._remove(kind, obj)
+        key = (kind, _key(obj))
+        self._saw(key, obj)
+        written = self._written.get(key)
+        if written is not None:
+            if written.strict and _version(obj) != written.version:
+                return None  # older than what the operator wrote, which is still coming
+            del self._written[key]
+            if _version(obj) == written.version:
+                return None  # the operator's own write, already in the cache
+        return self._put(kind, obj)
 
     async def run(self) -> None:
         await asyncio.gather(*(self._loop(kind, ns) for kind in KINDS for ns in self.namespaces))
@@ -80,64 +143,88 @@ class TrialCache:
         base = KINDS[kind]
         return f"{base}/namespaces/{namespace}/{kind}" if namespace else f"{base}/{kind}"
 
+    def _in_scope(self, key: str, namespace: str | None) -> bool:
+        return namespace is None or key.startswith(f"{namespace}/")
+
     async def _loop(self, kind: str, namespace: str | None) -> None:
         path = self._path(kind, namespace)
-        selector = {"labelSelector": names.STUDY_UID_LABEL}
-        delay = 0.5
+        backoff = Backoff(first=0.5, cap=10.0)
         while True:
             try:
-                listing = await self.client.get(path, **selector)
-                rv = listing["metadata"]["resourceVersion"]
-                self._replace(kind, namespace, listing.get("items") or [], _rv(listing))
+                before = {k for (w_kind, k) in self._written
+                          if w_kind == kind and self._in_scope(k, namespace)}
+                listing = await self.api.get(path, labelSelector=names.STUDY_UID_LABEL)
+                version = listing["metadata"]["resourceVersion"]
+                self._replace(kind, namespace, listing.get("items") or [], before)
                 self._synced[(kind, namespace)].set()
-                delay = 0.5
+                self._failures.succeeded(path, f"watching {path}")
+                backoff.reset()
                 while True:
-                    seen = 0
-                    async for event in self.client.watch(path, rv, **selector):
-                        seen += 1
-                        if seen % 50 == 0:
-                            # Buffered events arrive without a pause: let the rest of the
-                            # loop (other watches, reconciles) run between them.
-                            await asyncio.sleep(0)
-                        kind_of_event, obj = event.get("type"), event.get("object") or {}
-                        if kind_of_event == "ERROR":
-                            raise errors.from_status(obj, method="WATCH", path=path)
-                        rv = obj.get("metadata", {}).get("resourceVersion", rv)
-                        if kind_of_event == "BOOKMARK":
-                            continue
-                        if kind_of_event == "DELETED":
-                            uid = self._remove(kind, obj)
-                        else:
-                            self.upsert(kind, obj)
-                            uid = (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
-                        if uid:
-                            self.on_change(uid)
+                    version = await self._follow(kind, path, version)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # 410 Gone, apiserver restarts, network: list again
-                log.info("watch of %s restarting: %s", path, e)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+            except errors.Gone:
+                # The version we watched from is compacted away: list again, at once.
+                log.debug("watch of %s: version expired; listing again", path)
+                continue
+            except Exception as e:
+                # An outage, a restart, a refusal: said once (with what it means), then
+                # retried with backoff; the cache keeps serving what it had meanwhile.
+                self._failures.failed(path, f"watching {path} (reconciles read the last "
+                                            "known trials until it works again)", e,
+                                      level=logging.WARNING)
+                await asyncio.sleep(backoff.next())
 
-    def _replace(self, kind: str, namespace: str | None, items: list[dict],
-                 listed_at: int) -> None:
+    async def _follow(self, kind: str, path: str, version: str) -> str:
+        """One watch request, until the server ends it; the version to go on from."""
+        seen = 0
+        async for event in self.api.watch(path, version, labelSelector=names.STUDY_UID_LABEL):
+            seen += 1
+            if seen % _YIELD_EVERY == 0:
+                # Buffered events arrive without a pause: let the rest of the loop (other
+                # watches, reconciles) run between them.
+                await asyncio.sleep(0)
+            event_type, obj = event.get("type"), event.get("object") or {}
+            if event_type == "ERROR":
+                raise errors.from_status(obj, method="WATCH", path=path)
+            version = _version(obj) or version
+            if event_type == "BOOKMARK":
+                continue
+            uid = self.apply_event(kind, str(event_type), obj)
+            if uid:
+                self.on_change(uid)
+        return version
+
+    def _replace(self, kind: str, namespace: str | None, items: list[dict[str, Any]],
+                 written_before: set[str]) -> None:
         """A fresh listing replaces what this scope held; studies that changed are told.
 
-        Objects newer than the listing stay: the operator wrote them (a Job it created) while
-        the list was on its way, and the watch from the listing's version brings their fate.
-        Dropping them would show a just-created trial as Lost and start another in its place.
+        Writes that returned before the list was sent are in it (it is newer). A write that
+        returned while the list was on its way may be newer than the listing or not (versions
+        do not say): the written object stays, and the next event of it is taken whatever it
+        is. Dropping it would show a just-created trial as Lost and start another in its place.
         """
+        listed = {_key(obj): obj for obj in items}
         touched: set[str] = set()
         for uid, bucket in self.store[kind].items():
-            for key in [k for k in bucket if namespace is None or k.startswith(f"{namespace}/")]:
-                if _rv(bucket[key]) > listed_at:
+            for key in [k for k in bucket if self._in_scope(k, namespace)]:
+                written = self._written.get((kind, key))
+                if written is not None and key not in written_before:
+                    same = key in listed and _version(listed[key]) == written.version
+                    if same:
+                        del self._written[(kind, key)]
+                    else:
+                        written.strict = False
+                        listed.pop(key, None)
                     continue
+                self._written.pop((kind, key), None)
+                self._seen.pop((kind, key), None)
                 del bucket[key]
                 touched.add(uid)
-        for obj in items:
-            self.upsert(kind, obj)
-            uid = (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
-            if uid:
-                touched.add(uid)
+        for obj in listed.values():
+            self._saw((kind, _key(obj)), obj)
+            study = self._put(kind, obj)
+            if study:
+                touched.add(study)
         for uid in touched:
             self.on_change(uid)

@@ -1,6 +1,6 @@
-"""kopf registration: every study event funnels into ``Operator.study_event``, which triggers
-the one reconcile. Only ``on.event`` handlers are used, so kopf writes no annotations, status or
-finalizers on studies, which stay deletable when the operator is gone.
+"""kopf registration: every study event funnels into ``Operator.study_event``, which queues
+the one reconcile (``kube.controller``). Only ``on.event`` handlers are used, so kopf writes no
+annotations, status or finalizers on studies, which stay deletable when the operator is gone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import kopf
 
 from kubetune.kube import conventions as names
 from kubetune.kube import looplag
-from kubetune.kube.reconcile import Operator
+from kubetune.kube.controller import Operator
 
 __all__ = ["build_registry"]
 
@@ -23,7 +23,7 @@ log = logging.getLogger("kubetune.handlers")
 def build_registry(operator: Operator) -> kopf.OperatorRegistry:
     """The registry for one operator process, bound to ``operator``."""
     registry = kopf.OperatorRegistry()
-    background: list[asyncio.Task] = []
+    background: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -43,10 +43,10 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        await operator.client.close()
+        await operator.api.close()
 
     @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)
-    async def study_event(event: dict, **_: Any) -> None:
+    async def study_event(event: kopf.RawEvent, **_: Any) -> None:
         kind = event.get("type") or "ADDED"
         operator.study_event(kind, dict(event["object"]))
 

@@ -1,0 +1,146 @@
+"""A plan -> API calls. Each call says what to do when the cluster moved on meanwhile (a Job
+deleted, a pod gone, a name taken); every other failure propagates to the work queue, which
+retries the reconcile with backoff.
+
+The calls: record a trial's result on its Job (signed), end a stopped trial's pod (or its Job,
+when no pod started), release a pod's result finalizer, and create trial Jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from kubetune.core.protocol import TrialResult
+from kubetune.core.trials import TrialState
+from kubetune.kube import api as paths
+from kubetune.kube import conventions as names
+from kubetune.kube import errors
+from kubetune.kube import jobs as builders
+from kubetune.kube import observe as observing
+from kubetune.kube.api import Api
+from kubetune.kube.events import EventPoster
+from kubetune.kube.metrics import Metrics
+
+__all__ = ["Applier", "TrialStore"]
+
+log = logging.getLogger("kubetune.apply")
+
+_RESULT_EVENTS = {
+    TrialState.SUCCEEDED: ("TrialSucceeded", "Normal"),
+    TrialState.FAILED: ("TrialFailed", "Warning"),
+    TrialState.PRUNED: ("TrialPruned", "Normal"),
+    TrialState.STOPPED: ("TrialStopped", "Normal"),
+}
+
+
+class TrialStore(Protocol):
+    """Where a reconcile reads a study's Jobs and pods, and puts back what it wrote."""
+
+    def jobs_of(self, uid: str) -> list[dict[str, Any]]: ...
+
+    def pods_of(self, uid: str) -> list[dict[str, Any]]: ...
+
+    def wrote(self, kind: str, obj: dict[str, Any]) -> None: ...
+
+
+class Applier:
+    def __init__(self, api: Api, store: TrialStore, events: EventPoster, metrics: Metrics):
+        self.api = api
+        self.store = store
+        self.events = events
+        self.metrics = metrics
+
+    async def record(self, study: Mapping[str, Any], job: dict[str, Any] | None,
+                     result: TrialResult, key: bytes | None) -> bool:
+        """Write ``result`` on ``job``; False when the Job is gone (the trial is Lost)."""
+        if job is None:
+            return False
+        meta = job["metadata"]
+        try:
+            updated = await self.api.merge_patch(
+                paths.job_path(meta["namespace"], meta["name"]),
+                builders.result_patch(result, job=job, key=key))
+        except errors.NotFound:
+            return False
+        self.store.wrote("jobs", updated)
+        self.metrics.trials_finished.labels(result.state.value).inc()
+        reason, kind = _RESULT_EVENTS[result.state]
+        text = f"trial {meta['labels'].get(names.TRIAL_LABEL)}: {result.state.value}"
+        if result.value is not None:
+            text += f", value {result.value:.6g}"
+        if result.reason:
+            text += f" ({result.reason}{': ' + result.message if result.message else ''})"
+        await self.events.post(study, reason, text, kind)
+        return True
+
+    async def end(self, objs: observing.TrialObjects, now: float) -> None:
+        """End a stopped trial: lower its pods' activeDeadlineSeconds, or, when no pod runs
+        yet, give its Job a deadline that has passed.
+        """
+        started = False
+        for pod in objs.pods:
+            if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            patch = builders.end_pod_patch(pod, now)
+            if patch is None:
+                started = started or bool(pod.get("status", {}).get("startTime"))
+                continue
+            started = True
+            meta = pod["metadata"]
+            try:
+                await self.api.merge_patch(paths.pod_path(meta["namespace"], meta["name"]),
+                                           patch)
+            except errors.NotFound:
+                continue  # the pod is gone: nothing left to end
+            except errors.Invalid:
+                continue  # it already has a shorter deadline than our cached copy showed
+        if started or objs.job is None:
+            return
+        patch = builders.end_job_patch(objs.job)
+        if patch is None:
+            return
+        meta = objs.job["metadata"]
+        try:
+            await self.api.merge_patch(paths.job_path(meta["namespace"], meta["name"]), patch)
+        except errors.NotFound:
+            return
+
+    async def release(self, pod: dict[str, Any]) -> None:
+        """Remove the result finalizer, guarded by a test of its position."""
+        meta = pod["metadata"]
+        finalizers = meta.get("finalizers") or []
+        i = finalizers.index(names.FINALIZER)
+        ops = [{"op": "test", "path": f"/metadata/finalizers/{i}", "value": names.FINALIZER},
+               {"op": "remove", "path": f"/metadata/finalizers/{i}"}]
+        try:
+            updated = await self.api.json_patch(
+                paths.pod_path(meta["namespace"], meta["name"]), ops)
+        except (errors.NotFound, errors.Conflict, errors.Invalid):
+            # Gone, or its finalizers changed under us (the test failed): the watch brings
+            # the pod as it is now and the next reconcile releases it.
+            return
+        self.store.wrote("pods", updated)
+
+    async def dry_run(self, manifest: dict[str, Any]) -> None:
+        """Let the API server judge a trial Job without creating it; raises its ApiError."""
+        ns = manifest["metadata"]["namespace"]
+        await self.api.create(paths.jobs_path(ns), manifest, dry_run=True)
+
+    async def create(self, study: Mapping[str, Any], number: int, manifest: dict[str, Any],
+                     params_text: str) -> bool:
+        """Create one trial Job; False when its name is taken (created before: it stands)."""
+        ns = manifest["metadata"]["namespace"]
+        try:
+            created = await self.api.create(paths.jobs_path(ns), manifest)
+        except errors.AlreadyExists:
+            log.info("trial %d of %s/%s: Job %s exists already", number, ns,
+                     study["metadata"]["name"], manifest["metadata"]["name"])
+            return False
+        self.store.wrote("jobs", created)
+        self.metrics.trials_created.inc()
+        await self.events.post(study, "TrialCreated",
+                               f"trial {number} (Job {manifest['metadata']['name']}): "
+                               f"{params_text}")
+        return True

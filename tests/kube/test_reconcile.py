@@ -1,0 +1,224 @@
+"""One reconcile against the fake API: what it creates, records, ends, releases and writes,
+and what it does when the cluster moved on meanwhile (answers as the real server gives)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import pytest
+from fakeapi import FakeApi
+from kubetune.core import protocol
+from kubetune.core.trials import TrialState
+from kubetune.kube import api as paths
+from kubetune.kube import conventions as names
+from kubetune.kube import errors, signing
+from kubetune.kube.rbac import TrialAccess
+from kubetune.kube.reconcile import Reconciler
+from studycluster import KEY, NS, SPEC, UID, Store, add_study, finish, jobs, run_pod, study_of
+
+NOW = 1_800_000_000.0
+
+
+def reconciler(fake: FakeApi, clock: list[float] | None = None) -> Reconciler:
+    clock = clock if clock is not None else [NOW]
+    return Reconciler(fake, Store(fake), key=KEY, clock=lambda: clock[0],
+                      access=TrialAccess(fake, clock=lambda: clock[0]))
+
+
+def reconcile(r: Reconciler, fake: FakeApi):
+    return asyncio.run(r.reconcile(copy.deepcopy(study_of(fake))))
+
+
+def started(clock: list[float] | None = None) -> tuple[FakeApi, Reconciler]:
+    """A study after its first reconcile: trials 0 and 1 created."""
+    fake = FakeApi()
+    add_study(fake)
+    r = reconciler(fake, clock)
+    reconcile(r, fake)
+    return fake, r
+
+
+def condition(fake: FakeApi, kind: str) -> dict:
+    (c,) = [c for c in study_of(fake)["status"]["conditions"] if c["type"] == kind]
+    return c
+
+
+def test_the_first_reconcile_creates_the_trials_their_rbac_and_the_status() -> None:
+    fake = FakeApi()
+    add_study(fake)
+    outcome = reconcile(reconciler(fake), fake)
+    assert sorted(jobs(fake)) == [0, 1]  # parallelism 2 of maxTrials 3
+    for path in (f"/api/v1/namespaces/{NS}/serviceaccounts/{names.TRIAL_SERVICE_ACCOUNT}",
+                 f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/"
+                 f"{names.TRIAL_ROLE}",
+                 f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/rolebindings/"
+                 f"{names.TRIAL_ROLE}"):
+        assert path in fake.objects
+    status = study_of(fake)["status"]
+    assert status["nextTrial"] == 2 and status["observedGeneration"] == 1
+    assert condition(fake, "Ready")["status"] == "True"
+    assert condition(fake, "Reconciling")["status"] == "False"
+    reasons = [e["reason"] for e in fake.under(paths.events_path(NS))]
+    assert reasons.count("TrialCreated") == 2
+    assert outcome.plan is not None and len(outcome.plan.create) == 2
+    assert outcome.requeue_after is None  # no trialTimeoutSeconds: nothing to look at early
+
+
+def test_a_reconcile_with_nothing_new_writes_nothing() -> None:
+    fake, r = started()
+    writes, calls = fake.writes, len(fake.calls)
+    reconcile(r, fake)
+    assert fake.writes == writes
+    assert fake.calls[calls:] == []
+
+
+def test_a_finished_trial_is_recorded_signed_released_and_replaced() -> None:
+    fake, r = started()
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    reconcile(r, fake)
+    job = jobs(fake)[0]
+    text = job["metadata"]["annotations"][names.RESULT_ANNOTATION]
+    result = protocol.parse_result(text)
+    assert result.state is TrialState.SUCCEEDED and result.value == 0.25
+    assert signing.verify(KEY, job, text,
+                          job["metadata"]["annotations"][signing.SIGNATURE_ANNOTATION])
+    pod = fake.objects[paths.pod_path(NS, job["metadata"]["name"] + "-p")]
+    assert names.FINALIZER not in pod["metadata"]["finalizers"]
+    assert sorted(jobs(fake)) == [0, 1, 2]
+    status = study_of(fake)["status"]
+    assert status["trials"]["succeeded"] == 1 and status["bestTrial"]["value"] == 0.25
+
+
+def test_a_recorded_result_is_never_written_again() -> None:
+    fake, r = started()
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    reconcile(r, fake)
+    recorded = jobs(fake)[0]["metadata"]["resourceVersion"]
+    reconcile(r, fake)
+    assert jobs(fake)[0]["metadata"]["resourceVersion"] == recorded
+
+
+def test_a_deleted_role_is_created_again_within_the_recheck_period() -> None:
+    clock = [NOW]
+    fake, r = started(clock)
+    role = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/{names.TRIAL_ROLE}"
+    fake.delete(role)
+    reconcile(r, fake)
+    assert role not in fake.objects  # checked a moment ago: not yet
+    clock[0] += r.access.recheck + 1  # type: ignore[union-attr]
+    reconcile(r, fake)  # trials still run: their reports need the Role
+    assert role in fake.objects
+
+
+def test_a_template_the_api_server_refuses_stalls_the_study_and_creates_nothing() -> None:
+    fake = FakeApi()
+    add_study(fake)
+    fake.refuse[paths.jobs_path(NS)] = "dry run of an invalid job"
+    reconcile(reconciler(fake), fake)
+    assert jobs(fake) == {}
+    stalled = condition(fake, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec"
+    assert "spec.jobTemplate: the API server refuses the trial Job" in stalled["message"]
+    assert "restartPolicy" in stalled["message"]
+
+
+@pytest.mark.parametrize("gone", ["terminating", "missing_namespaces"])
+def test_a_study_whose_namespace_is_going_starts_nothing_and_does_not_fail(gone) -> None:
+    fake = FakeApi()
+    add_study(fake)
+    getattr(fake, gone).add(NS)
+    r = reconciler(fake)
+    r.access = None  # the namespace refuses RBAC objects as well; the Job path is what counts
+    outcome = reconcile(r, fake)
+    assert jobs(fake) == {}
+    assert outcome.plan is not None
+
+
+def test_a_name_already_taken_is_a_trial_that_exists() -> None:
+    fake, r = started()
+    job = copy.deepcopy(jobs(fake)[0])
+    for key in ("uid", "resourceVersion", "creationTimestamp", "generation"):
+        del job["metadata"][key]
+    events = len(fake.under(paths.events_path(NS)))
+    # Another replica (or an earlier, interrupted reconcile) created it: no error, no event.
+    assert asyncio.run(r.apply.create(study_of(fake), 0, job, "x=1")) is False
+    assert len(fake.under(paths.events_path(NS))) == events
+
+
+def test_a_job_deleted_before_its_result_is_recorded_is_not_an_error() -> None:
+    fake, r = started()
+    finish(fake, 0, loss=0.5, now=NOW + 10)
+    name = jobs(fake)[0]["metadata"]["name"]
+    fake.fail("PATCH", paths.job_path(NS, name),
+              _recorded_error("patch missing job", paths.job_path(NS, name)))
+    reconcile(r, fake)
+    assert names.RESULT_ANNOTATION not in jobs(fake)[0]["metadata"].get("annotations", {})
+
+
+def test_a_server_error_propagates_for_the_work_queue_to_retry() -> None:
+    fake = FakeApi()
+    add_study(fake)
+    fake.fail("POST", paths.jobs_path(NS), errors.ServerError(500, "etcd leader changed"))
+    with pytest.raises(errors.ServerError):
+        reconcile(reconciler(fake), fake)
+
+
+def test_stopping_a_trial_records_its_result_then_ends_its_pod() -> None:
+    fake = FakeApi()
+    add_study(fake, spec={**SPEC, "objective": {**SPEC["objective"], "goal": 0.1}})
+    clock = [NOW]
+    r = reconciler(fake, clock)
+    reconcile(r, fake)
+    run_pod(fake, jobs(fake)[1], NOW)  # trial 1 runs
+    clock[0] = NOW + 20
+    finish(fake, 0, loss=0.05, now=NOW + 20)  # trial 0 meets the goal: the study ends
+    reconcile(r, fake)
+    job = jobs(fake)[1]
+    result = protocol.parse_result(job["metadata"]["annotations"][names.RESULT_ANNOTATION])
+    assert result.state is TrialState.STOPPED
+    pod = fake.objects[paths.pod_path(NS, job["metadata"]["name"] + "-p")]
+    assert pod["spec"]["activeDeadlineSeconds"] == 20  # what it ran: it ends now
+    assert condition(fake, "Succeeded")["reason"] == "GoalReached"
+    order = [(m, p) for m, p in fake.calls if p.startswith(paths.job_path(NS, ""))
+             or p.startswith(paths.pod_path(NS, ""))]
+    assert order.index(("PATCH", paths.job_path(NS, job["metadata"]["name"]))) < \
+        order.index(("PATCH", paths.pod_path(NS, job["metadata"]["name"] + "-p")))
+
+
+def test_a_running_trial_with_a_timeout_is_looked_at_when_it_is_due() -> None:
+    fake = FakeApi()
+    spec = copy.deepcopy(SPEC)
+    spec["budget"]["trialTimeoutSeconds"] = 300
+    add_study(fake, spec=spec)
+    r = reconciler(fake)
+    reconcile(r, fake)
+    run_pod(fake, jobs(fake)[0], NOW - 100)
+    outcome = reconcile(r, fake)
+    assert outcome.requeue_after == pytest.approx(200 + 1)
+
+
+def test_a_study_deleted_meanwhile_has_no_status_written_and_no_error() -> None:
+    fake = FakeApi()
+    add_study(fake)
+    r = reconciler(fake)
+    study = copy.deepcopy(study_of(fake))
+    fake.delete(paths.study_path(NS, "demo"))
+    asyncio.run(r.reconcile(study))
+    assert r.status.writes == 0
+
+
+def _recorded_error(name: str, path: str) -> errors.ApiError:
+    from fakeapi import error_like
+
+    return error_like(name, path, path.rsplit("/", 1)[-1], "PATCH")
+
+
+def test_the_store_is_told_of_every_write() -> None:
+    fake = FakeApi()
+    add_study(fake)
+    store = Store(fake)
+    r = Reconciler(fake, store, key=KEY, clock=lambda: NOW)
+    asyncio.run(r.reconcile(copy.deepcopy(study_of(fake))))
+    assert store.wrote_kinds == ["jobs", "jobs"]
+    assert UID in {j["metadata"]["labels"][names.STUDY_UID_LABEL] for j in jobs(fake).values()}
