@@ -75,7 +75,7 @@ class Operator:
         # The result-signing key lives in a Secret of the operator's own namespace.
         self.key_namespace = (key_namespace or os.environ.get("POD_NAMESPACE")
                               or client.credentials.namespace)
-        self.key: bytes | None = None
+        self.key: signing.Keyring | None = None
         self._key_loaded = asyncio.Event()
         self._warned: set[tuple[str, str]] = set()  # unverified results already reported
 
