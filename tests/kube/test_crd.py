@@ -524,3 +524,13 @@ def test_a_written_status_validates(root: dict[str, Any]) -> None:
     assert errors(root["properties"]["status"], written) == []
     stalled = status.invalid_status("spec: bad", written, generation=2, now=1714564900.0)
     assert errors(root["properties"]["status"], stalled) == []
+
+
+def test_a_new_study_is_in_progress_until_the_operator_acts(root: dict[str, Any]) -> None:
+    # kstatus reads a custom resource without status.observedGeneration and without conditions
+    # as Current: helm --wait would return before the operator looked at the study. The status
+    # defaults to observedGeneration 0 (InProgress for generation 1) and phase Pending.
+    status = root["properties"]["status"]
+    assert status["default"] == {}
+    assert status["properties"]["observedGeneration"]["default"] == 0
+    assert status["properties"]["phase"]["default"] == "Pending"

@@ -164,7 +164,8 @@ def test_failed() -> None:
     assert states(status)["Ready"] == ("False", "TooManyFailedTrials")
     # kstatus: Failed, so `helm upgrade --wait` and Flux stop waiting with the reason.
     assert states(status)["Stalled"] == ("True", "TooManyFailedTrials")
-    assert conditions(status)["Stalled"]["message"] == FAILED.finished.message
+    assert conditions(status)["Stalled"]["message"] == (
+        f"TooManyFailedTrials: {FAILED.finished.message}")
     assert status["phase"] == "Failed"
     assert status["completionTime"] == rfc3339(T0)
 

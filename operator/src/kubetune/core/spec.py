@@ -367,9 +367,10 @@ class StudyStatus(_StatusModel):
     """A TuningStudy's status, written by the operator: bounded whatever the number of
     trials."""
 
-    observed_generation: Generation | None = None
-    """The metadata.generation the operator last acted on."""
-    phase: StudyPhase | None = None
+    observed_generation: Generation | None = 0
+    """The metadata.generation the operator last acted on; 0 until it has acted, so that
+    kstatus (helm --wait, Flux) reads a new study as InProgress, not Current."""
+    phase: StudyPhase | None = "Pending"
     """What the study is doing in one word: Pending (no trial started yet), Running,
     Suspended, Succeeded, Failed or Invalid (its spec cannot proceed; see the Stalled
     condition)."""

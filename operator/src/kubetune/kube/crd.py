@@ -126,6 +126,9 @@ def crd() -> dict:
     spec_schema = _model_schema(StudySpec, "validation")
     status_schema = _model_schema(StudyStatus, "serialization")
     spec_schema.pop("nullable", None)
+    # A status from the start (its nested defaults: observedGeneration 0, phase Pending), so
+    # that a study the operator has not acted on yet reads as InProgress to kstatus.
+    status_schema["default"] = {}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

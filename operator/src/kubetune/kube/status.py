@@ -78,7 +78,10 @@ def study_status(
         stalled = _cond("Stalled", False, "SpecAccepted")
     elif finished.condition == "Failed":
         ready = _cond("Ready", False, finished.reason, message)
-        stalled = _cond("Stalled", True, finished.reason, finished.message)
+        # kstatus reports only the message (`helm --wait`: "status: Failed, message: ..."),
+        # so it starts with the reason.
+        stalled = _cond("Stalled", True, finished.reason,
+                        f"{finished.reason}: {finished.message}")
     else:
         ready = _cond("Ready", True, finished.reason, message)
         stalled = _cond("Stalled", False, "SpecAccepted")
