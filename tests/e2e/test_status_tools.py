@@ -5,8 +5,8 @@
   studies, and Failed for Failed and Invalid ones;
 - `kubectl get ts` prints STATUS (the phase), TRIALS (done/maxTrials), RUNNING and BEST (6
   significant digits), and `-o wide` adds METRIC, ALGORITHM and REASON;
-- `helm upgrade --install --wait` of a chart holding a study that fails ends with kstatus'
-  Failed and the study's reason, not at its timeout.
+- `helm upgrade --wait` of a chart holding a study that has failed, or whose spec the
+  operator refuses, ends with kstatus' Failed and the study's reason, not at its timeout.
 """
 
 from __future__ import annotations
@@ -103,14 +103,16 @@ def test_terminal_conditions_never_say_running(studies) -> None:
 
 
 def _table(text: str) -> dict[str, dict[str, str]]:
-    """kubectl's table as {name: {column: cell}}; cells are separated by 2+ spaces."""
-    lines = text.strip().splitlines()
+    """kubectl's table as {name: {column: cell}}, cut at the header's column starts (a
+    missing value is an empty cell)."""
+    lines = text.rstrip().splitlines()
     header = lines[0].split()
+    starts = [lines[0].index(f"{h}") if i == 0 else lines[0].index(f" {h}") + 1
+              for i, h in enumerate(header)]
     out = {}
     for line in lines[1:]:
-        cells = [c for c in line.split("  ") if c.strip()]
-        assert len(cells) == len(header), (header, line)
-        out[cells[0].strip()] = {h: c.strip() for h, c in zip(header, cells, strict=True)}
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        out[cells[0]] = dict(zip(header, cells, strict=True))
     return out
 
 
@@ -151,34 +153,56 @@ def test_kubectl_explain_is_plain_text(cluster: Cluster) -> None:
     assert "Pending" in phase and "Invalid" in phase
 
 
-def _study_chart(root: Path, toy: list[str]) -> Path:
-    chart = root / "failing-study"
+def _study_chart(root: Path, manifest: dict) -> Path:
+    chart = root / manifest["metadata"]["name"]
     (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text(textwrap.dedent("""\
+    (chart / "Chart.yaml").write_text(textwrap.dedent(f"""\
         apiVersion: v2
-        name: failing-study
+        name: {manifest["metadata"]["name"]}
         version: 0.1.0
     """))
-    manifest = study("doomed", toy=toy, budget={"maxTrials": 3, "parallelism": 1,
-                                                "maxFailedTrials": 0})
-    (chart / "templates" / "study.yaml").write_text(yaml.safe_dump(manifest))
+    (chart / "values.yaml").write_text("parallelism: 1\n")
+    text = yaml.safe_dump(manifest).replace("parallelism: 1",
+                                            "parallelism: {{ .Values.parallelism }}")
+    (chart / "templates" / "study.yaml").write_text(text)
     return chart
 
 
-def test_helm_wait_ends_at_once_on_a_failed_study(cluster: Cluster, operator,
-                                                  tmp_path: Path, namespace: str) -> None:
-    operator.ensure_running()
-    operator.wait_serving()
-    chart = _study_chart(tmp_path, FAIL)
-    # Helm 4's --wait is kstatus: a Failed study ends the wait with its message. Waiting to
-    # the 30 s timeout would end with "context deadline exceeded" instead.
-    proc = subprocess.run(
-        [str(cluster.bin / "helm"), "upgrade", "--install", "doomed", str(chart), "-n", namespace,
-         "--wait", "--timeout", "30s"],
-        capture_output=True, text=True, env=cluster.env, timeout=120)
+def _helm(cluster: Cluster, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(cluster.bin / "helm"), *args], capture_output=True, text=True,
+                          env=cluster.env, timeout=120)
+
+
+def _ends_failed(proc: subprocess.CompletedProcess, reason: str) -> None:
+    """Helm 4's --wait is kstatus: a Failed study ends the wait with its message. Waiting to
+    the 30 s timeout would end with "context deadline exceeded" instead."""
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
-    assert "status: Failed" in out and "TooManyFailedTrials" in out, out
+    assert "status: Failed" in out and reason in out, out
     assert "context deadline exceeded" not in out, out
-    status = cluster.get("ts", "-n", namespace, "doomed")["status"]
-    assert status["phase"] == "Failed"
+
+
+def test_helm_upgrade_wait_ends_at_once_on_a_failed_study(cluster: Cluster, operator,
+                                                          tmp_path: Path, namespace: str) -> None:
+    operator.ensure_running()
+    operator.wait_serving()
+    doomed = study("doomed", toy=FAIL, budget={"maxTrials": 3, "parallelism": 1,
+                                               "maxFailedTrials": 0})
+    chart = _study_chart(tmp_path, doomed)
+    # Installed without waiting: a study that runs is Current, so --wait would not hold it.
+    proc = _helm(cluster, "install", "doomed", str(chart), "-n", namespace)
+    assert proc.returncode == 0, proc.stderr
+    wait_for(lambda: _phase(cluster, namespace, "doomed") == "Failed", timeout=120,
+             what="study doomed Failed")
+    # An upgrade of the failed study (a new generation, acted on, still Failed).
+    _ends_failed(_helm(cluster, "upgrade", "doomed", str(chart), "-n", namespace,
+                       "--set", "parallelism=2", "--wait", "--timeout", "30s"),
+                 "TooManyFailedTrials")
+    assert _phase(cluster, namespace, "doomed") == "Failed"
+
+    # A study whose spec the operator refuses fails the install at once too.
+    invalid = study("refused", toy=QUICK, budget={"maxTrials": 2, "parallelism": 1})
+    invalid["spec"]["jobTemplate"]["spec"]["ttlSecondsAfterFinished"] = 60
+    _ends_failed(_helm(cluster, "upgrade", "--install", "refused",
+                       str(_study_chart(tmp_path, invalid)), "-n", namespace, "--wait",
+                       "--timeout", "30s"), "ttlSecondsAfterFinished")

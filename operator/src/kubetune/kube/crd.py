@@ -48,9 +48,6 @@ _API_VERSION = ("The versioned schema of this object: kubetune.dev/v1alpha1. See
                 "api-conventions.md#resources")
 _KIND = ("The kind of this object: TuningStudy. See https://git.k8s.io/community/contributors/"
          "devel/sig-architecture/api-conventions.md#types-kinds")
-_METADATA = ("Standard object metadata: name, namespace, labels, annotations. See "
-             "https://git.k8s.io/community/contributors/devel/sig-architecture/"
-             "api-conventions.md#metadata")
 
 
 def _inline(schema: Any, defs: Mapping[str, Any]) -> Any:
@@ -157,7 +154,8 @@ def crd() -> dict:
                     "properties": {
                         "apiVersion": {"type": "string", "description": _API_VERSION},
                         "kind": {"type": "string", "description": _KIND},
-                        "metadata": {"type": "object", "description": _METADATA},
+                        # The API server allows nothing else here (kubectl explain describes it).
+                        "metadata": {"type": "object"},
                         "spec": spec_schema,
                         "status": status_schema,
                     },
