@@ -308,7 +308,8 @@ def test_a_second_release_lives_beside_the_first(release: Release):
     try:
         out = release.helm("install", "ktc-b", str(CHART), "-n", other, "--wait", "--timeout",
                            "2m", *[a for v in _values(other) for a in ("--set", v)])
-        assert "left it as it is" in out, out  # the NOTES: the CRD is ktc's
+        notes = " ".join(out.split())
+        assert f"owned by the Helm release {RELEASE}" in notes and "left it as it is" in notes, out
         policies = {p["metadata"]["name"] for p in cluster.get(
             "validatingadmissionpolicies", "-l", "app.kubernetes.io/name=kubetune")["items"]}
         assert {f"{FULLNAME}-trial-pods", "ktc-b-kubetune-trial-pods"} <= policies
