@@ -99,8 +99,12 @@ class StudyView:
 
     @property
     def state(self) -> str:
-        """One word, as the STATUS printer column shows it (see ``phase_of``)."""
-        return phase_of(self.status)
+        """One word for a study's header: the Ready condition's reason (why it is in its
+        phase, e.g. MaxTrialsReached); Pending before any status."""
+        ready = self.condition("Ready")
+        if ready is not None and ready.get("reason"):
+            return str(ready["reason"])
+        return "Pending"
 
     @property
     def message(self) -> str:
