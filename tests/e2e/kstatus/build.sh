@@ -11,9 +11,11 @@ if [ ! -x "$cache/kstatus" ]; then
   mkdir -p "$cache"
   start=$SECONDS
   echo "kstatus: building (first time only; cached in $cache)" >&2
+  # A private temporary name: two builds started at once must not move each other's output.
+  tmp="$cache/kstatus.tmp.$$"
   (cd "$here" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath -mod=mod" \
-    go build -ldflags "-s -w" -o "$cache/kstatus.tmp" .)
-  mv "$cache/kstatus.tmp" "$cache/kstatus"
+    go build -ldflags "-s -w" -o "$tmp" .)
+  mv -f "$tmp" "$cache/kstatus"
   echo "kstatus: built in $((SECONDS - start)) s" >&2
 fi
 echo "$cache/kstatus"
