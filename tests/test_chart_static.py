@@ -203,7 +203,28 @@ def test_operator_pod_is_restricted_and_probed() -> None:
     assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
                           {"name": "metrics", "containerPort": 8081, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # Ready: the leader, or a standby waiting for the Lease (both answer /healthz).
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert pod["serviceAccountName"] == "rel-kubetune"
+
+
+def test_cluster_scoped_names_are_the_releases() -> None:
+    # Releases side by side (one per team) must not collide on a cluster-scoped name; the CRD
+    # is one per cluster by nature (a release that finds it elsewhere leaves it alone).
+    def cluster_scoped(release: str) -> set[tuple[str, str]]:
+        proc = helm("template", release, str(CHART), "-n", f"ns-{release}",
+                    "--set", f"watchNamespaces={{team-{release}}}")
+        return {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(proc.stdout)
+                if d and "namespace" not in d["metadata"]
+                and d["kind"] != "CustomResourceDefinition"}
+
+    a, b = cluster_scoped("a"), cluster_scoped("b")
+    assert {k for k, _ in a} >= {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    assert a & b == set()
+    policy = one(render(), "ValidatingAdmissionPolicy")
+    assert policy["metadata"]["name"] == "rel-kubetune-trial-pods"
+    assert one(render(), "ValidatingAdmissionPolicyBinding")["spec"]["policyName"] == \
+        "rel-kubetune-trial-pods"
 
 
 def test_operator_args_follow_values() -> None:
@@ -317,8 +338,16 @@ def test_helm_test_pod_runs_the_smoke_script() -> None:
     (role,) = [r for r in find(docs, "Role", account)]
     assert rule_set(role) == {("kubetune.dev", "tuningstudies", v)
                               for v in ("get", "create", "delete")}
+    # Only the pod is a test hook: Helm reports each test hook as a test (`helm test --logs`
+    # printed its block once per hook); its account and Role are the release's own objects.
     hooks = [d for d in docs if "helm.sh/hook" in (d["metadata"].get("annotations") or {})]
-    assert {d["kind"] for d in hooks} == {"ServiceAccount", "Role", "RoleBinding", "Pod"}
+    assert [d["kind"] for d in hooks] == ["Pod"]
+    assert {d["kind"] for d in docs if d["metadata"]["name"] == account} == {
+        "ServiceAccount", "Role", "RoleBinding", "Pod"}
+    # Without the chart's RBAC the pod runs as the operator's existing account.
+    docs = render("rbac.create=false", "serviceAccount.create=false",
+                  "serviceAccount.name=existing")
+    assert one(docs, "Pod")["spec"]["serviceAccountName"] == "existing"
 
 
 def test_service_monitor_is_optional_and_selects_the_operator() -> None:

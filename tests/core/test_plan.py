@@ -114,7 +114,7 @@ def finished(plan) -> tuple[str, str] | None:
 
 # (id, spec, trials, expected created numbers, stops, finished, phase)
 LIFECYCLE = [
-    ("empty study fills parallelism", spec(), [], [0, 1, 2], [], None, Phase.RUNNING),
+    ("empty study fills parallelism", spec(), [], [0, 1, 2], [], None, Phase.PENDING),
     ("partial fill", spec(), many(RUN, 2), [2], [], None, Phase.RUNNING),
     (
         "pending counts as active",
@@ -323,7 +323,7 @@ LIFECYCLE = [
         [1, 2],
         [],
         None,
-        Phase.RUNNING,
+        Phase.PENDING,
     ),
     (
         "no trialTimeoutSeconds, no timeout",

@@ -167,6 +167,14 @@ class OperatorProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def trial_policy(cluster: Cluster) -> str:
+    """The chart's trial-pod admission policy, named as a release "kubetune" names it."""
+    return subprocess.run(
+        [str(cluster.bin / "helm"), "template", "kubetune", str(ROOT / "helm" / "kubetune"),
+         "--show-only", "templates/trial-policy.yaml"],
+        capture_output=True, text=True, check=True, env=cluster.env).stdout
+
+
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
     installed = cluster.kubectl("get", "deployments", "-A", "-l",
@@ -178,8 +186,7 @@ def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
                     str(ROOT / "crds" / "tuningstudy.yaml"))
     cluster.kubectl("wait", "--for=condition=Established", "crd/tuningstudies.kubetune.dev",
                     "--timeout=60s")
-    cluster.kubectl("apply", "-f", str(ROOT / "helm" / "kubetune" / "templates" /
-                                       "trial-policy.yaml"))
+    cluster.apply(trial_policy(cluster))
     proc = OperatorProcess(cluster, cluster.state.log_dir / "operator.log")
     proc.start()
     yield proc

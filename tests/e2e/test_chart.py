@@ -1,7 +1,9 @@
 """The Helm chart on devcluster: the rendered manifests pass a server-side dry run; installed, the
 operator runs as a pod under the chart's own ServiceAccount and RBAC (not as admin), a study
-succeeds, `helm test` passes, every call the operator made was allowed and the RBAC grants
-nothing it did not use, an upgrade keeps studies running, and uninstalling keeps the CRD.
+succeeds, `helm test` passes and reports one test, every call the operator made was allowed and
+the RBAC grants nothing it did not use, an upgrade keeps studies running, a second release lives
+beside the first, uninstalling keeps the CRD, and a reinstall under another name with a new
+result key keeps every recorded result and the leaderboard.
 
 While the chart's operator runs, the session's local operator (which watches every namespace)
 is stopped, so that no study has two operators; it is started again afterwards. The release
@@ -10,7 +12,9 @@ watches only its own namespace.
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import socket
 import subprocess
 import time
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 import pytest
 import yaml
 from conftest import ROOT, Cluster, OperatorProcess, wait_for
+from kubetune.kube import conventions as names
+from kubetune.kube import signing
 from studies import study
 
 CHART = ROOT / "helm" / "kubetune"
@@ -246,6 +252,8 @@ def _all_job_creations(release: Release) -> list[dict]:
 def test_helm_test_passes(release: Release):
     out = release.helm("test", RELEASE, "-n", release.namespace, "--logs", "--timeout", "3m")
     assert "Succeeded (MaxTrialsReached)" in out, out
+    # One test, reported once (its RBAC objects are not test hooks).
+    assert out.count("TEST SUITE:") == 1, out
 
 
 def test_upgrade_keeps_studies_running(release: Release):
@@ -285,6 +293,38 @@ def test_every_call_was_allowed_and_every_rule_was_used(release: Release):
     assert (granted | own) - calls == GRANTED_UNUSED, "granted but never called"
 
 
+def _values(namespace: str) -> list[str]:
+    return [f"watchNamespaces={{{namespace}}}", "liveness.bindAddress=127.0.0.1",
+            f"liveness.port={_free_port()}", "metrics.bindAddress=127.0.0.1",
+            f"metrics.port={_free_port()}"]
+
+
+def test_a_second_release_lives_beside_the_first(release: Release):
+    """One release per team: cluster-scoped names are the release's, the CRD the first
+    release installed is left alone, and the second operator turns Ready (readinessProbe)."""
+    cluster = release.cluster
+    other = f"team-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", other)
+    try:
+        out = release.helm("install", "ktc-b", str(CHART), "-n", other, "--wait", "--timeout",
+                           "2m", *[a for v in _values(other) for a in ("--set", v)])
+        notes = " ".join(out.split())
+        assert f"owned by the Helm release {RELEASE}" in notes and "left it as it is" in notes, out
+        policies = {p["metadata"]["name"] for p in cluster.get(
+            "validatingadmissionpolicies", "-l", "app.kubernetes.io/name=kubetune")["items"]}
+        assert {f"{FULLNAME}-trial-pods", "ktc-b-kubetune-trial-pods"} <= policies
+        crd = cluster.get("crd", "tuningstudies.kubetune.dev")
+        assert crd["metadata"]["annotations"][HELM_ANNOTATIONS[0]] == RELEASE
+        (pod,) = cluster.get("pods", "-n", other, "-l",
+                             "app.kubernetes.io/component=operator")["items"]
+        ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+        assert ready["Ready"] == "True"
+    finally:
+        release.helm("uninstall", "ktc-b", "-n", other, "--wait", "--ignore-not-found",
+                     check=False)
+        cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
 def test_uninstall_keeps_the_crd_and_its_studies(release: Release):
     release.helm("uninstall", RELEASE, "-n", release.namespace, "--wait", "--timeout", "2m")
     crd = release.cluster.get("crd", "tuningstudies.kubetune.dev")
@@ -294,3 +334,46 @@ def test_uninstall_keeps_the_crd_and_its_studies(release: Release):
                                    "-l", "app.kubernetes.io/instance=ktc", "-o", "name").stdout
     assert left.strip() == ""
 
+
+
+def _history(release: Release) -> tuple[dict, dict]:
+    """Every recorded result (text and signature, by Job) and every study's ranking."""
+    cluster, ns = release.cluster, release.namespace
+    jobs = cluster.get("jobs", "-n", ns, "-l", names.STUDY_UID_LABEL)["items"]
+    recorded = {j["metadata"]["name"]: (j["metadata"]["annotations"][names.RESULT_ANNOTATION],
+                                        j["metadata"]["annotations"][signing.SIGNATURE_ANNOTATION])
+                for j in jobs if names.RESULT_ANNOTATION in j["metadata"]["annotations"]}
+    ranking = {s["metadata"]["name"]: {k: s["status"].get(k) for k in
+                                       ("leaderboard", "bestTrial", "trials", "phase", "progress")}
+               for s in cluster.get("ts", "-n", ns)["items"]}
+    return recorded, ranking
+
+
+def test_a_reinstall_with_a_new_key_keeps_every_result(release: Release):
+    """After the uninstall: a new key is added to the kept Secret (rotation), and the chart is
+    installed again under another name. Every recorded result and every leaderboard stay as
+    they were; new results are signed with the new key."""
+    cluster, ns = release.cluster, release.namespace
+    recorded, ranking = _history(release)
+    assert len(recorded) == 6 and set(ranking) == {"tiny", "after-upgrade"}
+    new_key = secrets.token_bytes(32)
+    cluster.kubectl("patch", "secret", "-n", ns, signing.KEY_SECRET, "--type=merge", "-p",
+                    json.dumps({"data": {"key-2": base64.b64encode(new_key).decode()}}))
+    try:
+        # The CRD still carries the uninstalled release's marks: the chart leaves it alone.
+        release.helm("install", "ktc-again", str(CHART), "-n", ns, "--wait", "--timeout", "2m",
+                     *[a for v in _values(ns) for a in ("--set", v)])
+        cluster.apply(study("after-reinstall", budget={"maxTrials": 2, "parallelism": 2}), ns)
+        release.wait_succeeded("after-reinstall", timeout=120)
+        after, ranking_after = _history(release)
+        assert {k: v for k, v in after.items() if k in recorded} == recorded
+        assert {k: v for k, v in ranking_after.items() if k in ranking} == ranking
+        fresh = [sig for name, (_, sig) in after.items() if name not in recorded]
+        assert len(fresh) == 2
+        assert all(sig.split(":")[1] == signing.key_id(new_key) for sig in fresh), fresh
+        doubted = cluster.get("events", "-n", ns, "--field-selector",
+                              "reason=ResultUnverified")["items"]
+        assert doubted == [], [e["message"] for e in doubted]
+    finally:
+        release.helm("uninstall", "ktc-again", "-n", ns, "--wait", "--ignore-not-found",
+                     check=False)

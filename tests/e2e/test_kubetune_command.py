@@ -68,14 +68,14 @@ def test_watch_get_and_plot_a_study(cluster: Cluster, running_operator, namespac
     assert listed.returncode == 0, listed.stderr
     header, row = listed.stdout.splitlines()
     assert header.split() == ["NAME", "STATUS", "TRIALS", "RUNNING", "BEST", "AGE"]
-    assert row.split()[:5] == ["cli-demo", "MaxTrialsReached", "6/6", "0", f"{best['value']:.6g}"]
+    assert row.split()[:5] == ["cli-demo", "Succeeded", "6/6", "0", f"{best['value']:.6g}"]
 
     # The same command as a kubectl plugin, across namespaces.
     env = {**cluster.env, "PATH": f"{BIN}{os.pathsep}{cluster.env['PATH']}"}
     plugin = subprocess.run([str(cluster.bin / "kubectl"), "kubetune", "get", "-A"],
                             capture_output=True, text=True, env=env, timeout=60)
     assert plugin.returncode == 0, plugin.stderr
-    assert any(line.split()[:3] == [namespace, "cli-demo", "MaxTrialsReached"]
+    assert any(line.split()[:3] == [namespace, "cli-demo", "Succeeded"]
                for line in plugin.stdout.splitlines())
 
     board = kubetune(cluster, "get", "cli-demo", "-n", namespace)

@@ -8,11 +8,9 @@ import json
 import textwrap
 
 import pytest
-from conftest import ROOT, Cluster, wait_for
+from conftest import Cluster, trial_policy, wait_for
 from kubetune.core import protocol
 from kubetune.kube import jobs as builders
-
-POLICY = ROOT / "helm" / "kubetune" / "templates" / "trial-policy.yaml"
 
 # Runs inside a trial pod: each attempt patches a pod with the pod's own token and prints the
 # HTTP status and the API's message, one JSON line per attempt.
@@ -46,7 +44,7 @@ PROBE = textwrap.dedent("""
 
 @pytest.fixture
 def trial_account(cluster: Cluster, namespace: str) -> str:
-    cluster.kubectl("apply", "-f", str(POLICY))
+    cluster.apply(trial_policy(cluster))
     for obj in (builders.trial_service_account(namespace), builders.trial_role(namespace),
                 builders.trial_role_binding(namespace, "kubetune-trial")):
         cluster.apply(obj, namespace)

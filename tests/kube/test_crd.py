@@ -230,26 +230,30 @@ def resolve(root: dict[str, Any], json_path: str) -> dict[str, Any]:
 
 def test_printer_columns(version: dict[str, Any], root: dict[str, Any]) -> None:
     columns = version["additionalPrinterColumns"]
-    assert [c["name"] for c in columns] == ["Status", "Trials", "Running", "Best", "Age"]
+    assert [(c["name"], c.get("priority", 0)) for c in columns] == [
+        ("Status", 0), ("Trials", 0), ("Running", 0), ("Best", 0), ("Age", 0),
+        ("Metric", 1), ("Algorithm", 1), ("Reason", 1),  # -o wide
+    ]
     by_name = {c["name"]: c for c in columns}
     assert by_name["Age"] == {
         "name": "Age",
         "type": "date",
         "jsonPath": ".metadata.creationTimestamp",
     }
-    for name in ["Status", "Trials", "Running", "Best"]:
+    assert by_name["Status"]["jsonPath"] == ".status.phase"
+    assert by_name["Trials"]["jsonPath"] == ".status.progress"
+    assert by_name["Best"]["jsonPath"] == ".status.bestValue"
+    for name in ["Status", "Trials", "Running", "Best", "Metric", "Algorithm", "Reason"]:
         column = by_name[name]
-        assert column["jsonPath"].startswith(".status."), column
+        assert column["jsonPath"].startswith((".status.", ".spec.")), column
         node = resolve(root, column["jsonPath"])
         assert node["type"] == column["type"], (name, node)
-    assert (
-        resolve(root, by_name["Status"]["jsonPath"])
-        is (
-            root["properties"]["status"]["properties"]["conditions"]["items"]["properties"][
-                "reason"
-            ]
-        )
+        assert column["description"]
+    assert resolve(root, by_name["Reason"]["jsonPath"]) is (
+        root["properties"]["status"]["properties"]["conditions"]["items"]["properties"]["reason"]
     )
+    phases = resolve(root, ".status.phase")["enum"]
+    assert phases == ["Pending", "Running", "Suspended", "Succeeded", "Failed", "Invalid"]
 
 
 # ---- structural schema ----------------------------------------------------------------------
@@ -405,14 +409,18 @@ def test_cel_rules_of_the_design(root: dict[str, Any]) -> None:
 
 
 def test_fields_have_descriptions(root: dict[str, Any]) -> None:
-    # kubectl explain reads them.
-    spec = root["properties"]["spec"]
-    missing = [
-        path
-        for path, node in nodes(spec, ".spec")
-        if "description" not in node and path.count(".") <= 2 and not path.endswith("[]")
-    ]
+    # kubectl explain reads them: every field, the status's and the conditions' included.
+    # (.metadata may hold nothing but its type; kubectl explain describes it from ObjectMeta.)
+    missing = [path for path, node in nodes(root, "") if "description" not in node
+               and path != ".metadata" and not path.endswith(("[]", "{}"))]
     assert missing == []
+
+
+def test_descriptions_are_plain_text(root: dict[str, Any]) -> None:
+    # kubectl explain prints them as they are: no reStructuredText markup.
+    marked = [(path, node["description"]) for path, node in nodes(root, "")
+              if "``" in node.get("description", "") or ":class:" in node.get("description", "")]
+    assert marked == []
 
 
 # ---- studies against the schema -------------------------------------------------------------
@@ -515,3 +523,13 @@ def test_a_written_status_validates(root: dict[str, Any]) -> None:
     assert errors(root["properties"]["status"], written) == []
     stalled = status.invalid_status("spec: bad", written, generation=2, now=1714564900.0)
     assert errors(root["properties"]["status"], stalled) == []
+
+
+def test_a_new_study_is_in_progress_until_the_operator_acts(root: dict[str, Any]) -> None:
+    # kstatus reads a custom resource without status.observedGeneration and without conditions
+    # as Current: helm --wait would return before the operator looked at the study. The status
+    # defaults to observedGeneration 0 (InProgress for generation 1) and phase Pending.
+    status = root["properties"]["status"]
+    assert status["default"] == {}
+    assert status["properties"]["observedGeneration"]["default"] == 0
+    assert status["properties"]["phase"]["default"] == "Pending"

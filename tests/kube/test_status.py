@@ -147,8 +147,12 @@ def test_succeeded(p: Plan, reason: str) -> None:
     status = make(p)
     assert states(status)["Succeeded"] == ("True", reason)
     assert conditions(status)["Succeeded"]["message"] == p.finished.message
-    assert states(status)["Failed"] == ("False", "Running")
+    # The Failed condition says how the study ended, not that it runs.
+    assert states(status)["Failed"] == ("False", reason)
     assert states(status)["Ready"] == ("True", reason)
+    # kstatus: Current, so `helm --wait` and Flux accept a succeeded study.
+    assert states(status)["Stalled"] == ("False", "SpecAccepted")
+    assert status["phase"] == "Succeeded"
     assert status["completionTime"] == rfc3339(T0)
 
 
@@ -156,10 +160,52 @@ def test_failed() -> None:
     status = make(FAILED)
     assert states(status)["Failed"] == ("True", "TooManyFailedTrials")
     assert "maxFailedTrials" in conditions(status)["Failed"]["message"]
-    assert states(status)["Succeeded"] == ("False", "Running")
+    assert states(status)["Succeeded"] == ("False", "TooManyFailedTrials")
     assert states(status)["Ready"] == ("False", "TooManyFailedTrials")
-    assert states(status)["Stalled"] == ("False", "SpecAccepted")
+    # kstatus: Failed, so `helm upgrade --wait` and Flux stop waiting with the reason.
+    assert states(status)["Stalled"] == ("True", "TooManyFailedTrials")
+    assert conditions(status)["Stalled"]["message"] == (
+        f"TooManyFailedTrials: {FAILED.finished.message}")
+    assert status["phase"] == "Failed"
     assert status["completionTime"] == rfc3339(T0)
+
+
+def test_a_resumed_failed_study_is_no_longer_stalled() -> None:
+    failed = make(FAILED)
+    resumed = make(plan(spec(maxFailedTrials=3), [trial(0, TrialState.FAILED),
+                                                  trial(1, TrialState.FAILED)]), failed,
+                   now=LATER)
+    assert states(resumed)["Stalled"] == ("False", "SpecAccepted")
+    assert states(resumed)["Failed"] == ("False", "Running")
+    assert conditions(resumed)["Stalled"]["lastTransitionTime"] == rfc3339(LATER)
+    assert resumed["phase"] == "Running"
+
+
+@pytest.mark.parametrize(
+    ("p", "phase"),
+    [(WAITING, "Pending"), (RUNNING, "Running"), (SUSPENDED, "Suspended"),
+     (SUCCEEDED, "Succeeded"), (FAILED, "Failed")],
+)
+def test_phase_and_the_conditions_agree(p: Plan, phase: str) -> None:
+    status = make(p)
+    assert status["phase"] == phase
+    ready = conditions(status)["Ready"]
+    if phase in ("Pending", "Running", "Suspended"):
+        assert (ready["status"], ready["reason"]) == ("True", phase)
+        # Neither terminal condition claims an ending while the study goes on.
+        assert states(status)["Succeeded"] == states(status)["Failed"] == ("False", phase)
+
+
+def test_printer_column_fields() -> None:
+    status = make(RUNNING)
+    assert status["progress"] == "1/4"  # done: Succeeded, Failed, Pruned; not Running
+    assert status["bestValue"] == "0.3"
+    long = plan(spec(), [trial(0, TrialState.SUCCEEDED, 0.10596491228070176),
+                         trial(1, TrialState.PRUNED, 0.2), trial(2, TrialState.FAILED),
+                         trial(3, TrialState.STOPPED, 0.01)])
+    assert make(long)["bestValue"] == "0.105965"
+    assert make(long)["progress"] == "3/4"
+    assert make(WAITING)["bestValue"] is None
 
 
 def test_pending_reasons_in_the_ready_message() -> None:
@@ -209,7 +255,8 @@ def test_transition_time_set_when_status_changes() -> None:
     assert after["Failed"]["lastTransitionTime"] == rfc3339(LATER)
     assert after["Ready"]["lastTransitionTime"] == rfc3339(LATER)
     assert after["Succeeded"]["lastTransitionTime"] == OLD
-    assert after["Stalled"]["lastTransitionTime"] == OLD
+    assert after["Stalled"]["lastTransitionTime"] == rfc3339(LATER)
+    assert after["Suspended"]["lastTransitionTime"] == OLD
 
 
 def test_start_time_kept() -> None:
@@ -249,6 +296,7 @@ def test_invalid_status_is_stalled() -> None:
     }
     stalled = conditions(status)["Stalled"]
     assert stalled["message"] == "spec.budget.parallelism: must be <= maxTrials"
+    assert status["phase"] == "Invalid"
     assert stalled["lastTransitionTime"] == rfc3339(LATER)
     assert conditions(status)["Reconciling"]["lastTransitionTime"] == rfc3339(T0)
     assert status["observedGeneration"] == 4

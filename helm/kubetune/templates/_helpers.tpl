@@ -82,3 +82,19 @@ grant what the granter does not hold: hence pods get, which it never calls itsel
   resources: [roles, rolebindings]
   verbs: [create]
 {{- end -}}
+
+{{/* Who else holds the TuningStudy CRD: empty when it is absent (or when rendering without a
+cluster), when this release owns it, or when crds.adopt is set; else a phrase naming the owner. */}}
+{{- define "kubetune.crdOwnedElsewhere" -}}
+{{- $name := (.Files.Get "files/tuningstudy.yaml" | fromYaml).metadata.name -}}
+{{- $found := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" $name -}}
+{{- if and $found (not .Values.crds.adopt) -}}
+{{- $owner := index ($found.metadata.annotations | default dict) "meta.helm.sh/release-name" | default "" -}}
+{{- $ownerNs := index ($found.metadata.annotations | default dict) "meta.helm.sh/release-namespace" | default "" -}}
+{{- if not $owner -}}
+applied outside Helm (kubectl apply)
+{{- else if not (and (eq $owner .Release.Name) (eq $ownerNs .Release.Namespace)) -}}
+owned by the Helm release {{ $owner }} in namespace {{ $ownerNs }} (installed, or uninstalled and kept)
+{{- end -}}
+{{- end -}}
+{{- end -}}

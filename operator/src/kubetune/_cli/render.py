@@ -58,23 +58,9 @@ def studies_table(studies: Sequence[Mapping[str, Any]], now: float, *,
         headers.insert(0, "NAMESPACE")
     rows = []
     for obj in studies:
-        meta, status = obj.get("metadata") or {}, obj.get("status") or {}
-        spec = obj.get("spec") or {}
-        counts = status.get("trials") or {}
-        done = sum(int(counts.get(k) or 0) for k in ("succeeded", "failed", "pruned"))
-        limit = (spec.get("budget") or {}).get("maxTrials")
-        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"),
-                     None)
-        best = (status.get("bestTrial") or {}).get("value")
+        meta = obj.get("metadata") or {}
         created = views.timestamp(meta.get("creationTimestamp"))
-        row = [
-            str(meta.get("name", "")),
-            str((ready or {}).get("reason") or "Pending"),
-            f"{done}/{limit}" if limit else str(done),
-            str(int(counts.get("running") or 0)),
-            format_value(best),
-            _age(created, now),
-        ]
+        row = [str(meta.get("name", "")), *views.list_columns(obj), _age(created, now)]
         if namespaces:
             row.insert(0, str(meta.get("namespace", "")))
         rows.append(row)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubetune.core import plan as plans
 from kubetune.core import spec as specs
 from kubetune.core.trials import Trial, TrialState
 from kubetune.kube import observe as observing
@@ -27,6 +28,8 @@ __all__ = [
     "format_duration",
     "format_params",
     "format_value",
+    "list_columns",
+    "phase_of",
     "ranked_rows",
     "timestamp",
     "view_of",
@@ -96,7 +99,8 @@ class StudyView:
 
     @property
     def state(self) -> str:
-        """One word, as the Status printer column shows it: the Ready condition's reason."""
+        """One word for a study's header: the Ready condition's reason (why it is in its
+        phase, e.g. MaxTrialsReached); Pending before any status."""
         ready = self.condition("Ready")
         if ready is not None and ready.get("reason"):
             return str(ready["reason"])
@@ -213,6 +217,29 @@ def view_of(study: Mapping[str, Any], jobs: Sequence[dict] = (), pods: Sequence[
         created=timestamp(meta.get("creationTimestamp")), problem=problem,
         pending_reasons=pending,
     )
+
+
+def phase_of(status: Mapping[str, Any]) -> str:
+    """``status.phase``; for a status without one (the local runner's, or an older
+    operator's) the Ready condition's reason; Pending before any status."""
+    if status.get("phase"):
+        return str(status["phase"])
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is not None and ready.get("reason"):
+        return str(ready["reason"])
+    return "Pending"
+
+
+def list_columns(study: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """STATUS, TRIALS, RUNNING and BEST of a TuningStudy, as ``kubectl get ts`` prints them:
+    the fields the operator writes for its printer columns, and for a status written before
+    them the same values computed from the counts (trials done over maxTrials)."""
+    status = study.get("status") or {}
+    counts = status.get("trials") or {}
+    limit = ((study.get("spec") or {}).get("budget") or {}).get("maxTrials")
+    trials = status.get("progress") or plans.progress(counts, limit)
+    best = status.get("bestValue") or format_value((status.get("bestTrial") or {}).get("value"))
+    return phase_of(status), str(trials), str(int(counts.get("running") or 0)), str(best)
 
 
 # --- formatting shared by the text, HTML and PNG renderings ------------------------------------

@@ -51,7 +51,10 @@ __all__ = [
     "Phase",
     "Plan",
     "Stop",
+    "best_text",
     "decide",
+    "done",
+    "progress",
     "stop_result",
 ]
 
@@ -86,12 +89,19 @@ class Finish(NamedTuple):
 
 
 class Phase(StrEnum):
-    """What the study is doing, in one word (for printer columns and the Ready message)."""
+    """What the study is doing, in one word: ``status.phase``, the STATUS printer column.
 
+    Pending until a trial has started, Running, Suspended while ``spec.suspend`` holds,
+    Succeeded or Failed once it ended, Invalid while its spec cannot proceed (set by the kube
+    layer, which is where a spec is judged invalid).
+    """
+
+    PENDING = "Pending"
     RUNNING = "Running"
     SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    INVALID = "Invalid"
 
 
 @dataclass(frozen=True)
@@ -170,8 +180,12 @@ def decide(
             proposals = propose(spec, history, n)[:n]
             create = [Creation(start + i, dict(p)) for i, p in enumerate(proposals)]
 
-    phase = _phase(finished, spec.suspend)
+    phase = _phase(finished, spec.suspend, history)
     status = _status(history, create, start, lower_is_better)
+    status["phase"] = phase.value
+    status["progress"] = progress(status["trials"], budget.max_trials)
+    status["bestValue"] = None if status["bestTrial"] is None else \
+        best_text(status["bestTrial"]["value"])
     summary = finished.message if finished else _summary(spec, status, phase)
     return Plan(
         create=tuple(create),
@@ -302,10 +316,31 @@ def _counts(history: Sequence[Trial]) -> Counter:
     return Counter(t.state for t in history)
 
 
-def _phase(finished: Finish | None, suspend: bool) -> Phase:
+def _phase(finished: Finish | None, suspend: bool, history: Sequence[Trial]) -> Phase:
     if finished is not None:
         return Phase.SUCCEEDED if finished.condition == "Succeeded" else Phase.FAILED
-    return Phase.SUSPENDED if suspend else Phase.RUNNING
+    if suspend:
+        return Phase.SUSPENDED
+    if all(t.state is TrialState.PENDING for t in history):
+        return Phase.PENDING
+    return Phase.RUNNING
+
+
+def done(counts: Mapping[str, Any]) -> int:
+    """Trials that spent the budget (Succeeded, Failed, Pruned), from ``status.trials``."""
+    return sum(int(counts.get(s.value.lower()) or 0) for s in TrialState
+               if s.counts_toward_budget)
+
+
+def progress(counts: Mapping[str, Any], max_trials: int | None) -> str:
+    """``status.progress``, the TRIALS column: trials done over maxTrials, e.g. ``7/20``."""
+    n = done(counts)
+    return f"{n}/{max_trials}" if max_trials else str(n)
+
+
+def best_text(value: float) -> str:
+    """``status.bestValue``, the BEST column: the value to 6 significant digits."""
+    return f"{value:.6g}"
 
 
 def _status(
@@ -330,10 +365,9 @@ def _status(
 
 def _summary(spec: specs.StudySpec, status: Mapping[str, Any], phase: Phase) -> str:
     n = status["trials"]
-    done = n["succeeded"] + n["failed"] + n["pruned"]
     text = (
         f"{n['running']} running, {n['pending']} pending; "
-        f"{done} of {spec.budget.max_trials} trials done"
+        f"{done(n)} of {spec.budget.max_trials} trials done"
     )
     best = status["bestTrial"]
     if best is not None:

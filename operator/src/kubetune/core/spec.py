@@ -161,8 +161,8 @@ class ObjectiveSpec(_Model):
 
 
 class ParamSpec(_Model):
-    """One parameter: ``float`` or ``int`` in [low, high] (``log`` scale, or a ``step``
-    lattice), or ``categorical`` with a list of ``values``."""
+    """One parameter: float or int in [low, high] (on a log scale, or on a lattice of step), or
+    categorical with a list of values."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -264,7 +264,8 @@ _IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message"
 
 
 class StudySpec(_Model):
-    """A TuningStudy's ``.spec``."""
+    """What to tune: the objective, the search space, the algorithm, early stopping, the
+    budget, and the Job template of one trial."""
 
     objective: ObjectiveSpec = Field(json_schema_extra=_IMMUTABLE)
     """What to optimise; immutable."""
@@ -303,57 +304,98 @@ class _StatusModel(_Model):
 
 
 class Condition(_StatusModel):
-    """A metav1.Condition (kstatus: Ready, Reconciling, Stalled, Suspended, Succeeded, Failed)."""
+    """A metav1.Condition. Types: Ready, Reconciling, Stalled, Suspended, Succeeded, Failed,
+    as kstatus, kubectl wait, Helm, Flux and Argo CD read them."""
 
     type: Annotated[str, StringConstraints(min_length=1, max_length=316)]
+    """The condition's type, e.g. Ready or Succeeded; one entry per type."""
     status: Literal["True", "False", "Unknown"]
+    """Whether the condition holds: True, False or Unknown."""
     observed_generation: Generation | None = None
+    """The metadata.generation of the spec this condition was computed from."""
     last_transition_time: datetime
+    """When status last changed (a new reason or message alone does not move it)."""
     reason: Annotated[
         str,
         StringConstraints(
             min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
         ),
     ]
+    """Why, in one CamelCase word, e.g. MaxTrialsReached or TooManyFailedTrials."""
     message: Annotated[str, StringConstraints(max_length=32768)] = ""
+    """Why, in a sentence a person reads."""
 
 
 class TrialCounts(_StatusModel):
-    """How many trials are in each state; ``total`` counts them all."""
+    """How many trials are in each state; total counts them all."""
 
     pending: Count = 0
+    """Created, waiting for a node or to start."""
     running: Count = 0
+    """Running now."""
     succeeded: Count = 0
+    """Ended with a valid objective value."""
     failed: Count = 0
+    """Ended without one (exit code, timeout, missing or bad metric)."""
     pruned: Count = 0
+    """Stopped early by the early stopping rule."""
     stopped: Count = 0
+    """Still running when the study ended; they do not count toward maxTrials."""
     lost: Count = 0
+    """Whose Job was deleted, or whose result could not be verified; not counted."""
     total: Count = 0
+    """All trials ever created."""
 
 
 class TrialSummary(_StatusModel):
-    """One trial as the status shows it: ``bestTrial`` and each ``leaderboard`` entry."""
+    """One trial as the status shows it: bestTrial and each leaderboard entry."""
 
     number: Count
+    """The trial's number (its Job's kubetune.dev/trial label)."""
     value: Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
+    """Its objective value."""
     params: Annotated[dict[Name, ParamValue], Field(max_length=MAX_PARAMS)] = {}
+    """Its parameters, name -> value."""
     job: Annotated[str, StringConstraints(max_length=MAX_JOB_NAME_LENGTH)] | None = None
+    """The name of the trial's Job, which holds its recorded result."""
+
+
+StudyPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed", "Invalid"]
 
 
 class StudyStatus(_StatusModel):
-    """A TuningStudy's ``.status``: bounded whatever the number of trials."""
+    """A TuningStudy's status, written by the operator: bounded whatever the number of
+    trials."""
 
-    observed_generation: Generation | None = None
+    observed_generation: Generation | None = 0
+    """The metadata.generation the operator last acted on; 0 until it has acted, so that
+    kstatus (helm --wait, Flux) reads a new study as InProgress, not Current."""
+    phase: StudyPhase | None = "Pending"
+    """What the study is doing in one word: Pending (no trial started yet), Running,
+    Suspended, Succeeded, Failed or Invalid (its spec cannot proceed; see the Stalled
+    condition)."""
     conditions: Annotated[list[Condition], Field(max_length=16)] = Field(
         default=[],
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
+    """The study's conditions, one per type (see Condition)."""
     trials: TrialCounts = TrialCounts()
+    """How many trials are in each state."""
+    progress: Annotated[str, StringConstraints(max_length=32)] | None = None
+    """Trials done (Succeeded, Failed and Pruned) over spec.budget.maxTrials, e.g. 7/20: the
+    TRIALS column of kubectl get."""
     next_trial: Count = 0
+    """The next trial's number: numbers are never reused."""
     best_trial: TrialSummary | None = None
+    """The best Succeeded trial so far."""
+    best_value: Annotated[str, StringConstraints(max_length=32)] | None = None
+    """The best value to 6 significant digits: the BEST column of kubectl get."""
     leaderboard: Annotated[list[TrialSummary], Field(max_length=10)] = []
+    """The best Succeeded trials, best first (at most 10)."""
     start_time: datetime | None = None
+    """When the operator first acted on the study."""
     completion_time: datetime | None = None
+    """When the study Succeeded or Failed; null while it runs."""
 
 
 class SpecError(ValueError):

@@ -16,7 +16,7 @@ from kubetune.core.protocol import TrialResult
 from kubetune.core.trials import TrialState
 from kubetune.kube import api as paths
 from kubetune.kube import conventions as names
-from kubetune.kube import errors
+from kubetune.kube import errors, signing
 from kubetune.kube import jobs as builders
 from kubetune.kube import observe as observing
 from kubetune.kube.api import Api
@@ -53,7 +53,7 @@ class Applier:
         self.metrics = metrics
 
     async def record(self, study: Mapping[str, Any], job: dict[str, Any] | None,
-                     result: TrialResult, key: bytes | None) -> bool:
+                     result: TrialResult, key: signing.Keyring | None) -> bool:
         """Write ``result`` on ``job``; False when the Job is gone (the trial is Lost)."""
         if job is None:
             return False

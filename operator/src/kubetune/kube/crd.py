@@ -18,9 +18,36 @@ import yaml
 from kubetune.core.spec import StudySpec, StudyStatus
 from kubetune.kube import conventions as names
 
-__all__ = ["crd", "crd_yaml", "structural"]
+__all__ = ["PRINTER_COLUMNS", "crd", "crd_yaml", "structural"]
 
 _DROP = {"title", "$defs", "additionalProperties", "discriminator", "propertyNames"}
+
+
+_READY = '.status.conditions[?(@.type=="Ready")]'
+# `kubectl get ts`; priority 1 columns show with `-o wide`. TRIALS and BEST are strings the
+# operator writes (status.progress, status.bestValue): a jsonPath can neither divide nor round.
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Status", "type": "string", "jsonPath": ".status.phase",
+     "description": "Pending, Running, Suspended, Succeeded, Failed or Invalid"},
+    {"name": "Trials", "type": "string", "jsonPath": ".status.progress",
+     "description": "trials done (Succeeded, Failed, Pruned) over maxTrials"},
+    {"name": "Running", "type": "integer", "jsonPath": ".status.trials.running",
+     "description": "trials running now"},
+    {"name": "Best", "type": "string", "jsonPath": ".status.bestValue",
+     "description": "the best objective value so far, to 6 significant digits"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Metric", "type": "string", "jsonPath": ".spec.objective.metric", "priority": 1,
+     "description": "the objective's metric"},
+    {"name": "Algorithm", "type": "string", "jsonPath": ".spec.algorithm.name", "priority": 1,
+     "description": "the sampler"},
+    {"name": "Reason", "type": "string", "jsonPath": f"{_READY}.reason", "priority": 1,
+     "description": "why the study is in its phase, e.g. MaxTrialsReached"},
+]
+_API_VERSION = ("The versioned schema of this object: kubetune.dev/v1alpha1. See "
+                "https://git.k8s.io/community/contributors/devel/sig-architecture/"
+                "api-conventions.md#resources")
+_KIND = ("The kind of this object: TuningStudy. See https://git.k8s.io/community/contributors/"
+         "devel/sig-architecture/api-conventions.md#types-kinds")
 
 
 def _inline(schema: Any, defs: Mapping[str, Any]) -> Any:
@@ -96,6 +123,9 @@ def crd() -> dict:
     spec_schema = _model_schema(StudySpec, "validation")
     status_schema = _model_schema(StudyStatus, "serialization")
     spec_schema.pop("nullable", None)
+    # A status from the start (its nested defaults: observedGeneration 0, phase Pending), so
+    # that a study the operator has not acted on yet reads as InProgress to kstatus.
+    status_schema["default"] = {}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -115,23 +145,16 @@ def crd() -> dict:
             "versions": [{
                 "name": names.VERSION, "served": True, "storage": True,
                 "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    {"name": "Status", "type": "string",
-                     "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
-                     "description": "what the study is doing, or why it ended"},
-                    {"name": "Trials", "type": "integer", "jsonPath": ".status.trials.total"},
-                    {"name": "Running", "type": "integer", "jsonPath": ".status.trials.running"},
-                    {"name": "Best", "type": "number", "jsonPath": ".status.bestTrial.value"},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
+                "additionalPrinterColumns": PRINTER_COLUMNS,
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
                     "description": "A hyperparameter tuning study: a search space, an objective, "
                                    "a budget and a Job template for one trial.",
                     "required": ["spec"],
                     "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
+                        "apiVersion": {"type": "string", "description": _API_VERSION},
+                        "kind": {"type": "string", "description": _KIND},
+                        # The API server allows nothing else here (kubectl explain describes it).
                         "metadata": {"type": "object"},
                         "spec": spec_schema,
                         "status": status_schema,

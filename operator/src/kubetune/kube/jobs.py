@@ -126,9 +126,10 @@ def build_trial_job(
 
 
 def result_patch(result: protocol.TrialResult, job: Mapping[str, Any] | None = None,
-                 key: bytes | None = None) -> dict:
-    """The merge patch that records a trial's result on ``job``, signed with ``key`` when
-    given (see ``kube.signing``), so that the operator can tell an edited result.
+                 key: bytes | signing.Keyring | None = None) -> dict:
+    """The merge patch that records a trial's result on ``job``, signed with ``key`` (a
+    keyring's signing key) when given (see ``kube.signing``), so that the operator can tell an
+    edited result.
     """
     text = protocol.encode_result(result)
     annotations = {names.RESULT_ANNOTATION: text}

@@ -5,11 +5,13 @@ from the Job's conditions and its pods: the metrics and curve annotations of the
 it, the Job's Complete/Failed condition, the pod's phase. Numbers below the study's high-water
 mark without a Job are Lost.
 
-Given the operator's signing key, a result is believed only with a valid signature
-(``kube.signing``). One without (edited by hand, or signed with a key since replaced) is
+Given the operator's keyring, a result is believed only with a valid signature
+(``kube.signing``). One that a key of the ring shows edited (or that has no signature) is
 re-derived from its pod when the trial ended on its own and its pod is still there, and
-recorded again; otherwise the trial is Lost (reason ResultUnverified): its number is not
-reused, it does not count toward maxTrials, and a new trial takes its place.
+recorded again; otherwise the trial is Lost (reason ResultUnverified). One signed with a key
+the ring does not hold is never rewritten: the trial is Lost (reason ResultKeyUnknown) until
+that key is added to the ring. A Lost trial's number is not reused, it does not count toward
+maxTrials, and a new trial takes its place.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from kubetune.core.protocol import ProtocolError, TrialResult
 from kubetune.core.trials import Trial, TrialState
 from kubetune.kube import conventions as names
 from kubetune.kube import signing
+
+Keys = bytes | signing.Keyring
 
 __all__ = [
     "Observation",
@@ -207,17 +211,32 @@ def _pending_reason(objs: TrialObjects) -> str | None:
     return None
 
 
-def _recorded(job: Mapping[str, Any], key: bytes | None) -> TrialResult | None:
-    """The result on ``job``, if readable and (given ``key``) signed by the operator."""
+def _recorded(job: Mapping[str, Any], key: Keys | None
+              ) -> tuple[TrialResult | None, signing.Verdict]:
+    """The result on ``job`` if readable and (given ``key``) signed by the operator, and what
+    its signature says."""
     annotations = job["metadata"].get("annotations") or {}
     text = annotations.get(names.RESULT_ANNOTATION)
-    if key is not None and not signing.verify(
-            key, job, text or "", annotations.get(signing.SIGNATURE_ANNOTATION)):
-        return None
+    verdict = signing.Verdict.VERIFIED
+    if key is not None:
+        verdict = signing.judge(key, job, text or "",
+                                annotations.get(signing.SIGNATURE_ANNOTATION))
+        if verdict is not signing.Verdict.VERIFIED:
+            return None, verdict
     try:
-        return protocol.parse_result(text or "")
+        return protocol.parse_result(text or ""), verdict
     except ProtocolError:
-        return None
+        return None, verdict
+
+
+def _unknown_key(job: Mapping[str, Any]) -> str:
+    signature = (job["metadata"].get("annotations") or {}).get(signing.SIGNATURE_ANNOTATION)
+    parts = str(signature).split(":")
+    which = f"key {parts[1]}" if len(parts) == 3 else "a key"
+    return (f"its result was signed with {which}, which Secret {signing.KEY_SECRET} in the "
+            "operator's namespace does not hold (another operator's, or a removed key); add "
+            "that key to the Secret as a key* field and restart the operator to believe it; "
+            "the result is kept as it is")
 
 
 def _rederivable(objs: TrialObjects, result: TrialResult | None) -> bool:
@@ -231,12 +250,12 @@ def _rederivable(objs: TrialObjects, result: TrialResult | None) -> bool:
 
 def observe(
     jobs: Sequence[dict], pods: Sequence[dict], *, metric: str, minimize: bool,
-    next_trial: int = 0, key: bytes | None = None,
+    next_trial: int = 0, key: Keys | None = None,
 ) -> Observation:
     """Read the trials of one study from its Jobs and pods (both selected by its UID label).
 
-    With ``key`` (the operator's signing key) recorded results are verified; without one (a
-    reader that only displays) they are taken as written.
+    With ``key`` (the operator's keyring, or one key) recorded results are verified; without
+    one (a reader that only displays) they are taken as written.
     """
     grouped = group_by_trial(jobs, pods)
     trials: list[Trial] = []
@@ -263,9 +282,17 @@ def observe(
                 if cond:
                     end = parse_time(cond.get("lastTransitionTime"))
         if names.RESULT_ANNOTATION in annotations:
-            result = _recorded(job, key)
+            result, verdict = _recorded(job, key)
             if result is not None:
                 trials.append(_trial_from_result(number, params, result, job, start, end))
+                continue
+            if verdict is signing.Verdict.UNKNOWN_KEY:
+                # Recorded by an operator with another key: never re-derived nor rewritten.
+                unverified.append(number)
+                trials.append(Trial(
+                    number=number, params=params, state=TrialState.LOST,
+                    reason="ResultKeyUnknown", message=_unknown_key(job),
+                    start_time=start, end_time=end, job=job["metadata"]["name"]))
                 continue
             if key is not None:
                 unverified.append(number)

@@ -28,7 +28,7 @@ from kubetune.core import plan as plans
 from kubetune.core import spec as specs
 from kubetune.core.trials import Trial
 from kubetune.kube import conventions as names
-from kubetune.kube import errors
+from kubetune.kube import errors, signing
 from kubetune.kube import jobs as builders
 from kubetune.kube import observe as observing
 from kubetune.kube import status as statuses
@@ -61,7 +61,7 @@ class Reconciler:
     (None: taken as written, as ``run --local`` does); ``access`` sets up trial RBAC (None
     where there is none, as in ``run --local``)."""
 
-    def __init__(self, api: Api, store: TrialStore, *, key: bytes | None = None,
+    def __init__(self, api: Api, store: TrialStore, *, key: signing.Keyring | None = None,
                  metrics: Metrics | None = None, access: TrialAccess | None = None,
                  suggest: Callable[..., Any] | None = None,
                  clock: Callable[[], float] = time.time):

@@ -1,29 +1,32 @@
 """Plan + what the cluster said -> the study's .status (conditions per kstatus). Pure.
 
-Conditions:
+``status.phase`` says in one word what the study is doing (Pending, Running, Suspended,
+Succeeded, Failed, Invalid). The conditions say it the way kstatus (``helm --wait``, Flux,
+Argo CD, ``kubectl wait``) reads it:
+
 - Ready: True while the spec is accepted and the study makes progress or has succeeded; its
   message is what a person wants to know now (including why trials wait for a node or a GPU).
-- Reconciling: True only while the operator has not yet acted on the latest generation.
-- Stalled: True for a spec that cannot proceed (reason InvalidSpec).
+- Reconciling: True only while the operator has not yet acted on the latest generation
+  (kstatus: InProgress).
+- Stalled: True for a spec that cannot proceed (reason InvalidSpec) and for a study that ended
+  Failed (its terminal reason), so kstatus says Failed and waiting tools stop at once. A
+  Succeeded study keeps Stalled False and Ready True (kstatus: Current).
 - Suspended: True while spec.suspend is set.
-- Succeeded / Failed: terminal, with CamelCase reasons from the plan.
+- Succeeded / Failed: terminal, with CamelCase reasons from the plan. While neither holds their
+  reason is the phase; once one holds, the other's reason is the terminal reason.
 """
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kubetune.core.plan import Phase, Plan
+from kubetune.core.plan import Finish, Phase, Plan
+from kubetune.core.times import rfc3339
 
 __all__ = ["conditions_changed", "invalid_status", "reconciling_status", "study_status"]
 
 MAX_MESSAGE = 1024
-
-
-def _rfc3339(now: float) -> str:
-    return datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _merge_conditions(
@@ -37,7 +40,7 @@ def _merge_conditions(
              "observedGeneration": generation}
         old = before.get(c["type"])
         same = old is not None and old.get("status") == c["status"]
-        c["lastTransitionTime"] = old["lastTransitionTime"] if same else _rfc3339(now)
+        c["lastTransitionTime"] = old["lastTransitionTime"] if same else rfc3339(now)
         out.append(c)
     return out
 
@@ -45,6 +48,16 @@ def _merge_conditions(
 def _cond(kind: str, ok: bool, reason: str, message: str = "") -> dict:
     return {"type": kind, "status": "True" if ok else "False", "reason": reason,
             "message": message}
+
+
+def _terminal(kind: str, finished: Finish | None, phase: Phase) -> dict:
+    """The Succeeded or Failed condition: True with the plan's reason when the study ended
+    that way; else False, with the other ending's reason or, while it runs, the phase."""
+    if finished is None:
+        return _cond(kind, False, phase.value)
+    if finished.condition == kind:
+        return _cond(kind, True, finished.reason, finished.message)
+    return _cond(kind, False, finished.reason, f"the study ended {finished.condition}")
 
 
 def study_status(
@@ -60,32 +73,34 @@ def study_status(
     if pending_reasons and plan.status["trials"]["pending"]:
         message += "; waiting: " + " | ".join(pending_reasons[:3])
     finished = plan.finished
-    if finished is not None:
-        ready = _cond("Ready", finished.condition == "Succeeded", finished.reason, message)
-    elif plan.phase == Phase.SUSPENDED:
-        ready = _cond("Ready", True, "Suspended", message)
+    if finished is None:
+        ready = _cond("Ready", True, plan.phase.value, message)
+        stalled = _cond("Stalled", False, "SpecAccepted")
+    elif finished.condition == "Failed":
+        ready = _cond("Ready", False, finished.reason, message)
+        # kstatus reports only the message (`helm --wait`: "status: Failed, message: ..."),
+        # so it starts with the reason.
+        stalled = _cond("Stalled", True, finished.reason,
+                        f"{finished.reason}: {finished.message}")
     else:
-        ready = _cond("Ready", True, "Running", message)
+        ready = _cond("Ready", True, finished.reason, message)
+        stalled = _cond("Stalled", False, "SpecAccepted")
     wanted = [
         ready,
         _cond("Reconciling", False, "Reconciled"),
-        _cond("Stalled", False, "SpecAccepted"),
+        stalled,
         _cond("Suspended", plan.suspended,
               "SuspendRequested" if plan.suspended else "NotSuspended"),
-        _cond("Succeeded", finished is not None and finished.condition == "Succeeded",
-              finished.reason if finished and finished.condition == "Succeeded" else "Running",
-              finished.message if finished and finished.condition == "Succeeded" else ""),
-        _cond("Failed", finished is not None and finished.condition == "Failed",
-              finished.reason if finished and finished.condition == "Failed" else "Running",
-              finished.message if finished and finished.condition == "Failed" else ""),
+        _terminal("Succeeded", finished, plan.phase),
+        _terminal("Failed", finished, plan.phase),
     ]
     status = dict(plan.status)
     status["observedGeneration"] = generation
     status["conditions"] = _merge_conditions(previous.get("conditions") or [], wanted,
                                              generation, now)
-    status["startTime"] = previous.get("startTime") or _rfc3339(now)
+    status["startTime"] = previous.get("startTime") or rfc3339(now)
     if finished is not None:
-        status["completionTime"] = previous.get("completionTime") or _rfc3339(now)
+        status["completionTime"] = previous.get("completionTime") or rfc3339(now)
     else:
         status["completionTime"] = None
     return status
@@ -101,6 +116,7 @@ def invalid_status(message: str, previous: Mapping[str, Any], *, generation: int
     ]
     status = {k: v for k, v in previous.items() if k != "conditions"}
     status["observedGeneration"] = generation
+    status["phase"] = Phase.INVALID.value
     status["conditions"] = _merge_conditions(previous.get("conditions") or [], wanted,
                                              generation, now)
     return status
