@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from kubetune.core import _spec_problems as problems
@@ -260,7 +261,9 @@ class BudgetSpec(_Model):
         return self
 
 
-_IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable"}]}
+_IMMUTABLE: JsonDict = {
+    "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable"}]
+}
 
 
 class StudySpec(_Model):

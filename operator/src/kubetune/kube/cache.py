@@ -22,7 +22,7 @@ log = logging.getLogger("kubetune.cache")
 KINDS = {"jobs": "/apis/batch/v1", "pods": "/api/v1"}
 
 
-def _rv(obj: dict) -> int:
+def _rv(obj: dict[str, Any]) -> int:
     try:
         return int(obj["metadata"].get("resourceVersion") or 0)
     except ValueError:
@@ -37,7 +37,7 @@ class TrialCache:
         self.client = client
         self.namespaces = list(namespaces) if namespaces else [None]
         self.on_change = on_change
-        self.store: dict[str, dict[str, dict[str, dict]]] = {k: {} for k in KINDS}
+        self.store: dict[str, dict[str, dict[str, dict[str, Any]]]] = {k: {} for k in KINDS}
         self._synced: dict[tuple[str, str | None], asyncio.Event] = {
             (k, ns): asyncio.Event() for k in KINDS for ns in self.namespaces
         }
@@ -45,13 +45,13 @@ class TrialCache:
     async def wait_synced(self) -> None:
         await asyncio.gather(*(e.wait() for e in self._synced.values()))
 
-    def jobs_of(self, uid: str) -> list[dict]:
+    def jobs_of(self, uid: str) -> list[dict[str, Any]]:
         return list(self.store["jobs"].get(uid, {}).values())
 
-    def pods_of(self, uid: str) -> list[dict]:
+    def pods_of(self, uid: str) -> list[dict[str, Any]]:
         return list(self.store["pods"].get(uid, {}).values())
 
-    def upsert(self, kind: str, obj: dict) -> None:
+    def upsert(self, kind: str, obj: dict[str, Any]) -> None:
         """Take an object we wrote (or read) if it is newer than the cached one."""
         uid = (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
         if not uid:
@@ -64,7 +64,7 @@ class TrialCache:
         if old is None or _rv(obj) >= _rv(old):
             bucket[key] = obj
 
-    def _remove(self, kind: str, obj: dict) -> str | None:
+    def _remove(self, kind: str, obj: dict[str, Any]) -> str | None:
         uid = (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
         key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
         bucket = self.store[kind].get(uid or "", {})
@@ -82,18 +82,18 @@ class TrialCache:
 
     async def _loop(self, kind: str, namespace: str | None) -> None:
         path = self._path(kind, namespace)
-        selector = {"labelSelector": names.STUDY_UID_LABEL}
+        selector = names.STUDY_UID_LABEL
         delay = 0.5
         while True:
             try:
-                listing = await self.client.get(path, **selector)
+                listing = await self.client.get(path, labelSelector=selector)
                 rv = listing["metadata"]["resourceVersion"]
                 self._replace(kind, namespace, listing.get("items") or [], _rv(listing))
                 self._synced[(kind, namespace)].set()
                 delay = 0.5
                 while True:
                     seen = 0
-                    async for event in self.client.watch(path, rv, **selector):
+                    async for event in self.client.watch(path, rv, labelSelector=selector):
                         seen += 1
                         if seen % 50 == 0:
                             # Buffered events arrive without a pause: let the rest of the
@@ -119,7 +119,7 @@ class TrialCache:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
-    def _replace(self, kind: str, namespace: str | None, items: list[dict],
+    def _replace(self, kind: str, namespace: str | None, items: list[dict[str, Any]],
                  listed_at: int) -> None:
         """A fresh listing replaces what this scope held; studies that changed are told.
 
@@ -136,8 +136,8 @@ class TrialCache:
                 touched.add(uid)
         for obj in items:
             self.upsert(kind, obj)
-            uid = (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
-            if uid:
-                touched.add(uid)
+            labelled = (obj["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
+            if labelled:
+                touched.add(labelled)
         for uid in touched:
             self.on_change(uid)

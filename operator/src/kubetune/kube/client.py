@@ -143,7 +143,7 @@ class Client:
     async def request(
         self, method: str, path: str, *, body: Any = None,
         params: Mapping[str, str] | None = None, content_type: str = "application/json",
-    ) -> dict:
+    ) -> dict[str, Any]:
         http = await self._http()
         data = None if body is None else json.dumps(body)
         async with http.request(
@@ -156,30 +156,30 @@ class Client:
                 raise api_error(r.status, text, method=method, path=path)
             return json.loads(text) if text else {}
 
-    async def get(self, path: str, **params: str) -> dict:
+    async def get(self, path: str, **params: str) -> dict[str, Any]:
         return await self.request("GET", path, params=params or None)
 
-    async def create(self, path: str, body: Any, *, dry_run: bool = False) -> dict:
+    async def create(self, path: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
         params = {"dryRun": "All"} if dry_run else None
         return await self.request("POST", path, body=body, params=params)
 
-    async def merge_patch(self, path: str, body: Any) -> dict:
+    async def merge_patch(self, path: str, body: Any) -> dict[str, Any]:
         return await self.request("PATCH", path, body=body,
                                   content_type="application/merge-patch+json")
 
-    async def json_patch(self, path: str, ops: list[dict]) -> dict:
+    async def json_patch(self, path: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         return await self.request("PATCH", path, body=ops,
                                   content_type="application/json-patch+json")
 
-    async def replace(self, path: str, body: Any) -> dict:
+    async def replace(self, path: str, body: Any) -> dict[str, Any]:
         return await self.request("PUT", path, body=body)
 
-    async def delete(self, path: str) -> dict:
+    async def delete(self, path: str) -> dict[str, Any]:
         return await self.request("DELETE", path)
 
     async def watch(
         self, path: str, resource_version: str, *, timeout_seconds: int = 290, **params: str
-    ) -> AsyncIterator[dict]:
+    ) -> AsyncIterator[dict[str, Any]]:
         """Watch events of a collection from ``resource_version`` until the server ends it."""
         http = await self._http()
         query = {

@@ -24,7 +24,7 @@ log = logging.getLogger("kubetune.handlers")
 def build_registry(operator: Operator, credentials: clients.Credentials) -> kopf.OperatorRegistry:
     """The registry for one operator process, bound to ``operator``."""
     registry = kopf.OperatorRegistry()
-    background: list[asyncio.Task] = []
+    background: list[asyncio.Task[None]] = []
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -56,7 +56,7 @@ def build_registry(operator: Operator, credentials: clients.Credentials) -> kopf
         await operator.client.close()
 
     @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)
-    async def study_event(event: dict, **_: Any) -> None:
+    async def study_event(event: kopf.RawEvent, **_: Any) -> None:
         kind = event.get("type") or "ADDED"
         operator.study_event(kind, dict(event["object"]))
 

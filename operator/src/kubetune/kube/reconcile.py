@@ -67,8 +67,8 @@ class Operator:
         self.metrics.active_studies.set_function(
             lambda: sum(1 for s in self.studies.values() if not _finished(s)))
         self.cache = TrialCache(client, namespaces, self.trigger)
-        self.studies: dict[str, dict] = {}
-        self._running: dict[str, asyncio.Task] = {}
+        self.studies: dict[str, dict[str, Any]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._rbac_done: set[tuple[str, str]] = set()
         self.reconciles = 0
@@ -81,7 +81,7 @@ class Operator:
 
     # --- triggers -----------------------------------------------------------------------------
 
-    def study_event(self, kind: str, body: dict) -> None:
+    def study_event(self, kind: str, body: dict[str, Any]) -> None:
         uid = body["metadata"]["uid"]
         if kind == "DELETED":
             # Its Jobs and pods go with it (owner references); their cache entries leave as
@@ -183,7 +183,7 @@ class Operator:
         jobs, pods = self.cache.jobs_of(uid), self.cache.pods_of(uid)
         next_trial = int(previous.get("nextTrial") or 0)
 
-        def look() -> tuple[observing.Observation, plans.Plan, dict]:
+        def look() -> tuple[observing.Observation, plans.Plan, dict[int, observing.TrialObjects]]:
             # Reading every Job of a large study costs as much as deciding: both run off the
             # event loop (on lists of cached objects, which the loop replaces, never mutates).
             seen = observing.observe(jobs, pods, metric=spec.objective.metric,
@@ -232,8 +232,8 @@ class Operator:
             await self._event(study, f"Study{plan.finished.condition}", plan.finished.message,
                               kind)
 
-    async def _create_trials(self, study: dict, spec: specs.StudySpec, plan: plans.Plan,
-                             jobs: list[dict], previous: dict, generation: int,
+    async def _create_trials(self, study: dict[str, Any], spec: specs.StudySpec, plan: plans.Plan,
+                             jobs: list[dict[str, Any]], previous: dict[str, Any], generation: int,
                              now: float) -> bool:
         ns = study["metadata"]["namespace"]
         manifests = [builders.build_trial_job(study, spec, c.number, c.params)
@@ -268,7 +268,9 @@ class Operator:
                               f"{_params_text(creation.params)}")
         return True
 
-    async def _record(self, study: dict, job: dict | None, result: TrialResult) -> bool:
+    async def _record(
+        self, study: dict[str, Any], job: dict[str, Any] | None, result: TrialResult
+    ) -> bool:
         if job is None:
             return False
         meta = job["metadata"]
@@ -291,7 +293,9 @@ class Operator:
         await self._event(study, reason, text, kind)
         return True
 
-    async def _warn_unverified(self, study: dict, job: dict | None, *, restored: bool) -> None:
+    async def _warn_unverified(
+        self, study: dict[str, Any], job: dict[str, Any] | None, *, restored: bool
+    ) -> None:
         """One Warning event per edited result: the trial's result is re-derived, or Lost."""
         if job is None:
             return
@@ -332,7 +336,7 @@ class Operator:
                 await self._ignore_missing(self.client.merge_patch(
                     f"/apis/batch/v1/namespaces/{meta['namespace']}/jobs/{meta['name']}", patch))
 
-    async def _release(self, pod: dict) -> None:
+    async def _release(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
         finalizers = meta.get("finalizers") or []
         i = finalizers.index(names.FINALIZER)
@@ -368,7 +372,7 @@ class Operator:
                     raise
         self._rbac_done.add((ns, account))
 
-    async def _write_status(self, study: dict, status: dict) -> None:
+    async def _write_status(self, study: dict[str, Any], status: dict[str, Any]) -> None:
         previous = study.get("status") or {}
         merged = {**previous, **status}
         if not statuses.conditions_changed(previous, merged):
@@ -386,7 +390,9 @@ class Operator:
             self.studies[uid] = updated
         study["status"] = updated.get("status") or merged
 
-    async def _event(self, study: dict, reason: str, message: str, kind: str = "Normal") -> None:
+    async def _event(
+        self, study: dict[str, Any], reason: str, message: str, kind: str = "Normal"
+    ) -> None:
         meta = study["metadata"]
         now = _rfc3339(time.time())
         event = {
@@ -414,14 +420,14 @@ class Operator:
                 raise
 
 
-def _rv(obj: dict) -> int:
+def _rv(obj: dict[str, Any]) -> int:
     try:
         return int(obj["metadata"].get("resourceVersion") or 0)
     except ValueError:
         return 0
 
 
-def _namespace_going(e: ApiError, study: dict) -> bool:
+def _namespace_going(e: ApiError, study: dict[str, Any]) -> bool:
     """Whether ``e`` says the study's namespace is being deleted, or is gone (a study left
     behind by an interrupted namespace deletion): its Jobs, maybe gone already, are no reason
     to start new trials.
@@ -434,11 +440,11 @@ def _namespace_going(e: ApiError, study: dict) -> bool:
     return True
 
 
-def _params_text(params: dict) -> str:
+def _params_text(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in params.items())[:900]
 
 
-def _finished(study: dict) -> bool:
+def _finished(study: dict[str, Any]) -> bool:
     return any(c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True"
                for c in (study.get("status") or {}).get("conditions") or [])
