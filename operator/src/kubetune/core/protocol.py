@@ -1,4 +1,4 @@
-"""The pod-annotation metric protocol (DESIGN.md sections 3 and 4), shared by the SDK and the
+"""The pod-annotation metric protocol (docs/design.md sections 3 and 4), shared by the SDK and the
 operator. Pure functions: they build and read annotation values and perform no I/O.
 
 Annotations:
