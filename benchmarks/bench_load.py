@@ -31,10 +31,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_operator import JobClock, peak_rss_mib, percentile, publish, study
+from bench_operator import ALGORITHM, SEED, JobClock, peak_rss_mib, percentile, study
 from kubetune_devcluster import cluster as devcluster
+from tables import ROOT, publish
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "load.md"
 MARK = ("<!-- bench:load:start -->", "<!-- bench:load:end -->")
 
@@ -45,6 +45,7 @@ class Phase:
     studies: int
     trials: int
     parallelism: int
+    algorithm: str = ALGORITHM
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def run_phase(phase: Phase, state: devcluster.ClusterState, kubectl) -> Figures:
         started = time.monotonic()
         manifests = []
         for name in names:
-            manifest = study(phase.trials, phase.parallelism)
+            manifest = study(phase.trials, phase.parallelism, phase.algorithm)
             manifest["metadata"]["name"] = name
             manifests.append(manifest)
         kubectl("apply", "-n", namespace, "-f", "-",
@@ -166,11 +167,13 @@ def main() -> int:
     ap.add_argument("--parallelism", type=int, default=3)
     ap.add_argument("--large-trials", type=int, default=1000)
     ap.add_argument("--large-parallelism", type=int, default=50)
+    ap.add_argument("--algorithm", default=ALGORITHM,
+                    help="every study's sampler (default random: the operator's own cost)")
     ap.add_argument("--readme", action="store_true",
                     help=f"write the table into README.md between {MARK[0]} and {MARK[1]}")
     args = ap.parse_args()
-    phases = [Phase("many", args.studies, args.trials, args.parallelism),
-              Phase("large", 1, args.large_trials, args.large_parallelism)]
+    phases = [Phase("many", args.studies, args.trials, args.parallelism, args.algorithm),
+              Phase("large", 1, args.large_trials, args.large_parallelism, args.algorithm)]
 
     state_dir = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster-bench"))
     state = devcluster.up(devcluster.ClusterConfig.from_env(state_dir))
@@ -182,7 +185,8 @@ def main() -> int:
                               check=True, capture_output=True, timeout=timeout).stdout
 
     conditions = (f"devcluster on {os.cpu_count()} CPUs, load average "
-                  f"{os.getloadavg()[0]:.1f} at the start; instant toy trials.")
+                  f"{os.getloadavg()[0]:.1f} at the start; instant toy trials; sampler "
+                  f"{args.algorithm} (seed {SEED}).")
     try:
         kubectl("apply", "--server-side", "--force-conflicts", "-f",
                 str(ROOT / "crds" / "tuningstudy.yaml"))
