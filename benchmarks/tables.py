@@ -32,10 +32,9 @@ def publish(results: Path, title: str, text: str, marks: tuple[str, str], readme
         raise SystemExit(f"README.md has no {marks[0]} ... {marks[1]} block")
 
 
-def write_readme_block(
-    marks: tuple[str, str], text: str, readme: Path = ROOT / "README.md"
-) -> bool:
+def write_readme_block(marks: tuple[str, str], text: str, readme: Path | None = None) -> bool:
     """Put ``text`` between the README's two marker comments; False if they are missing."""
+    readme = readme or ROOT / "README.md"
     content = readme.read_text()
     if marks[0] not in content or marks[1] not in content:
         print(f"{readme.name} has no {marks[0]} ... {marks[1]} block", file=sys.stderr)
