@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # redone when pyproject.toml changes. Only test, venv and demo install torch (trainer).
 INSTALLED := $(VENV)/.installed-
 
-.PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down chart-lint clean
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench: $(INSTALLED)devcluster,bench
 	$(PY) benchmarks/bench_samplers.py --readme
 	$(PY) benchmarks/bench_operator.py --readme
 	$(PY) benchmarks/bench_load.py --readme
+
+# The README's devcluster and trainer tables, measured on this machine.
+measure: $(INSTALLED)devcluster,trainer
+	bash devcluster/build.sh >/dev/null
+	$(PY) benchmarks/measure_devcluster.py --readme
+	$(PY) benchmarks/measure_trainer.py --readme
 
 # devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
 demo: $(INSTALLED)devcluster,trainer

@@ -27,11 +27,21 @@ import sys
 import threading
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_operator import ALGORITHM, SEED, JobClock, peak_rss_mib, percentile, study
+from bench_operator import (
+    ALGORITHM,
+    MAX_WRITES_PER_TRIAL,
+    SEED,
+    JobClock,
+    operator_requests,
+    peak_rss_mib,
+    percentile,
+    requests_per_trial,
+    study,
+)
 from kubetune_devcluster import cluster as devcluster
 from tables import ROOT, publish
 
@@ -58,6 +68,7 @@ class Figures:
     status_bytes: int
     lag_max: float
     lag_slow: int
+    requests: Counter[str]
 
     @property
     def total(self) -> int:
@@ -104,6 +115,8 @@ def run_phase(phase: Phase, state: devcluster.ClusterState, kubectl) -> Figures:
     op = subprocess.Popen([sys.executable, "-m", "kubetune", "--namespace", namespace,
                            "--liveness", liveness], env=env, stdout=log,
                           stderr=subprocess.STDOUT, start_new_session=True)
+    audit_log = state.root / "audit.log"
+    audit_from = audit_log.stat().st_size
     clock = JobClock(state, namespace)
     threading.Thread(target=clock.run, daemon=True).start()
     time.sleep(2)
@@ -125,6 +138,7 @@ def run_phase(phase: Phase, state: devcluster.ClusterState, kubectl) -> Figures:
         cpu = cpu_seconds(op.pid) - cpu0
         rss = peak_rss_mib(op.pid)
         lag = loop_lag(liveness)
+        requests = operator_requests(audit_log, audit_from)
         listing = json.loads(kubectl("get", "ts", "-n", namespace, "-o", "json"))
         status_bytes = max(len(json.dumps(s.get("status") or {}).encode())
                            for s in listing["items"])
@@ -135,7 +149,8 @@ def run_phase(phase: Phase, state: devcluster.ClusterState, kubectl) -> Figures:
         log.close()
         kubectl("delete", "namespace", namespace, "--wait=false")
     return Figures(phase, wall, overheads_by_study(clock), cpu, rss, status_bytes,
-                   float(lag.get("maxSeconds", float("nan"))), int(lag.get("overOneSecond", 0)))
+                   float(lag.get("maxSeconds", float("nan"))), int(lag.get("overOneSecond", 0)),
+                   requests)
 
 
 def table(figures: list[Figures]) -> str:
@@ -152,6 +167,11 @@ def table(figures: list[Figures]) -> str:
                           for f in figures]),
         ("operator peak RSS", [f"{f.rss:.0f} MiB" for f in figures]),
         ("largest study status", [f"{f.status_bytes / 1024:.1f} KiB" for f in figures]),
+        ("operator API requests per trial, reads / writes (audit log)",
+         [requests_per_trial(f.requests, f.total) for f in figures]),
+        (f"target: at most {MAX_WRITES_PER_TRIAL} API writes per trial",
+         [("PASS" if f.requests["write"] / f.total <= MAX_WRITES_PER_TRIAL else "MISS")
+          + f" ({f.requests['write'] / f.total:.2f})" for f in figures]),
         ("event-loop lag, max (wakes over 1 s)",
          [f"{f.lag_max * 1000:.0f} ms ({f.lag_slow})" for f in figures]),
     ]
