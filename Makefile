@@ -3,56 +3,71 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
-EXTRAS ?= dev,trainer,bench,plot
+# Each target installs only the extras it needs (pyproject.toml): a stamp per set of extras,
+# redone when pyproject.toml changes. Only test, venv and demo install torch (trainer).
+INSTALLED := $(VENV)/.installed-
 
-.PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down chart-lint clean
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean
 
-$(STAMP): pyproject.toml
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
-	touch $(STAMP)
+	$(PY) -m pip install -q -e '.[$*]'
+	touch $@
 
-venv: $(STAMP)
+venv: $(INSTALLED)dev,trainer,bench,plot
 
-test: $(STAMP)
-	bash devcluster/build.sh >/dev/null
+# ruff, the layer contracts (import-linter) and mypy --strict (docs/design.md section 9); their
+# caches live outside the checkout, so a fresh clone reuses them.
+define static_checks
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --cache-dir $(HOME)/.cache/kubetune/import-linter
+	MYPY_CACHE_DIR=$(HOME)/.cache/kubetune/mypy $(PY) -m mypy
+endef
+
+test: $(INSTALLED)dev,trainer,bench,plot
+	bash devcluster/build.sh >/dev/null
+	$(static_checks)
 	$(PY) -m pytest -q
 
-test-core: $(STAMP)
+test-core: $(INSTALLED)dev,bench
 	$(PY) -m pytest -q tests/core
 
-crds: $(STAMP)
+crds: $(INSTALLED)dev
 	$(PY) -m kubetune.kube.crd > crds/tuningstudy.yaml
 	cp crds/tuningstudy.yaml helm/kubetune/files/tuningstudy.yaml
 
-lint: $(STAMP)
-	$(PY) -m ruff check .
+lint: $(INSTALLED)dev
+	$(static_checks)
 
-cluster-up: $(STAMP)
+cluster-up: $(INSTALLED)devcluster
 	$(PY) -m kubetune_devcluster up
 
-cluster-down: $(STAMP)
+cluster-down: $(INSTALLED)devcluster
 	$(PY) -m kubetune_devcluster down
 
-bench: $(STAMP)
+bench: $(INSTALLED)devcluster,bench
 	bash devcluster/build.sh >/dev/null
 	$(PY) benchmarks/bench_samplers.py --readme
 	$(PY) benchmarks/bench_operator.py --readme
 	$(PY) benchmarks/bench_load.py --readme
 	$(PY) benchmarks/bench_sdk.py --readme
 
+# The README's devcluster and trainer tables, measured on this machine.
+measure: $(INSTALLED)devcluster,trainer
+	bash devcluster/build.sh >/dev/null
+	$(PY) benchmarks/measure_devcluster.py --readme
+	$(PY) benchmarks/measure_trainer.py --readme
+
 # devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
-demo: $(STAMP)
+demo: $(INSTALLED)devcluster,trainer
 	bash devcluster/build.sh >/dev/null
 	$(PY) scripts/demo.py up
 
-demo-down: $(STAMP)
+demo-down: $(INSTALLED)devcluster
 	$(PY) scripts/demo.py down
 
-chart-lint: $(STAMP)
+chart-lint:
 	"$$(bash devcluster/build.sh)/bin/helm" lint --strict helm/kubetune
 
 clean:

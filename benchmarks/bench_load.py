@@ -27,14 +27,24 @@ import sys
 import threading
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_operator import JobClock, peak_rss_mib, percentile, publish, study
+from bench_operator import (
+    ALGORITHM,
+    MAX_WRITES_PER_TRIAL,
+    SEED,
+    JobClock,
+    operator_requests,
+    peak_rss_mib,
+    percentile,
+    requests_per_trial,
+    study,
+)
 from kubetune_devcluster import cluster as devcluster
+from tables import ROOT, publish
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "load.md"
 MARK = ("<!-- bench:load:start -->", "<!-- bench:load:end -->")
 
@@ -45,6 +55,7 @@ class Phase:
     studies: int
     trials: int
     parallelism: int
+    algorithm: str = ALGORITHM
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ class Figures:
     status_bytes: int
     lag_max: float
     lag_slow: int
+    requests: Counter[str]
 
     @property
     def total(self) -> int:
@@ -103,6 +115,8 @@ def run_phase(phase: Phase, state: devcluster.ClusterState, kubectl) -> Figures:
     op = subprocess.Popen([sys.executable, "-m", "kubetune", "--namespace", namespace,
                            "--liveness", liveness], env=env, stdout=log,
                           stderr=subprocess.STDOUT, start_new_session=True)
+    audit_log = state.root / "audit.log"
+    audit_from = audit_log.stat().st_size
     clock = JobClock(state, namespace)
     threading.Thread(target=clock.run, daemon=True).start()
     time.sleep(2)
@@ -112,7 +126,7 @@ def run_phase(phase: Phase, state: devcluster.ClusterState, kubectl) -> Figures:
         started = time.monotonic()
         manifests = []
         for name in names:
-            manifest = study(phase.trials, phase.parallelism)
+            manifest = study(phase.trials, phase.parallelism, phase.algorithm)
             manifest["metadata"]["name"] = name
             manifests.append(manifest)
         kubectl("apply", "-n", namespace, "-f", "-",
@@ -124,6 +138,7 @@ def run_phase(phase: Phase, state: devcluster.ClusterState, kubectl) -> Figures:
         cpu = cpu_seconds(op.pid) - cpu0
         rss = peak_rss_mib(op.pid)
         lag = loop_lag(liveness)
+        requests = operator_requests(audit_log, audit_from)
         listing = json.loads(kubectl("get", "ts", "-n", namespace, "-o", "json"))
         status_bytes = max(len(json.dumps(s.get("status") or {}).encode())
                            for s in listing["items"])
@@ -134,7 +149,8 @@ def run_phase(phase: Phase, state: devcluster.ClusterState, kubectl) -> Figures:
         log.close()
         kubectl("delete", "namespace", namespace, "--wait=false")
     return Figures(phase, wall, overheads_by_study(clock), cpu, rss, status_bytes,
-                   float(lag.get("maxSeconds", float("nan"))), int(lag.get("overOneSecond", 0)))
+                   float(lag.get("maxSeconds", float("nan"))), int(lag.get("overOneSecond", 0)),
+                   requests)
 
 
 def table(figures: list[Figures]) -> str:
@@ -151,6 +167,11 @@ def table(figures: list[Figures]) -> str:
                           for f in figures]),
         ("operator peak RSS", [f"{f.rss:.0f} MiB" for f in figures]),
         ("largest study status", [f"{f.status_bytes / 1024:.1f} KiB" for f in figures]),
+        ("operator API requests per trial, reads / writes (audit log)",
+         [requests_per_trial(f.requests, f.total) for f in figures]),
+        (f"target: at most {MAX_WRITES_PER_TRIAL} API writes per trial",
+         [("PASS" if f.requests["write"] / f.total <= MAX_WRITES_PER_TRIAL else "MISS")
+          + f" ({f.requests['write'] / f.total:.2f})" for f in figures]),
         ("event-loop lag, max (wakes over 1 s)",
          [f"{f.lag_max * 1000:.0f} ms ({f.lag_slow})" for f in figures]),
     ]
@@ -166,11 +187,13 @@ def main() -> int:
     ap.add_argument("--parallelism", type=int, default=3)
     ap.add_argument("--large-trials", type=int, default=1000)
     ap.add_argument("--large-parallelism", type=int, default=50)
+    ap.add_argument("--algorithm", default=ALGORITHM,
+                    help="every study's sampler (default random: the operator's own cost)")
     ap.add_argument("--readme", action="store_true",
                     help=f"write the table into README.md between {MARK[0]} and {MARK[1]}")
     args = ap.parse_args()
-    phases = [Phase("many", args.studies, args.trials, args.parallelism),
-              Phase("large", 1, args.large_trials, args.large_parallelism)]
+    phases = [Phase("many", args.studies, args.trials, args.parallelism, args.algorithm),
+              Phase("large", 1, args.large_trials, args.large_parallelism, args.algorithm)]
 
     state_dir = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster-bench"))
     state = devcluster.up(devcluster.ClusterConfig.from_env(state_dir))
@@ -182,7 +205,8 @@ def main() -> int:
                               check=True, capture_output=True, timeout=timeout).stdout
 
     conditions = (f"devcluster on {os.cpu_count()} CPUs, load average "
-                  f"{os.getloadavg()[0]:.1f} at the start; instant toy trials.")
+                  f"{os.getloadavg()[0]:.1f} at the start; instant toy trials; sampler "
+                  f"{args.algorithm} (seed {SEED}).")
     try:
         kubectl("apply", "--server-side", "--force-conflicts", "-f",
                 str(ROOT / "crds" / "tuningstudy.yaml"))

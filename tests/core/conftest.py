@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import strategies as st
 from kubetune.core.space import env_var_name
+from kubetune.core.spec import MAX_SEED
 
 PARAM_NAMES = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,20}\Z")
 
@@ -96,7 +97,7 @@ def spec_dicts_strategy(draw: st.DrawFn) -> dict:
     if draw(st.booleans()):
         spec["objective"]["goal"] = draw(st.floats(-1e6, 1e6))
     if draw(st.booleans()):
-        spec["algorithm"]["seed"] = draw(st.integers(0, 2**63 - 1))
+        spec["algorithm"]["seed"] = draw(st.integers(0, MAX_SEED))
     if draw(st.booleans()):
         min_step = draw(st.integers(1, 100))
         spec["earlyStopping"] = {

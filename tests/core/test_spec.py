@@ -287,10 +287,11 @@ REFUSED = [
     ({"suspend": "yes"}, "spec.suspend", "true or false"),
     ({"budget": {"trialTimeoutSeconds": 0}}, "spec.budget.trialTimeoutSeconds", ">= 1"),
     ({"algorithm": {"seed": -1}}, "spec.algorithm.seed", ">= 0"),
+    ({"algorithm": {"seed": 2**53 + 1}}, "spec.algorithm.seed", "must be <= 9007199254740992"),
     (
         {"searchSpace__x": {"type": "float", "low": 1e15, "high": 2e15}},
         "spec.searchSpace.x.high",
-        "<= 1e+15",
+        "<= 1000000000000000",
     ),
     (
         {"searchSpace__x": {"type": "float", "low": 1e6, "high": 1e6 + 1, "step": 1e-6}},

@@ -1,4 +1,5 @@
-"""kube.conventions: Job names, label values and seeds that fit Kubernetes' limits (DESIGN.md 3)."""
+"""kube.conventions: Job names, label values and seeds that fit Kubernetes' limits
+(docs/design.md section 3)."""
 
 from __future__ import annotations
 

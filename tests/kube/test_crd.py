@@ -1,4 +1,4 @@
-"""kube.crd: the TuningStudy CRD generated from kubetune.core.spec (DESIGN.md 2).
+"""kube.crd: the TuningStudy CRD generated from kubetune.core.spec (docs/design.md section 2).
 
 Checks what the API server would refuse or what would make CEL exceed its cost budget, without
 an API server: the schema is structural, every string, list and map in .spec is bounded, the

@@ -1,4 +1,5 @@
-"""kube.jobs: the trial Job is the user's jobTemplate plus exactly what DESIGN.md 2-4 adds."""
+"""kube.jobs: the trial Job is the user's jobTemplate plus exactly what docs/design.md
+sections 2-4 add."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ DISRUPTION_RULE = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionT
 
 
 def template(**job_spec: Any) -> dict[str, Any]:
-    """The DESIGN.md jobTemplate, with Job spec fields replaced by ``job_spec``."""
+    """The jobTemplate of docs/design.md section 2, its Job spec fields replaced by ``job_spec``."""
     return {
         "metadata": {
             "labels": {"kueue.x-k8s.io/queue-name": "gpu-queue", "team": "vision"},

@@ -1,4 +1,5 @@
-"""kube.observe: Jobs and pods -> Trial records, results to record, pods to release (DESIGN.md 3-4).
+"""kube.observe: Jobs and pods -> Trial records, results to record, pods to release
+(docs/design.md sections 3-4).
 
 Jobs and pods are small dicts shaped as the API server returns them, built by ``job`` and
 ``pod`` below with only the fields observe reads.

@@ -1,4 +1,5 @@
-"""kube.signing and observe with a key: an edited result is never believed (DESIGN.md 3)."""
+"""kube.signing and observe with a key: an edited result is never believed
+(docs/design.md section 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""kube.status: a Plan -> the study's .status, with conditions as kstatus reads them (DESIGN.md 2).
+"""kube.status: a Plan -> the study's .status, with conditions as kstatus reads them
+(docs/design.md section 2).
 
 Plans come from ``kubetune.core.plan.decide`` on small specs with an injected ``suggest``, so no
 sampler runs.

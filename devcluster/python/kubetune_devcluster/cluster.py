@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kubetune.kube.processes import pid_alive
+
 from kubetune_devcluster import pki as pki_mod
 
 __all__ = [
@@ -180,19 +182,6 @@ def _spawn(name: str, argv: list[str], state_dir: Path, env: dict | None = None)
     return proc.pid
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
 
 def _get(url: str, ctx: ssl.SSLContext, timeout: float = 2.0) -> tuple[int, str]:
     try:
@@ -208,7 +197,7 @@ def _wait(what: str, check, timeout: float, state: ClusterState, names: list[str
     while time.monotonic() < deadline:
         for name in names:
             pid = state.pids.get(name)
-            if pid and not _alive(pid):
+            if pid and not pid_alive(pid):
                 raise RuntimeError(
                     f"devcluster: {name} exited while waiting for {what}; "
                     f"its log:\n{tail_log(state, name)}"
@@ -246,7 +235,7 @@ def load_state(state_dir: Path) -> ClusterState | None:
 
 def is_healthy(state: ClusterState) -> bool:
     """Whether every process is alive and the apiserver answers /readyz."""
-    if not all(_alive(pid) for pid in state.pids.values()):
+    if not all(pid_alive(pid) for pid in state.pids.values()):
         return False
     try:
         code, _ = _get(f"{state.server}/readyz", admin_ssl_context(state), timeout=3)
@@ -456,7 +445,7 @@ def _terminate_group(pid: int, grace: float = 5.0, sig: int = signal.SIGTERM) ->
     except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)

@@ -1,7 +1,7 @@
 """Report a trial's metrics from training code: ``kubetune.sdk.report(step=k, val_loss=...)``.
 
 Inside a trial pod (``POD_NAME`` and ``POD_NAMESPACE`` set by the downward API) each report
-patches the pod's own annotations (DESIGN.md section 4) with a JSON merge patch:
+patches the pod's own annotations (docs/design.md section 4) with a JSON merge patch:
 ``kubetune.dev/metrics`` holds the latest report and ``kubetune.dev/curve`` the objective's
 learning curve, thinned to at most 200 points by ``kubetune.core.protocol``. Outside a pod each
 report is printed as the same JSON on a line of stdout, so a trainer runs unchanged on a laptop.

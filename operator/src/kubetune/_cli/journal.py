@@ -33,6 +33,7 @@ from kubetune.core import protocol
 from kubetune.core import spec as specs
 from kubetune.core.protocol import ProtocolError, TrialResult
 from kubetune.core.trials import Trial, TrialState
+from kubetune.kube.processes import pid_alive
 
 __all__ = [
     "Journal",
@@ -129,18 +130,6 @@ def read_journal(path: Path) -> JournalState:
     except FileNotFoundError:
         return JournalState()
     return parse_journal(text.splitlines(), str(path))
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Journal:
@@ -270,5 +259,5 @@ def live_view(path: Path) -> views.StudyView:
     if not state.uid:
         raise JournalError(f"{path}: no such journal; `kubetune run STUDY.yaml --local` writes "
                            "one")
-    live = state.finished is None and _pid_alive(state.pid)
+    live = state.finished is None and pid_alive(state.pid)
     return journal_view(state, live=live, path=str(path))

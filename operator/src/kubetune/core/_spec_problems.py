@@ -64,6 +64,13 @@ class Problem:
     fix: str
 
 
+def exact(number: float) -> str:
+    """A limit as a user types it back: every digit, never rounded (2**53: 9007199254740992)."""
+    if isinstance(number, float) and number.is_integer() and abs(number) <= 2**53:
+        return str(int(number))
+    return repr(number)
+
+
 def show(value: Any, limit: int = 80) -> str:
     """A value as a message shows it: its repr, cut to ``limit`` characters."""
     text = repr(value)
@@ -360,7 +367,9 @@ def describe(err: ValidationError, root: type[BaseModel]) -> list[str]:
     return lines
 
 
-def _line(path: tuple, what: str, got: str | None, fix: str, prefix: str = "spec") -> str:
+def _line(
+    path: tuple[str | int, ...], what: str, got: str | None, fix: str, prefix: str = "spec"
+) -> str:
     where = prefix + "".join(_part(x) for x in path if x != "[key]")
     return f"{where}: {what}" + (f" (got {got})" if got is not None else "") + f"; {fix}"
 
@@ -372,7 +381,7 @@ def _part(x: str | int) -> str:
 
 
 def _wording(
-    e: Mapping[str, Any], loc: tuple, root: type[BaseModel]
+    e: Mapping[str, Any], loc: tuple[str | int, ...], root: type[BaseModel]
 ) -> tuple[str, str | None, str]:
     kind, ctx, value = e["type"], e.get("ctx") or {}, e.get("input")
     got = show(value)
@@ -388,7 +397,8 @@ def _wording(
     bound = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
     for key, sign in bound.items():
         if key in ctx and kind.startswith(("greater", "less")):
-            return f"must be {sign} {ctx[key]:g}", got, f"use a value {sign} {ctx[key]:g}"
+            limit = exact(ctx[key])
+            return f"must be {sign} {limit}", got, f"use a value {sign} {limit}"
     simple = {
         "literal_error": (f"must be one of {ctx.get('expected')}", "use one of them"),
         "finite_number": ("must be a finite number", "use a finite number"),
@@ -431,7 +441,7 @@ def _size(value: Any) -> int | str:
         return "too many"
 
 
-def _fields_at(root: Any, loc: tuple) -> list[str]:
+def _fields_at(root: Any, loc: tuple[str | int, ...]) -> list[str]:
     """The aliases of the model found by following ``loc`` down from ``root`` ([] if none)."""
     tp = root
     for x in loc:

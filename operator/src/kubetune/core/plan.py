@@ -287,7 +287,7 @@ def _ending_now(
 
 
 def _ending_idle(
-    spec: specs.StudySpec, counts: Counter, counted: int, grid_used_up: bool
+    spec: specs.StudySpec, counts: Counter[TrialState], counted: int, grid_used_up: bool
 ) -> Finish | None:
     """MaxTrialsReached, GridExhausted or NoSuccessfulTrials, once no trial is active."""
     if counted >= spec.budget.max_trials:
@@ -312,7 +312,7 @@ def _grid_used_up(spec: specs.StudySpec, history: Sequence[Trial]) -> bool:
     return grid_exhausted(specs.space_of(spec), history)
 
 
-def _counts(history: Sequence[Trial]) -> Counter:
+def _counts(history: Sequence[Trial]) -> Counter[TrialState]:
     return Counter(t.state for t in history)
 
 

@@ -1,4 +1,4 @@
-"""The pod-annotation metric protocol (DESIGN.md sections 3 and 4), shared by the SDK and the
+"""The pod-annotation metric protocol (docs/design.md sections 3 and 4), shared by the SDK and the
 operator. Pure functions: they build and read annotation values and perform no I/O.
 
 Annotations:
@@ -341,7 +341,7 @@ def parse_result(text: str) -> TrialResult:
     if not isinstance(data, dict):
         raise bad(f"expected a JSON object, got {_show(data)}")
     try:
-        state = TrialState(data.get("state"))
+        state = TrialState(str(data.get("state")))
     except ValueError:
         raise bad(f"state {data.get('state')!r} is not a trial state") from None
     if state not in _RESULT_STATES:

@@ -169,7 +169,7 @@ class IntParam:
                 value = int(value)
             else:
                 return False
-        return self.low <= value <= self.high and (value - self.low) % self.step == 0
+        return bool(self.low <= value <= self.high and (value - self.low) % self.step == 0)
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ class Space:
             p.contains(values[p.name]) for p in self.params
         )
 
-    def key(self, values: Mapping[str, Any]) -> tuple:
+    def key(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """A hashable identity of a parameter dict, equal for equal configurations.
 
         Floats compare on 12 significant digits (not 12 decimals, which would merge every

@@ -1,4 +1,4 @@
-"""Pydantic models of a TuningStudy's ``.spec`` and ``.status`` (DESIGN.md section 2).
+"""Pydantic models of a TuningStudy's ``.spec`` and ``.status`` (docs/design.md section 2).
 
 These models are the single source of the CRD's openAPIV3Schema: every list and string has a
 size limit and every number its bounds, so that the API server can refuse an oversized study
@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from kubetune.core import _spec_problems as problems
@@ -175,6 +176,35 @@ class ParamSpec(_Model):
                     "rule": "!has(self.log) || !self.log || !has(self.low) || self.low > 0.0",
                     "message": "a log-scaled parameter needs low > 0",
                 },
+                {
+                    "rule": "self.type == 'categorical' || (has(self.low) && has(self.high))",
+                    "message": "a float or int parameter needs low and high",
+                },
+                {
+                    # values holds mixed types, which CEL cannot see: its checks stay in pydantic.
+                    "rule": "self.type != 'categorical' || (!has(self.low) && !has(self.high)"
+                    " && !has(self.step) && !(has(self.log) && self.log))",
+                    "message": "a categorical parameter takes no low, high, step or log",
+                },
+                {
+                    "rule": "!has(self.step) || !has(self.log) || !self.log"
+                    " || (self.type == 'int' && self.step == 1.0)",
+                    "message": "step cannot be combined with log (except step 1 for int)",
+                },
+                {
+                    "rule": "self.type != 'int' || ["
+                    "has(self.low) ? self.low : 0.0, has(self.high) ? self.high : 0.0,"
+                    " has(self.step) ? self.step : 1.0].all(x, x == double(int(x)))",
+                    "message": "low, high and step of an int parameter must be whole numbers",
+                },
+                {
+                    "rule": "self.type == 'categorical' || !has(self.low) || !has(self.high)"
+                    " || (has(self.step) ? (self.high - self.low) / self.step"
+                    " : (self.type == 'int' ? self.high - self.low : 0.0))"
+                    f" <= {float(problems.MAX_LATTICE - 1)!r}",
+                    "message": f"a parameter may have at most {problems.MAX_LATTICE:.0e} values:"
+                    " use a larger step, narrow the range, or use type: float without step",
+                },
             ]
         }
     )
@@ -211,6 +241,22 @@ class AlgorithmSpec(_Model):
 
 class EarlyStoppingSpec(_Model):
     """The rule that prunes hopeless Running trials from their learning curves."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.maxStep) || !has(self.minStep)"
+                    " || self.minStep < self.maxStep",
+                    "message": "minStep must be below maxStep",
+                },
+                {
+                    "rule": "self.name != 'asha' || !has(self.minStep) || self.minStep >= 1",
+                    "message": "minStep must be at least 1 for asha",
+                },
+            ]
+        }
+    )
 
     name: EarlyStoppingName
     """median: stop a trial whose best so far is worse than the median of the others at its
@@ -260,12 +306,44 @@ class BudgetSpec(_Model):
         return self
 
 
-_IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable"}]}
+_IMMUTABLE: JsonDict = {
+    "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable"}]
+}
 
 
 class StudySpec(_Model):
     """What to tune: the objective, the search space, the algorithm, early stopping, the
     budget, and the Job template of one trial."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.algorithm) || !has(self.algorithm.name)"
+                    " || self.algorithm.name != 'grid' || self.searchSpace.all(n,"
+                    " self.searchSpace[n].type != 'float' || has(self.searchSpace[n].step))",
+                    "message": "grid search needs a step on every float parameter",
+                    "fieldPath": ".searchSpace",
+                },
+                {
+                    "rule": f"self.searchSpace.all(n, size(n) <= {MAX_PARAM_NAME_LENGTH}"
+                    f" && n.matches('{PARAM_NAME_PATTERN}'))",
+                    "message": "a parameter name is a letter or _, then letters, digits, _, ."
+                    f" or -, at most {MAX_PARAM_NAME_LENGTH} characters: it becomes part of a"
+                    " variable name",
+                    "fieldPath": ".searchSpace",
+                },
+                {
+                    "rule": "self.searchSpace.all(a, self.searchSpace.all(b, a == b"
+                    " || a.upperAscii().replace('.', '_').replace('-', '_')"
+                    " != b.upperAscii().replace('.', '_').replace('-', '_')))",
+                    "message": "two parameter names become the same KUBETUNE_PARAM_ variable"
+                    " (upper-cased, . and - as _): rename one of them",
+                    "fieldPath": ".searchSpace",
+                },
+            ]
+        }
+    )
 
     objective: ObjectiveSpec = Field(json_schema_extra=_IMMUTABLE)
     """What to optimise; immutable."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel
 
 from kubetune.core.spec import StudySpec, StudyStatus
 from kubetune.kube import conventions as names
@@ -62,7 +63,7 @@ def _inline(schema: Any, defs: Mapping[str, Any]) -> Any:
     return {k: _inline(v, defs) for k, v in schema.items()}
 
 
-def structural(schema: Mapping[str, Any]) -> dict:
+def structural(schema: Mapping[str, Any]) -> dict[str, Any]:
     """A pydantic JSON Schema (refs already inlined) as a structural OpenAPI v3 schema."""
     out: dict[str, Any] = {}
     variants = schema.get("anyOf") or schema.get("oneOf")
@@ -113,12 +114,14 @@ def structural(schema: Mapping[str, Any]) -> dict:
     return out
 
 
-def _model_schema(model: type, mode: str) -> dict:
+def _model_schema(
+    model: type[BaseModel], mode: Literal["validation", "serialization"]
+) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode=mode)
     return structural(_inline(raw, raw.get("$defs", {})))
 
 
-def crd() -> dict:
+def crd() -> dict[str, Any]:
     """The CustomResourceDefinition object."""
     spec_schema = _model_schema(StudySpec, "validation")
     status_schema = _model_schema(StudyStatus, "serialization")

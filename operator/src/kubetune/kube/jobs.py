@@ -39,10 +39,12 @@ def param_env_value(value: Any) -> str:
     return str(value)
 
 
-def _trial_env(study: str, number: int, spec: StudySpec, params: Mapping[str, Any]) -> list[dict]:
+def _trial_env(
+    study: str, number: int, spec: StudySpec, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     # The SDK thins curves keeping the steps early stopping judges at, in the right direction.
     keep = stopping.keep_steps(spec.early_stopping)
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "KUBETUNE_PARAMS", "value": protocol.encode_params(params)},
         {"name": "KUBETUNE_STUDY", "value": study},
         {"name": "KUBETUNE_TRIAL", "value": str(number)},
@@ -56,7 +58,7 @@ def _trial_env(study: str, number: int, spec: StudySpec, params: Mapping[str, An
     return env
 
 
-def _with_env(container: dict, ours: list[dict]) -> dict:
+def _with_env(container: dict[str, Any], ours: list[dict[str, Any]]) -> dict[str, Any]:
     taken = {e["name"] for e in ours}
     kept = [e for e in container.get("env") or [] if e.get("name") not in taken]
     # Ours come first, so that the user's own variables can refer to them with $(VAR).
@@ -65,7 +67,7 @@ def _with_env(container: dict, ours: list[dict]) -> dict:
 
 def build_trial_job(
     study: Mapping[str, Any], spec: StudySpec, number: int, params: Mapping[str, Any]
-) -> dict:
+) -> dict[str, Any]:
     """The Job of trial ``number``: the study's jobTemplate as given, plus kubetune's labels,
     params annotation, owner reference, env vars, result finalizer, timeout and disruption rule.
     """
@@ -126,7 +128,7 @@ def build_trial_job(
 
 
 def result_patch(result: protocol.TrialResult, job: Mapping[str, Any] | None = None,
-                 key: bytes | signing.Keyring | None = None) -> dict:
+                 key: bytes | signing.Keyring | None = None) -> dict[str, Any]:
     """The merge patch that records a trial's result on ``job``, signed with ``key`` (a
     keyring's signing key) when given (see ``kube.signing``), so that the operator can tell an
     edited result.
@@ -138,7 +140,7 @@ def result_patch(result: protocol.TrialResult, job: Mapping[str, Any] | None = N
     return {"metadata": {"annotations": annotations}}
 
 
-def end_pod_patch(pod: Mapping[str, Any], now: float) -> dict | None:
+def end_pod_patch(pod: Mapping[str, Any], now: float) -> dict[str, Any] | None:
     """The patch that ends a running pod by lowering its activeDeadlineSeconds to what it has
     already run, or None when the pod has not started or already has a shorter deadline.
     """
@@ -154,7 +156,7 @@ def end_pod_patch(pod: Mapping[str, Any], now: float) -> dict | None:
     return {"spec": {"activeDeadlineSeconds": ran}}
 
 
-def end_job_patch(job: Mapping[str, Any]) -> dict | None:
+def end_job_patch(job: Mapping[str, Any]) -> dict[str, Any] | None:
     """The patch that ends a Job whose pod has not started (Pending for a node or a GPU): a
     Job-level deadline of 1 s, after which the Job controller removes its pods.
     """
@@ -164,7 +166,7 @@ def end_job_patch(job: Mapping[str, Any]) -> dict | None:
     return {"spec": {"activeDeadlineSeconds": 1}}
 
 
-def trial_service_account(namespace: str) -> dict:
+def trial_service_account(namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": names.TRIAL_SERVICE_ACCOUNT, "namespace": namespace,
@@ -172,7 +174,7 @@ def trial_service_account(namespace: str) -> dict:
     }
 
 
-def trial_role(namespace: str) -> dict:
+def trial_role(namespace: str) -> dict[str, Any]:
     """What a trial's process may do: read and annotate pods. The ValidatingAdmissionPolicy
     narrows it to the trial's own pod and to kubetune.dev/* annotations.
     """
@@ -184,7 +186,7 @@ def trial_role(namespace: str) -> dict:
     }
 
 
-def trial_role_binding(namespace: str, service_account: str) -> dict:
+def trial_role_binding(namespace: str, service_account: str) -> dict[str, Any]:
     """Binds the trial Role to ``service_account`` (kubetune-trial, or a template's own)."""
     suffix = "" if service_account == names.TRIAL_SERVICE_ACCOUNT else f"-{service_account}"
     return {

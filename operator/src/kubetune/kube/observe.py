@@ -47,10 +47,10 @@ def parse_time(value: str | None) -> float | None:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def job_condition(job: Mapping[str, Any], kind: str) -> dict | None:
+def job_condition(job: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
     for c in job.get("status", {}).get("conditions") or []:
         if c.get("type") == kind and c.get("status") == "True":
-            return c
+            return dict(c)
     return None
 
 
@@ -59,11 +59,11 @@ class TrialObjects:
     """One trial's Job (None when it was deleted) and its pods, oldest first."""
 
     number: int
-    job: dict | None = None
-    pods: list[dict] = field(default_factory=list)
+    job: dict[str, Any] | None = None
+    pods: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def current_pod(self) -> dict | None:
+    def current_pod(self) -> dict[str, Any] | None:
         return self.pods[-1] if self.pods else None
 
 
@@ -74,7 +74,9 @@ def _trial_number(obj: Mapping[str, Any]) -> int | None:
         return None
 
 
-def group_by_trial(jobs: Iterable[dict], pods: Iterable[dict]) -> dict[int, TrialObjects]:
+def group_by_trial(
+    jobs: Iterable[dict[str, Any]], pods: Iterable[dict[str, Any]]
+) -> dict[int, TrialObjects]:
     """Pair each Job with its pods by the trial label."""
     out: dict[int, TrialObjects] = {}
     for job in jobs:
@@ -120,8 +122,8 @@ def _report(pod: Mapping[str, Any] | None, metric: str) -> protocol.MetricsRepor
     return protocol.parse_metrics(text, metric)
 
 
-def _with_last(curve: tuple, report: protocol.MetricsReport | None, metric: str,
-               minimize: bool) -> tuple:
+def _with_last(curve: tuple[tuple[int, float], ...], report: protocol.MetricsReport | None,
+               metric: str, minimize: bool) -> tuple[tuple[int, float], ...]:
     """The curve with the latest report's point, in case the curve annotation lags behind it."""
     if report is None or metric not in report.metrics:
         return curve
@@ -151,10 +153,10 @@ def _ended_by_deadline(job: Mapping[str, Any], pod: Mapping[str, Any] | None) ->
     return pod is not None and pod.get("status", {}).get("reason") == "DeadlineExceeded"
 
 
-def _finished_pod(objs: TrialObjects, phase: str) -> dict | None:
+def _finished_pod(objs: TrialObjects, phase: str) -> dict[str, Any] | None:
     for pod in reversed(objs.pods):
         if pod.get("status", {}).get("phase") == phase:
-            return pod
+            return dict(pod)
     return objs.current_pod
 
 
@@ -168,20 +170,21 @@ def _ended(objs: TrialObjects, metric: str, minimize: bool) -> TrialResult | Non
         return None
     pod = _finished_pod(objs, "Succeeded" if complete else "Failed")
     curve = _curve(pod)
+    problem: ProtocolError | None = None
+    report: protocol.MetricsReport | None = None
     try:
         report = _report(pod, metric)
     except ProtocolError as e:
-        report, problem = None, e
-    else:
-        problem = None
+        problem = e
     curve = _with_last(curve, report, metric, minimize)
     step = curve[-1][0] if curve else None
     final = report is not None and report.final
     if complete or final:
         if problem is not None:
             return TrialResult(TrialState.FAILED, problem.reason, None, step, curve, str(problem))
-        value = float(report.metrics[metric])  # type: ignore[union-attr]
-        return TrialResult(TrialState.SUCCEEDED, None, value, report.step, curve)  # type: ignore[union-attr]
+        assert report is not None  # _report returns a report or raises
+        return TrialResult(TrialState.SUCCEEDED, None, float(report.metrics[metric]), report.step,
+                           curve)
     value = None if report is None else float(report.metrics[metric])
     if _ended_by_deadline(job, pod):
         return TrialResult(TrialState.FAILED, "TimedOut", value, step, curve,
@@ -189,7 +192,8 @@ def _ended(objs: TrialObjects, metric: str, minimize: bool) -> TrialResult | Non
     return TrialResult(TrialState.FAILED, "ExitCode", value, step, curve, _exit_message(pod))
 
 
-def _trial_from_result(number: int, params: dict, result: TrialResult, job: dict,
+def _trial_from_result(number: int, params: dict[str, Any], result: TrialResult,
+                       job: dict[str, Any],
                        start: float | None, end: float | None) -> Trial:
     return Trial(
         number=number, params=params, state=result.state, value=result.value,
@@ -207,7 +211,7 @@ def _pending_reason(objs: TrialObjects) -> str | None:
         return None
     for c in pod.get("status", {}).get("conditions") or []:
         if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("message"):
-            return c["message"]
+            return str(c["message"])
     return None
 
 
@@ -249,8 +253,8 @@ def _rederivable(objs: TrialObjects, result: TrialResult | None) -> bool:
 
 
 def observe(
-    jobs: Sequence[dict], pods: Sequence[dict], *, metric: str, minimize: bool,
-    next_trial: int = 0, key: Keys | None = None,
+    jobs: Sequence[dict[str, Any]], pods: Sequence[dict[str, Any]], *, metric: str,
+    minimize: bool, next_trial: int = 0, key: Keys | None = None,
 ) -> Observation:
     """Read the trials of one study from its Jobs and pods (both selected by its UID label).
 
@@ -335,7 +339,9 @@ def observe(
                        tuple(unverified))
 
 
-def releasable_pods(jobs: Sequence[dict], pods: Sequence[dict], recorded: set[int]) -> list[dict]:
+def releasable_pods(
+    jobs: Sequence[dict[str, Any]], pods: Sequence[dict[str, Any]], recorded: set[int]
+) -> list[dict[str, Any]]:
     """Pods whose ``kubetune.dev/result`` finalizer can go: their result is on the Job (or in
     ``recorded``, written this reconcile), their Job is gone, or they were disrupted or deleted
     while the Job goes on (the Job runs a new pod; this one's partial metrics are superseded).

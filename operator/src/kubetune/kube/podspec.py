@@ -50,7 +50,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     ``$$`` is an escaped ``$``; a reference to an undefined variable is left as written.
     """
 
-    def sub(m: re.Match) -> str:
+    def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         name = m.group(1)

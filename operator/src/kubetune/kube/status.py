@@ -30,8 +30,9 @@ MAX_MESSAGE = 1024
 
 
 def _merge_conditions(
-    previous: Sequence[Mapping[str, Any]], wanted: Sequence[dict], generation: int, now: float
-) -> list[dict]:
+    previous: Sequence[Mapping[str, Any]], wanted: Sequence[dict[str, Any]], generation: int,
+    now: float,
+) -> list[dict[str, Any]]:
     """``wanted`` with lastTransitionTime carried over from ``previous`` where status held."""
     before = {c.get("type"): c for c in previous}
     out = []
@@ -45,7 +46,7 @@ def _merge_conditions(
     return out
 
 
-def _cond(kind: str, ok: bool, reason: str, message: str = "") -> dict:
+def _cond(kind: str, ok: bool, reason: str, message: str = "") -> dict[str, Any]:
     return {"type": kind, "status": "True" if ok else "False", "reason": reason,
             "message": message}
 
@@ -67,7 +68,7 @@ def study_status(
     generation: int,
     now: float,
     pending_reasons: Sequence[str] = (),
-) -> dict:
+) -> dict[str, Any]:
     """The full .status to write after applying ``plan``."""
     message = plan.summary
     if pending_reasons and plan.status["trials"]["pending"]:
@@ -107,7 +108,7 @@ def study_status(
 
 
 def invalid_status(message: str, previous: Mapping[str, Any], *, generation: int,
-                   now: float) -> dict:
+                   now: float) -> dict[str, Any]:
     """The status of a study whose spec cannot proceed: Stalled, reason InvalidSpec."""
     wanted = [
         _cond("Ready", False, "InvalidSpec", message),
@@ -122,7 +123,9 @@ def invalid_status(message: str, previous: Mapping[str, Any], *, generation: int
     return status
 
 
-def reconciling_status(previous: Mapping[str, Any], *, generation: int, now: float) -> dict:
+def reconciling_status(
+    previous: Mapping[str, Any], *, generation: int, now: float
+) -> dict[str, Any]:
     """Marks a new generation as being acted on (kstatus: InProgress until done)."""
     kept = [c for c in previous.get("conditions") or [] if c.get("type") != "Reconciling"]
     wanted = _cond("Reconciling", True, "NewGeneration",
@@ -136,7 +139,7 @@ def conditions_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return _normal(old) != _normal(new)
 
 
-def _normal(status: Mapping[str, Any]) -> dict:
+def _normal(status: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in status.items() if v is not None}
     out["conditions"] = sorted(
         (dict(c) for c in status.get("conditions") or []), key=lambda c: c.get("type", "")

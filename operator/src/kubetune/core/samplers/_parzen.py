@@ -144,7 +144,7 @@ class Axes:
             np.array(numeric, dtype=np.int64),
             tuple(Cells.of(space.params[i]) for i in numeric),
             np.array(categorical, dtype=np.int64),
-            tuple(space.params[i].n_values for i in categorical),
+            tuple(p.n_values for p in space.params if isinstance(p, CategoricalParam)),
         )
 
     @property

@@ -46,7 +46,7 @@ class History:
     y: np.ndarray
     pending: np.ndarray
     failed: np.ndarray
-    seen: frozenset
+    seen: frozenset[tuple[Any, ...]]
 
     @property
     def n_observed(self) -> int:
@@ -74,7 +74,7 @@ def history_of(space: Space, trials: Sequence[Trial], *, minimize: bool) -> Hist
             failed.append(u)
     d = space.dim
 
-    def arr(rows: list) -> np.ndarray:
+    def arr(rows: list[np.ndarray]) -> np.ndarray:
         return np.array(rows, dtype=float).reshape(-1, d)
 
     return History(arr(xs), np.array(ys, dtype=float), arr(pending), arr(failed), frozenset(seen))

@@ -348,7 +348,9 @@ class CMAESSampler:
         return out
 
 
-def _positions(space: Space, trials: Sequence[Trial], minimize: bool) -> tuple:
+def _positions(
+    space: Space, trials: Sequence[Trial], minimize: bool
+) -> tuple[np.ndarray, np.ndarray, set[tuple[Any, ...]]]:
     """Trials in number order as (points on the unit cube, ranking keys, taken keys).
 
     Keys: the sign-flipped value (lower is better), +inf for a finished trial without one, NaN
@@ -373,7 +375,11 @@ def _positions(space: Space, trials: Sequence[Trial], minimize: bool) -> tuple:
 
 
 def _draw(
-    space: Space, source: _Source, z: np.ndarray, taken: set, key: tuple[int, int, int]
+    space: Space,
+    source: _Source,
+    z: np.ndarray,
+    taken: set[tuple[Any, ...]],
+    key: tuple[int, int, int],
 ) -> dict[str, Any] | None:
     """The draw of ``z`` from ``source``, or, when its configuration is taken, further draws
     (at the source's spread, then wider) from a stream keyed by (seed, generation, member);

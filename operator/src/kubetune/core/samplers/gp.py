@@ -123,7 +123,12 @@ class GPSampler:
         return self._bayes_points(space, history, n, rng, seen)
 
     def _bayes_points(
-        self, space: Space, history: History, n: int, rng: np.random.Generator, seen: set
+        self,
+        space: Space,
+        history: History,
+        n: int,
+        rng: np.random.Generator,
+        seen: set[tuple[Any, ...]],
     ) -> list[dict[str, Any]]:
         domain = _domain(space)
         rows = _training_rows(history.n_observed, history.y, self.max_train)
@@ -177,7 +182,9 @@ def _informative(xs: np.ndarray, posterior: fit.Posterior) -> np.ndarray:
     return xs[r2.min(axis=1) >= _MIN_STEP**2]
 
 
-def _first_unseen(space: Space, xs: np.ndarray, seen: set) -> dict[str, Any] | None:
+def _first_unseen(
+    space: Space, xs: np.ndarray, seen: set[tuple[Any, ...]]
+) -> dict[str, Any] | None:
     for x in xs:
         params = space.from_unit(x)
         if space.key(params) not in seen:
@@ -185,7 +192,9 @@ def _first_unseen(space: Space, xs: np.ndarray, seen: set) -> dict[str, Any] | N
     return None
 
 
-def _random_unseen(space: Space, rng: np.random.Generator, seen: set) -> dict[str, Any]:
+def _random_unseen(
+    space: Space, rng: np.random.Generator, seen: set[tuple[Any, ...]]
+) -> dict[str, Any]:
     """A uniform point not seen before; a seen one only when the space seems exhausted."""
     params = space.from_unit(rng.random(space.dim))
     for _ in range(_RANDOM_RETRIES):
@@ -195,7 +204,9 @@ def _random_unseen(space: Space, rng: np.random.Generator, seen: set) -> dict[st
     return params
 
 
-def _startup_points(space: Space, n: int, seed: int, seen: set, block: int) -> list[dict[str, Any]]:
+def _startup_points(
+    space: Space, n: int, seed: int, seen: set[tuple[Any, ...]], block: int
+) -> list[dict[str, Any]]:
     """The first ``n`` not-yet-seen points of the study's startup design.
 
     The design is a chain of Latin hypercubes of ``block`` points each, seeded by the study's

@@ -104,7 +104,7 @@ def _on_grid(space: Space, params: Mapping[str, Any]) -> bool:
     return all(_axis_index(p, params[p.name]) is not None for p in space.params)
 
 
-def _taken(space: Space, trials: Sequence[Trial]) -> frozenset:
+def _taken(space: Space, trials: Sequence[Trial]) -> frozenset[tuple[Any, ...]]:
     """Keys of the configurations that trials hold (Lost trials hold none)."""
     return history_of(space, trials, minimize=True).seen
 

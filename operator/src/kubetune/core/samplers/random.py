@@ -29,7 +29,7 @@ _MAX_ENUMERATED = 1 << 20
 
 
 def fill_unseen(
-    space: Space, taken: set, count: int, rng: np.random.Generator
+    space: Space, taken: set[tuple[Any, ...]], count: int, rng: np.random.Generator
 ) -> list[dict[str, Any]]:
     """``count`` configurations of a finite ``space`` not in ``taken`` (keys), drawn at random.
 

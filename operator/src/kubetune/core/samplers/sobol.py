@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from kubetune.core.samplers.random import fill_unseen
 from kubetune.core.space import Space
 from kubetune.core.trials import Trial
 
+if TYPE_CHECKING:
+    from scipy.stats import qmc
+
 __all__ = ["SobolSampler"]
 
 # Points of the sequence scanned per wanted proposal (beyond those the history took) before
@@ -29,7 +32,7 @@ __all__ = ["SobolSampler"]
 _SCAN_FACTOR = 64
 
 
-def _engine(dim: int, seed: int):
+def _engine(dim: int, seed: int) -> qmc.Sobol:
     from scipy.stats import qmc  # scipy.stats is slow to import; load it only when used
 
     return qmc.Sobol(dim, scramble=True, rng=np.random.default_rng(int(seed) % (1 << 64)))

@@ -107,7 +107,7 @@ class TPESampler:
         space: Space,
         below: _parzen.ParzenEstimator,
         above: _parzen.ParzenEstimator,
-        taken: set,
+        taken: set[tuple[Any, ...]],
         rng: np.random.Generator,
     ) -> dict[str, Any]:
         """The candidate from l(x) with the best l/g that no trial holds; adds it to ``taken``."""
@@ -123,7 +123,9 @@ class TPESampler:
         return _unused_uniform(space, taken, rng)
 
 
-def _unused_uniform(space: Space, taken: set, rng: np.random.Generator) -> dict[str, Any]:
+def _unused_uniform(
+    space: Space, taken: set[tuple[Any, ...]], rng: np.random.Generator
+) -> dict[str, Any]:
     """A uniform random configuration that no trial holds, while one is left; adds it to
     ``taken``. Pure apart from consuming ``rng``."""
     for _ in range(_RANDOM_TRIES):

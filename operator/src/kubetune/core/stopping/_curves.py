@@ -2,7 +2,7 @@
 
 A rule reads a curve only through three facts: the first step reported, the last step reported,
 and the best value reported at or before a step (the running best, "best-so-far"). Thinning that
-keeps the first point, the last point and every running-best point (DESIGN.md section 4) keeps
+keeps the first point, the last point and every running-best point (docs/design.md section 4) keeps
 all three, so a rule decides the same on a thinned curve as on the full one.
 """
 

@@ -81,7 +81,8 @@ def _candidates(
         for j in np.flatnonzero(domain.is_cat):
             flip = rng.random(n_local) < 0.3
             c = domain.choices[j]
-            local[flip, j] = c[rng.integers(len(c), size=int(flip.sum()))]  # type: ignore[index]
+            assert c is not None  # a categorical column always has its choices
+            local[flip, j] = c[rng.integers(len(c), size=int(flip.sum()))]
         parts.append(local)
     return domain.snap(np.vstack(parts))
 
