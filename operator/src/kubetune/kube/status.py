@@ -40,8 +40,10 @@ def _merge_conditions(
         c = {**c, "message": (c.get("message") or "")[:MAX_MESSAGE],
              "observedGeneration": generation}
         old = before.get(c["type"])
-        same = old is not None and old.get("status") == c["status"]
-        c["lastTransitionTime"] = old["lastTransitionTime"] if same else rfc3339(now)
+        if old is not None and old.get("status") == c["status"]:
+            c["lastTransitionTime"] = old["lastTransitionTime"]
+        else:
+            c["lastTransitionTime"] = rfc3339(now)
         out.append(c)
     return out
 
@@ -51,7 +53,7 @@ def _cond(kind: str, ok: bool, reason: str, message: str = "") -> dict[str, Any]
             "message": message}
 
 
-def _terminal(kind: str, finished: Finish | None, phase: Phase) -> dict:
+def _terminal(kind: str, finished: Finish | None, phase: Phase) -> dict[str, Any]:
     """The Succeeded or Failed condition: True with the plan's reason when the study ended
     that way; else False, with the other ending's reason or, while it runs, the phase."""
     if finished is None:
