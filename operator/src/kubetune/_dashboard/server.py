@@ -37,7 +37,7 @@ from kubetune.core import spec as specs
 from kubetune.kube import errors
 from kubetune.kube import observe as observing
 
-__all__ = ["COALESCE_SECONDS", "Dashboard", "plotly_js", "serve"]
+__all__ = ["COALESCE_SECONDS", "Dashboard", "serve"]
 
 COALESCE_SECONDS = 0.5  # changes within this are sent to viewers as one message
 _KEEPALIVE_SECONDS = 15.0
@@ -45,16 +45,8 @@ _STATIC = resources.files("kubetune._dashboard") / "static"
 
 
 @functools.cache
-def plotly_js() -> bytes:
-    """plotly.js as the plotly package ships it."""
-    import plotly
-
-    return (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
-
-
-@functools.cache
 def _gzipped(name: str) -> bytes:
-    data = plotly_js() if name == "plotly.min.js" else (_STATIC / name).read_bytes()
+    data = charts.plotly_js() if name == "plotly.min.js" else (_STATIC / name).read_bytes()
     return gzip.compress(data, 6)
 
 
