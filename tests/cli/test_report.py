@@ -104,15 +104,28 @@ def test_parallel_coordinates_draw_each_succeeded_trial_across_every_axis(html: 
     assert par["dimensions"][2]["ticktext"] == ["adam", "sgd"]
 
 
+def curve_points(fig: dict) -> dict[int, list[tuple[int, float]]]:
+    """Each trial's drawn curve, from the traces that join a state's curves with gaps."""
+    out: dict[int, list] = {}
+    for t in fig["data"]:
+        if t["name"] == "pruned here":
+            continue
+        for x, y, n in zip(t["x"], t["y"], t["customdata"], strict=True):
+            if n is not None:
+                out.setdefault(n, []).append((x, y))
+    return out
+
+
 def test_learning_curves_mark_pruned_trials(html: str):
     curves = figures(html)["curves"]
-    lines = [t for t in curves["data"] if t["name"] != "pruned here"]
+    drawn = curve_points(curves)
     with_curve = [t for t in mixed_trials() if t.curve]
-    assert sorted(t["customdata"][0] for t in lines) == sorted(t.number for t in with_curve)
-    pruned = [t for t in lines if t["customdata"][0] == 2]
-    assert pruned[0]["line"]["dash"] == "dash" and pruned[0]["y"] == [4.0, 3.0]
+    assert sorted(drawn) == sorted(t.number for t in with_curve)
+    assert drawn[2] == [(1, 4.0), (2, 3.0)]
+    (pruned,) = traces(curves, "pruned")
+    assert pruned["line"]["dash"] == "dash" and set(pruned["customdata"]) == {2}
     (cross,) = traces(curves, "pruned here")
-    assert cross["x"] == [2] and cross["y"] == [3.0]
+    assert cross["x"] == [2] and cross["y"] == [3.0] and cross["customdata"] == [2]
 
 
 def test_importance_bars_and_embedded_data(html: str):
@@ -173,7 +186,7 @@ def test_png_has_the_four_charts():
     imp = importance.importances(specs.space_of(view.spec), many_trials(), minimize=True)
     fig = png.png_figure(view, imp).to_dict()
     kinds = sorted({t["type"] for t in fig["data"]})
-    assert kinds == ["bar", "parcoords", "scatter"]  # WebGL traces drawn as SVG scatter
+    assert kinds == ["bar", "parcoords", "scatter"]
     titles = [a["text"] for a in fig["layout"]["annotations"]]
     assert titles == ["Optimization history", "Learning curves", "Parallel coordinates",
                       "Parameter importance"]

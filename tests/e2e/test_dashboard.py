@@ -92,6 +92,8 @@ def test_dashboard_follows_a_running_study(cluster: Cluster, running_operator, n
              timeout=180, what="the study to end, on the page")
     wait_for(lambda: len(rows(browser)) == 8, what="eight rows")
     for chart in ("history", "curves", "parallel", "importance"):
+        # Charts are drawn as they scroll into view.
+        browser.execute_script(f"document.getElementById('{chart}').scrollIntoView()")
         wait_for(lambda c=chart: browser.find_elements(By.CSS_SELECTOR, f"#{c} .main-svg"),
                  timeout=30, what=f"the {chart} chart drawn")
     assert browser.find_elements(By.CSS_SELECTOR, "#history .scatterlayer .trace")

@@ -100,7 +100,7 @@ def test_watch_get_and_plot_a_study(cluster: Cluster, running_operator, namespac
     history = figure(html, "history")
     assert sum(len(t["x"]) for t in history["data"] if t["mode"] == "markers") == 6
     assert len(figure(html, "parallel")["data"][0]["dimensions"][0]["values"]) == 6
-    assert len([t for t in figure(html, "curves")["data"] if t["name"] != "pruned here"]) == 6
+    assert len({n for t in figure(html, "curves")["data"] for n in t["customdata"]} - {None}) == 6
     assert sorted(figure(html, "importance")["data"][0]["y"]) == ["x1", "x2"]
 
     if importlib.util.find_spec("kaleido") is not None:  # PNG output is optional

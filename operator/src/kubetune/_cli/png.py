@@ -43,8 +43,6 @@ def png_figure(view: StudyView, importance: importances.Importance | None) -> An
                                x=0.5, y=0.5)
             continue
         for trace in figure["data"]:
-            # WebGL traces need a GPU context; the SVG ones render the same anywhere.
-            trace = {**trace, "type": "scatter"} if trace["type"] == "scattergl" else trace
             if trace["type"] == "parcoords":
                 trace = {**trace, "line": {**trace["line"], "colorbar": {
                     **trace["line"]["colorbar"], "len": 0.2, "y": 1 - (row - 0.5) / 4.1}}}

@@ -42,10 +42,10 @@ __all__ = [
     "thin_curve",
 ]
 
-MAX_HISTORY = 3000
+MAX_HISTORY = 1500
 MAX_LINES = 1000
 MAX_CURVES = 200
-CURVE_POINTS = 60
+CURVE_POINTS = 40
 
 STATE_COLORS = {
     TrialState.SUCCEEDED: "#3b528b", TrialState.RUNNING: "#21918c",
@@ -78,15 +78,13 @@ def _layout(xlabel: str, ylabel: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _hover(t: Trial, metric: str) -> str:
-    parts = [f"trial {t.number} ({t.state.value})"]
-    if t.value is not None:
-        parts.append(f"{metric} {format_value(t.value)}")
-    if t.params:
-        parts.append(format_params(t.params))
-    if t.reason:
-        parts.append(t.reason)
-    return "<br>".join(parts)
+def _num(v: float) -> float:
+    """A value to 6 significant digits, as the page shows it: the JSON stays small."""
+    return float(f"{v:.6g}")
+
+
+def _unit(v: float) -> float:
+    return round(float(v), 4)  # a unit-cube position: 1/10,000 of an axis is below a pixel
 
 
 def _log_axis(values: Sequence[float]) -> bool:
@@ -149,9 +147,11 @@ def history(view: StudyView) -> dict[str, Any] | None:
         if not group:
             continue
         data.append({
-            "type": "scattergl", "mode": "markers", "name": state.value.lower(),
-            "x": [t.number for t in group], "y": [float(t.value) for t in group],  # type: ignore[arg-type]
-            "text": [_hover(t, view.metric) for t in group], "hoverinfo": "text",
+            "type": "scatter", "mode": "markers", "name": state.value.lower(),
+            "x": [t.number for t in group], "y": [_num(t.value) for t in group],  # type: ignore[arg-type]
+            "text": [format_params(t.params) for t in group],
+            "hovertemplate": f"trial %{{x}} ({state.value})<br>{view.metric} %{{y}}<br>"
+                             "%{text}<extra></extra>",
             "customdata": [t.number for t in group],
             "marker": {"size": 7, "color": STATE_COLORS[state],
                        "symbol": "circle" if state is TrialState.SUCCEEDED else "circle-open",
@@ -175,10 +175,15 @@ def history(view: StudyView) -> dict[str, Any] | None:
 def parallel_trials(view: StudyView, space: Space) -> list[Trial]:
     """The Succeeded trials that parallel coordinates draw: the best ``MAX_LINES``."""
     sign = 1.0 if view.minimize else -1.0
-    done = [t for t in view.trials if t.state is TrialState.SUCCEEDED and t.has_value
-            and space.contains(t.params)]
+    done = [t for t in view.trials if t.state is TrialState.SUCCEEDED and t.has_value]
     done.sort(key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
-    return done[:MAX_LINES]
+    out = []
+    for t in done:  # best first, so only the drawn ones are checked
+        if space.contains(t.params):
+            out.append(t)
+            if len(out) == MAX_LINES:
+                break
+    return out
 
 
 def parallel(view: StudyView) -> dict[str, Any] | None:
@@ -192,8 +197,9 @@ def parallel(view: StudyView) -> dict[str, Any] | None:
     if not lines:
         return None
     dims: list[dict[str, Any]] = []
+    cube = [space.to_unit(t.params) for t in lines]
     for i, (name, param) in enumerate(zip(space.names, space.params, strict=True)):
-        units = [float(space.to_unit(t.params)[i]) for t in lines]
+        units = [_unit(u[i]) for u in cube]
         if isinstance(param, CategoricalParam):
             n = param.n_values
             ticks = [(k + 0.5) / n for k in range(n)]
@@ -203,7 +209,7 @@ def parallel(view: StudyView) -> dict[str, Any] | None:
             labels = [format_value(_round(param.from_unit(u))) for u in ticks]
         dims.append({"label": name, "values": units, "range": [0, 1],
                      "tickvals": ticks, "ticktext": labels})
-    values = [float(t.value) for t in lines]  # type: ignore[arg-type]
+    values = [_num(t.value) for t in lines]  # type: ignore[arg-type]
     dims.append({"label": view.metric, "values": values})
     data = [{
         "type": "parcoords", "dimensions": dims,
@@ -247,38 +253,46 @@ def thin_curve(curve: Sequence[tuple[int, float]], n: int = CURVE_POINTS
 
 def curves(view: StudyView) -> dict[str, Any] | None:
     """Each drawn trial's objective against its step, coloured by state; a pruned trial's
-    curve is dashed and ends in a cross where it was stopped."""
+    curve is dashed and ends in a cross where it was stopped. The curves of one state share a
+    trace (gaps between them), so the browser draws a few paths, not hundreds."""
     shown = curve_trials(view)
     if view.spec is None or not shown:
         return None
     data: list[dict[str, Any]] = []
-    legend_seen: set[TrialState] = set()
-    crosses: list[tuple[int, float, str]] = []
+    crosses: list[tuple[int, float, int]] = []
     values: list[float] = []
-    for t in shown:
-        pts = thin_curve(t.curve)
-        if not pts:
+    for state in (TrialState.SUCCEEDED, TrialState.RUNNING, TrialState.STOPPED,
+                  TrialState.FAILED, TrialState.PRUNED):
+        xs: list[int | None] = []
+        ys: list[float | None] = []
+        numbers: list[int | None] = []
+        for t in shown:
+            pts = thin_curve(t.curve) if t.state is state else []
+            if not pts:
+                continue
+            xs += [s for s, _ in pts] + [None]
+            ys += [_num(v) for _, v in pts] + [None]
+            numbers += [t.number] * len(pts) + [None]
+            values += [v for _, v in pts]
+            if state is TrialState.PRUNED:
+                crosses.append((pts[-1][0], _num(pts[-1][1]), t.number))
+        if not xs:
             continue
-        values += [v for _, v in pts]
-        colour = STATE_COLORS[t.state]
         data.append({
-            "type": "scattergl", "mode": "lines+markers" if len(pts) == 1 else "lines",
-            "x": [s for s, _ in pts], "y": [v for _, v in pts],
-            "name": t.state.value.lower(), "legendgroup": t.state.value,
-            "showlegend": t.state not in legend_seen, "hoverinfo": "text",
-            "text": _hover(t, view.metric), "customdata": [t.number] * len(pts),
-            "opacity": 0.75,
-            "line": {"color": colour, "width": 1.5,
-                     "dash": "dash" if t.state is TrialState.PRUNED else "solid"},
+            "type": "scatter", "mode": "lines", "name": state.value.lower(),
+            "x": xs[:-1], "y": ys[:-1], "customdata": numbers[:-1], "opacity": 0.7,
+            "hovertemplate": f"trial %{{customdata}} ({state.value})<br>step %{{x}}<br>"
+                             f"{view.metric} %{{y}}<extra></extra>",
+            "line": {"color": STATE_COLORS[state], "width": 1.5,
+                     "dash": "dash" if state is TrialState.PRUNED else "solid"},
         })
-        legend_seen.add(t.state)
-        if t.state is TrialState.PRUNED:
-            crosses.append((pts[-1][0], pts[-1][1], _hover(t, view.metric)))
     if crosses:
         data.append({
             "type": "scatter", "mode": "markers", "name": "pruned here",
             "x": [c[0] for c in crosses], "y": [c[1] for c in crosses],
-            "text": [c[2] for c in crosses], "hoverinfo": "text",
+            "customdata": [c[2] for c in crosses],
+            "hovertemplate": f"trial %{{customdata}} pruned at step %{{x}}<br>{view.metric} "
+                             "%{y}<extra></extra>",
             "marker": {"symbol": "x-thin", "size": 10,
                        "line": {"width": 2, "color": STATE_COLORS[TrialState.PRUNED]}},
         })

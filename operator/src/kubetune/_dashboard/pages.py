@@ -4,7 +4,7 @@ objects the watches hold (or a ``StudyView``) and ``now``, and returns plain dat
 Every payload is bounded: the list has one small row per study, a study page carries its
 charts (thinned in ``charts``), its latest events and conditions, and the trial table comes a
 page of ``MAX_ROWS`` rows at a time, sorted on the server, so a study of 10,000 trials costs
-the browser what one of 500 does.
+the browser what one of 250 does.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ __all__ = [
     "MAX_EVENTS",
     "MAX_ROWS",
     "SORT_KEYS",
-    "latest_pods",
     "study_page",
     "study_summary",
     "trial_rows",
 ]
 
-MAX_ROWS = 500
+MAX_ROWS = 250
 MAX_EVENTS = 50
 SORT_KEYS = ("rank", "number", "value", "state", "duration", "start")
 
@@ -95,8 +94,8 @@ def study_page(view: StudyView, summary: Mapping[str, Any], now: float) -> dict[
             "valueText": format_value(best.value), "params": format_params(best.params)},
         "figures": figures,
         "empty": {k: charts.empty_message(view, k) for k, v in figures.items() if v is None},
-        "shown": {"history": len(charts.history_trials(view)),
-                  "curves": len(charts.curve_trials(view)),
+        "shown": {"history": _drawn(figures["history"], "markers"),
+                  "curves": _drawn(figures["curves"], "lines"),
                   "withCurves": sum(1 for t in view.trials if t.curve),
                   "valued": sum(1 for t in view.trials if t.has_value)},
         "conditions": [
@@ -108,6 +107,14 @@ def study_page(view: StudyView, summary: Mapping[str, Any], now: float) -> dict[
             for e in view.events[-MAX_EVENTS:]][::-1],
         "now": now,
     }
+
+
+def _drawn(figure: Mapping[str, Any] | None, mode: str) -> int:
+    """The trials a figure draws: the distinct trial numbers of its traces in ``mode``."""
+    if figure is None:
+        return 0
+    return len({n for t in figure["data"] if t.get("mode") == mode
+                for n in t.get("customdata") or () if n is not None})
 
 
 def _sort_key(key: str, ranks: Mapping[int, int | None], now: float, minimize: bool
@@ -165,13 +172,3 @@ def trial_rows(view: StudyView, pods: Mapping[int, str], now: float, *, sort: st
 
 def _short(v: Any) -> Any:
     return float(f"{v:.4g}") if isinstance(v, float) else v
-
-
-def latest_pods(grouped: Mapping[int, Any]) -> dict[int, str]:
-    """Trial number -> the name of its current pod, from ``observe.group_by_trial``."""
-    out = {}
-    for number, objs in grouped.items():
-        pod = objs.current_pod
-        if pod is not None:
-            out[number] = str(pod["metadata"]["name"])
-    return out

@@ -18,9 +18,12 @@ Routes (relative, so the server can sit behind a path prefix):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gzip
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -31,13 +34,14 @@ from aiohttp import web
 
 from kubetune._cli import importance as importances
 from kubetune._cli import views
-from kubetune._dashboard import charts, pages
+from kubetune._dashboard import charts, incremental, pages
 from kubetune._dashboard.store import Store, StudyKey
 from kubetune.core import spec as specs
 from kubetune.kube import errors
-from kubetune.kube import observe as observing
 
 __all__ = ["COALESCE_SECONDS", "Dashboard", "serve"]
+
+log = logging.getLogger("kubetune.dashboard")
 
 COALESCE_SECONDS = 0.5  # changes within this are sent to viewers as one message
 _KEEPALIVE_SECONDS = 15.0
@@ -51,6 +55,12 @@ def _gzipped(name: str) -> bytes:
 
 
 _TYPES = {".js": "application/javascript", ".css": "text/css", ".html": "text/html"}
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    """A background read that failed: logged; the next request reads again and says why."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("reading a study in the background failed", exc_info=future.exception())
 
 
 def _json(data: Any) -> web.Response:
@@ -72,6 +82,8 @@ class Dashboard:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pages: dict[StudyKey, tuple[int, Any, Any]] = {}  # version, view, pods
         self._importance: dict[StudyKey, tuple[int, Any]] = {}
+        self._readers: dict[str, incremental.StudyReader] = {}  # by study UID
+        self._reading = threading.Lock()
 
     # --- change fan-out -----------------------------------------------------------------------
 
@@ -94,6 +106,15 @@ class Dashboard:
         for queue in self._subscribers:
             if queue.qsize() < 100:  # a stalled viewer misses updates, it does not grow memory
                 queue.put_nowait(message)
+        # Read the changed studies' trials now, off the loop, so the viewers who ask next find
+        # them read (only what changed is read again: see ``incremental``).
+        assert self._loop is not None
+        self._loop.run_in_executor(None, self._warm, keys).add_done_callback(_log_failure)
+
+    def _warm(self, keys: set[StudyKey]) -> None:
+        for key in keys:
+            with contextlib.suppress(web.HTTPNotFound):  # deleted meanwhile
+                self._view(key)
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -102,13 +123,19 @@ class Dashboard:
         if snap is None:
             raise web.HTTPNotFound(text=f"no TuningStudy {key[1]!r} in namespace {key[0]!r} "
                                         "(or not visible to the dashboard's credentials)")
-        cached = self._pages.get(key)
-        if cached is not None and cached[0] == snap.version:
-            return cached[1], cached[2]
-        view = views.view_of(snap.study, snap.jobs, snap.pods, snap.events)
-        pods = pages.latest_pods(observing.group_by_trial(snap.jobs, snap.pods))
-        self._pages[key] = (snap.version, view, pods)
-        return view, pods
+        with self._reading:
+            cached = self._pages.get(key)
+            if cached is not None and cached[0] == snap.version:
+                return cached[1], cached[2]
+            if len(self._readers) > 2 * len(self.store.studies()) + 8:  # deleted studies
+                live = {s["metadata"]["uid"] for s in self.store.studies()}
+                self._readers = {u: r for u, r in self._readers.items() if u in live}
+                self._pages.clear()
+            reader = self._readers.setdefault(snap.study["metadata"]["uid"],
+                                              incremental.StudyReader())
+            view = reader.view(snap.study, snap.jobs, snap.pods, snap.events)
+            self._pages[key] = (snap.version, view, reader.pods)
+            return view, reader.pods
 
     async def _view_async(self, key: StudyKey) -> tuple[views.StudyView, dict[int, str]]:
         return await asyncio.get_running_loop().run_in_executor(None, self._view, key)

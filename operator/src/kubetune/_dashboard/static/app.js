@@ -99,15 +99,32 @@
     document.title = "kubetune: " + name;
     document.getElementById("crumb").textContent = ns + " / " + name;
 
+    // A chart is drawn when it scrolls into view (and redrawn there on updates): parallel
+    // coordinates are WebGL, the slowest to draw, and below the fold.
+    var visible = {};
+    var observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (e) {
+        visible[e.target.id] = e.isIntersecting;
+        if (e.isIntersecting && e.target.pending) draw1(e.target);
+      });
+    }, {rootMargin: "200px"});
+    function draw1(box) {
+      var fig = box.pending;
+      box.pending = null;
+      if (box.firstChild && !box.data) box.replaceChildren();
+      Plotly.react(box, fig.data, fig.layout, config);
+    }
     function figure(id, fig, empty) {
       var box = document.getElementById(id);
+      if (!box.observed) { observer.observe(box); box.observed = true; }
       if (!fig) {
+        box.pending = null;
         if (box.data) Plotly.purge(box);
         box.replaceChildren(el("p", {cls: "empty", text: empty || ""}));
         return;
       }
-      if (box.firstChild && !box.data) box.replaceChildren();
-      Plotly.react(box, fig.data, fig.layout, config);
+      box.pending = fig;
+      if (visible[id]) draw1(box);
     }
     function summary(d) {
       var s = d.summary, box = document.getElementById("summary");
@@ -178,6 +195,8 @@
         document.getElementById("trials-note").textContent = t.rows.length < t.total ?
           "The first " + t.rows.length + " of " + t.total + " trials in this order; click a column to sort" :
           t.total + " trials; click a column to sort";
+        // Importance is the slow part (a GP fit): asked for once the table is drawn.
+        drawImportance();
       });
     });
     var drawImportance = serial(function () {
@@ -193,7 +212,6 @@
         summary(d); notes(d); tables(d);
         ["history", "curves", "parallel"].forEach(function (k) { figure(k, d.figures[k], d.empty[k]); });
         drawTrials();
-        drawImportance();
       });
     });
     draw();
