@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,trainer,bench,plot
 
-.PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down chart-lint clean
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down chart-lint clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# Headless Chromium and its driver for the dashboard's browser tests (Debian's packages,
+# installed once; apt-get needs root, else sudo).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium chromium-driver; }
+
+test: $(STAMP) browser
 	bash devcluster/build.sh >/dev/null
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
@@ -37,11 +44,12 @@ cluster-up: $(STAMP)
 cluster-down: $(STAMP)
 	$(PY) -m kubetune_devcluster down
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	bash devcluster/build.sh >/dev/null
 	$(PY) benchmarks/bench_samplers.py --readme
 	$(PY) benchmarks/bench_operator.py --readme
 	$(PY) benchmarks/bench_load.py --readme
+	$(PY) benchmarks/bench_dashboard.py --readme
 
 # devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
 demo: $(STAMP)

@@ -6,10 +6,12 @@ cost, not 10,000 Jobs each time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from kubetune._cli.views import StudyView, events_of, timestamp
+from kubetune._cli import views
+from kubetune._cli.views import StudyView
 from kubetune.core import spec as specs
 from kubetune.core.trials import Trial
 from kubetune.kube import observe as observing
@@ -36,20 +38,13 @@ class StudyReader:
              events: Sequence[dict]) -> StudyView:
         """The study's view now, as ``views.view_of`` would build it (pending reasons aside:
         the page shows the Ready condition's message instead)."""
-        meta, status = study.get("metadata") or {}, study.get("status") or {}
-        try:
-            spec: specs.StudySpec | None = specs.parse_spec(study.get("spec") or {})
-            problem = None
-        except specs.SpecError as e:
-            spec, problem = None, str(e)
-        trials: tuple[Trial, ...] = ()
-        if spec is not None:
-            trials = self._read(jobs, pods, spec.objective.metric, specs.minimize(spec),
-                                int(status.get("nextTrial") or 0))
-        return StudyView(
-            name=str(meta.get("name") or ""), namespace=meta.get("namespace"), spec=spec,
-            status=status, trials=trials, events=events_of(events),
-            created=timestamp(meta.get("creationTimestamp")), problem=problem)
+        base = views.view_of(study, (), (), events)  # the spec, status and events
+        if base.spec is None:
+            return base
+        spec = base.spec
+        trials = self._read(jobs, pods, spec.objective.metric, specs.minimize(spec),
+                            int(base.status.get("nextTrial") or 0))
+        return dataclasses.replace(base, trials=trials, pending_reasons=())
 
     def _read(self, jobs: Sequence[dict], pods: Sequence[dict], metric: str, minimize: bool,
               next_trial: int) -> tuple[Trial, ...]:
