@@ -92,3 +92,10 @@ async def _fan_out() -> None:
 
 def test_one_change_reaches_every_viewer_once():
     asyncio.run(_fan_out())
+
+
+def test_dashboard_port_out_of_range_is_a_usage_error(capsys):
+    from kubetune import cli
+
+    assert cli.main(["dashboard", "--port", "70000", "--no-browser"]) == 2
+    assert "--port 70000: give a port from 1 to 65535" in capsys.readouterr().err
