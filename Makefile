@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # redone when pyproject.toml changes. Only test, venv and demo install torch (trainer).
 INSTALLED := $(VENV)/.installed-
 
-.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean browser
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ $(VENV)/.installed-%: pyproject.toml
 
 venv: $(INSTALLED)dev,trainer,bench,plot
 
+# Headless Chromium and its driver for the dashboard's browser tests (Debian's packages,
+# installed once; apt-get needs root, else sudo).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium chromium-driver; }
+
 # ruff, the layer contracts (import-linter) and mypy --strict (docs/design.md section 9); their
 # caches live outside the checkout, so a fresh clone reuses them.
 define static_checks
@@ -25,7 +32,7 @@ define static_checks
 	MYPY_CACHE_DIR=$(HOME)/.cache/kubetune/mypy $(PY) -m mypy
 endef
 
-test: $(INSTALLED)dev,trainer,bench,plot
+test: $(INSTALLED)dev,trainer,bench,plot browser
 	bash devcluster/build.sh >/dev/null
 	$(static_checks)
 	$(PY) -m pytest -q
@@ -46,11 +53,12 @@ cluster-up: $(INSTALLED)devcluster
 cluster-down: $(INSTALLED)devcluster
 	$(PY) -m kubetune_devcluster down
 
-bench: $(INSTALLED)devcluster,bench
+bench: $(INSTALLED)dev,bench browser
 	bash devcluster/build.sh >/dev/null
 	$(PY) benchmarks/bench_samplers.py --readme
 	$(PY) benchmarks/bench_operator.py --readme
 	$(PY) benchmarks/bench_load.py --readme
+	$(PY) benchmarks/bench_dashboard.py --readme
 	$(PY) benchmarks/bench_sdk.py --readme
 
 # The README's devcluster and trainer tables, measured on this machine.

@@ -176,4 +176,5 @@ def test_get_watch_and_plot_a_journal(finished_journal, tmp_path, capsys):
     report = tmp_path / "out" / "report.html"
     assert cli.main(["plot", "--journal", str(finished_journal), "-o", str(report)]) == 0
     html = report.read_text()
-    assert html.count('<circle class="trial"') >= 4 and 'data-points="4"' in html
+    figs = json.loads(html.split('id="kubetune-figures">', 1)[1].split("</script>", 1)[0])
+    assert sum(len(t["x"]) for t in figs["history"]["data"] if t["mode"] == "markers") == 4

@@ -6,17 +6,15 @@ import copy
 import dataclasses
 import json
 import re
-import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 from cli_cases import SPEC, mixed_trials, study_view, trial
 from kubetune._cli import importance, png, report
+from kubetune._dashboard import charts
 from kubetune.core import spec as specs
 from kubetune.core.space import Space
-
-SVG = "{http://www.w3.org/2000/svg}"
 
 
 class _Tags(HTMLParser):
@@ -40,13 +38,14 @@ class _Tags(HTMLParser):
         self.stack.pop()
 
 
-def charts(text: str) -> dict[str, ET.Element]:
-    """Each inline <svg>, parsed as XML (so it must be well-formed), by its chart name."""
-    out = {}
-    for m in re.finditer(r"<svg .*?</svg>", text, flags=re.S):
-        root = ET.fromstring(m.group(0))
-        out[root.get("class").split()[-1]] = root
-    return out
+def figures(text: str) -> dict[str, dict | None]:
+    """The report's embedded Plotly figures, by chart name."""
+    m = re.search(r'id="kubetune-figures">(.*?)</script>', text, re.S)
+    return json.loads(m.group(1))
+
+
+def traces(fig: dict, name: str) -> list[dict]:
+    return [t for t in fig["data"] if t.get("name") == name]
 
 
 @pytest.fixture(scope="module")
@@ -73,46 +72,66 @@ def test_report_is_well_formed_and_self_contained(html: str):
     parser.close()
     assert parser.stack == []
     assert html.startswith("<!DOCTYPE html>")
-    # Nothing is fetched: the only URL is the SVG namespace.
-    urls = set(re.findall(r"(?:https?:)?//[\w.-]+[^\s\"'<>]*", html))
-    assert urls == {"http://www.w3.org/2000/svg"}
-    assert "<link" not in html and " src=" not in html
+    # Nothing is fetched: plotly.js is inline, there is no external script, style or image.
+    assert "<link" not in html and " src=" not in html and "<img" not in html
+    assert charts.plotly_js().decode()[:200].replace("</script", "<\\/script") in html
+    for name in ("history", "curves", "parallel", "importance"):
+        assert f'<div class="chart" id="{name}"></div>' in html
 
 
 def test_history_has_one_point_per_trial_with_a_value_and_a_best_line(html: str):
-    history = charts(html)["history"]
-    circles = history.findall(f".//{SVG}circle[@class='trial']")
+    history = figures(html)["history"]
+    points = [t for t in history["data"] if t["mode"] == "markers"]
     valued = [t for t in mixed_trials() if t.has_value]
-    assert sorted(int(c.get("data-trial")) for c in circles) == sorted(t.number for t in valued)
-    assert history.get("data-points") == str(len(valued))
-    filled = {int(c.get("data-trial")) for c in circles if c.get("fill") != "none"}
+    assert sorted(n for p in points for n in p["x"]) == sorted(t.number for t in valued)
+    filled = {n for p in points if p["marker"]["symbol"] == "circle" for n in p["x"]}
     assert filled == {t.number for t in valued if t.state.value == "Succeeded"}
-    best = history.find(f".//{SVG}path[@class='best']")
-    assert best is not None and best.get("d").startswith("M")
+    (best,) = traces(history, "best so far")
+    # The running best: 0.5 at trial 0, 0.2 from trial 1 on (5 ties, not an improvement),
+    # drawn to the latest trial.
+    assert best["x"] == [0, 1, 9] and best["y"] == [0.5, 0.2, 0.2]
+    assert best["line"]["shape"] == "hv"
 
 
 def test_parallel_coordinates_draw_each_succeeded_trial_across_every_axis(html: str):
-    parallel = charts(html)["parallel"]
-    lines = parallel.findall(f".//{SVG}polyline[@class='trial']")
-    assert len(lines) == 5
-    assert all(len(line.get("points").split()) == 4 for line in lines)  # x, lr, opt, loss
-    # The best is drawn last, on top.
-    assert lines[-1].get("data-trial") == "1"
+    (par,) = figures(html)["parallel"]["data"]
+    assert [d["label"] for d in par["dimensions"]] == ["x", "lr", "opt", "loss"]
+    assert all(len(d["values"]) == 5 for d in par["dimensions"])
+    # Best first (ties to the older trial): 0.2 (1), 0.2 (5), 0.5, 0.9, 1.5.
+    assert par["dimensions"][-1]["values"] == [0.2, 0.2, 0.5, 0.9, 1.5]
+    lr = par["dimensions"][1]
+    assert lr["ticktext"][0] == "0.0001" and lr["ticktext"][-1] == "1"  # log axis, unit cube
+    assert par["dimensions"][2]["ticktext"] == ["adam", "sgd"]
+
+
+def curve_points(fig: dict) -> dict[int, list[tuple[int, float]]]:
+    """Each trial's drawn curve, from the traces that join a state's curves with gaps."""
+    out: dict[int, list] = {}
+    for t in fig["data"]:
+        if t["name"] == "pruned here":
+            continue
+        for x, y, n in zip(t["x"], t["y"], t["customdata"], strict=True):
+            if n is not None:
+                out.setdefault(n, []).append((x, y))
+    return out
 
 
 def test_learning_curves_mark_pruned_trials(html: str):
-    curves = charts(html)["curves"]
-    drawn = curves.findall(f".//{SVG}polyline[@class='trial']") + curves.findall(
-        f".//{SVG}circle[@class='trial']")
+    curves = figures(html)["curves"]
+    drawn = curve_points(curves)
     with_curve = [t for t in mixed_trials() if t.curve]
-    assert sorted(int(e.get("data-trial")) for e in drawn) == sorted(t.number for t in with_curve)
-    crosses = curves.findall(f".//{SVG}path[@class='pruned']")
-    assert [c.get("data-trial") for c in crosses] == ["2"]
+    assert sorted(drawn) == sorted(t.number for t in with_curve)
+    assert drawn[2] == [(1, 4.0), (2, 3.0)]
+    (pruned,) = traces(curves, "pruned")
+    assert pruned["line"]["dash"] == "dash" and set(pruned["customdata"]) == {2}
+    (cross,) = traces(curves, "pruned here")
+    assert cross["x"] == [2] and cross["y"] == [3.0] and cross["customdata"] == [2]
 
 
 def test_importance_bars_and_embedded_data(html: str):
-    bars = charts(html)["importance"].findall(f".//{SVG}rect[@class='bar']")
-    assert len(bars) == 3
+    (bars,) = figures(html)["importance"]["data"]
+    assert sorted(bars["y"]) == ["lr", "opt", "x"]
+    assert sum(bars["x"]) == pytest.approx(1.0)
     data = json.loads(re.search(r'id="kubetune-data">(.*?)</script>', html, re.S).group(1))
     assert data["study"] == "demo" and data["metric"] == "loss"
     assert [t["number"] for t in data["trials"]] == list(range(10))
@@ -123,7 +142,8 @@ def test_report_before_any_value_says_so():
     text = report.html_report(study_view([trial(0, "Pending", None, start=None)]), now=0.0)
     assert "No trial has reported a value yet." in text
     assert "Importance needs at least" in text
-    assert charts(text) == {}
+    assert figures(text) == dict.fromkeys(("history", "curves", "parallel", "importance"))
+    assert '<div class="chart"' not in text
 
 
 def test_report_escapes_user_text():
@@ -135,6 +155,9 @@ def test_report_escapes_user_text():
     parser = _Tags()
     parser.feed(text)
     assert parser.stack == []
+    # The label survives, escaped, in the figure.
+    (par,) = figures(text)["parallel"]["data"]
+    assert par["dimensions"][2]["ticktext"][0] == "</script><b>x"
 
 
 def test_importance_finds_the_parameter_that_matters():
@@ -158,11 +181,29 @@ def test_importance_finds_the_parameter_that_matters():
     assert importance.importances(space, trials[:5], minimize=True) is None
 
 
+def test_png_has_the_four_charts():
+    view = study_view(mixed_trials())
+    imp = importance.importances(specs.space_of(view.spec), many_trials(), minimize=True)
+    fig = png.png_figure(view, imp).to_dict()
+    kinds = sorted({t["type"] for t in fig["data"]})
+    assert kinds == ["bar", "parcoords", "scatter"]
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert titles == ["Optimization history", "Learning curves", "Parallel coordinates",
+                      "Parameter importance"]
+
+
+def test_png_without_data_says_so_in_each_panel():
+    fig = png.png_figure(study_view([trial(0, "Pending", None, start=None)]), None).to_dict()
+    texts = [a["text"] for a in fig["layout"]["annotations"]]
+    assert "No trial has reported a value yet." in texts
+    assert fig["data"] == []
+
+
 def test_png_is_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("kaleido")
     view = study_view(mixed_trials())
     path = tmp_path / "report.png"
     png.png_report(view, path, None)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 20_000  # four drawn charts, not an empty canvas
+    assert len(data) > 40_000  # four drawn charts, not an empty canvas

@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,10 @@ def kubetune(cluster: Cluster, *args: str, timeout: float = 60) -> subprocess.Co
                           text=True, env=cluster.env, timeout=timeout)
 
 
-def svg_chart(html: str, name: str) -> ET.Element:
-    for m in re.finditer(r"<svg .*?</svg>", html, flags=re.S):
-        root = ET.fromstring(m.group(0))
-        if name in root.get("class", "").split():
-            return root
-    raise AssertionError(f"no {name} chart in the report")
+def figure(html: str, name: str) -> dict:
+    figs = json.loads(re.search(r'id="kubetune-figures">(.*?)</script>', html, re.S).group(1))
+    assert figs[name] is not None, f"no {name} chart in the report"
+    return figs[name]
 
 
 def test_watch_get_and_plot_a_study(cluster: Cluster, running_operator, namespace, tmp_path):
@@ -100,14 +97,13 @@ def test_watch_get_and_plot_a_study(cluster: Cluster, running_operator, namespac
     assert plotted.returncode == 0, plotted.stderr
     html = report.read_text()
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
-    history = svg_chart(html, "history")
-    circles = history.findall(".//{http://www.w3.org/2000/svg}circle[@class='trial']")
-    assert len(circles) == 6 and history.get("data-points") == "6"
-    assert svg_chart(html, "parallel").get("data-points") == "6"
-    assert svg_chart(html, "curves").get("data-points") == "6"
-    assert svg_chart(html, "importance").get("data-points") == "2"  # x1 and x2
+    history = figure(html, "history")
+    assert sum(len(t["x"]) for t in history["data"] if t["mode"] == "markers") == 6
+    assert len(figure(html, "parallel")["data"][0]["dimensions"][0]["values"]) == 6
+    assert len({n for t in figure(html, "curves")["data"] for n in t["customdata"]} - {None}) == 6
+    assert sorted(figure(html, "importance")["data"][0]["y"]) == ["x1", "x2"]
 
-    if importlib.util.find_spec("matplotlib") is not None:  # PNG output is optional
+    if importlib.util.find_spec("kaleido") is not None:  # PNG output is optional
         image = tmp_path / "report.png"
         plotted = kubetune(cluster, "plot", "cli-demo", "-n", namespace, "-o", str(image))
         assert plotted.returncode == 0, plotted.stderr

@@ -4,6 +4,7 @@
     kubetune watch STUDY [-n NS] [--interval S] [--timeout S]
     kubetune plot STUDY -o report.html|report.png [-n NS]
     kubetune run STUDY.yaml --local [--parallel N] [--journal PATH]
+    kubetune dashboard [-n NS ...] [--port N] [--address A] [--no-browser]
 
 ``get``, ``watch`` and ``plot`` read the cluster (KUBECONFIG, the in-cluster service account, or
 ~/.kube/config), or with ``--journal PATH`` the journal of a local run. ``run --local`` runs a
@@ -70,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("study", nargs="?", metavar="STUDY")
     source_args(plot)
     plot.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
-                      help="report.html (self-contained) or report.png (needs matplotlib)")
+                      help="report.html (self-contained) or report.png "
+                           "(needs the plot extra: kaleido)")
 
     run = sub.add_parser("run", help="run a study file on this machine, without Kubernetes",
                          description="Run the trials of STUDY.yaml as local processes, with the "
@@ -83,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
                      help="trials at a time (default: the study's budget.parallelism)")
     run.add_argument("--journal", type=Path, metavar="PATH",
                      help="the journal file (default: .kubetune/<study>.jsonl)")
+    dash = sub.add_parser("dashboard", help="serve a live web dashboard of the studies",
+                          description="Serve the studies' live dashboard on ADDRESS:PORT, "
+                                      "read-only, with the kubeconfig's credentials.")
+    dash.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
+                      help="show this namespace's studies (repeatable; default: every "
+                           "namespace)")
+    dash.add_argument("--port", type=int, default=0,
+                      help="the port to listen on (default: a free one)")
+    dash.add_argument("--address", default="127.0.0.1",
+                      help="the address to listen on (default 127.0.0.1: this machine only)")
+    dash.add_argument("--no-browser", action="store_true", help="do not open a browser")
     return p
 
 
@@ -179,7 +192,16 @@ def _run(args: argparse.Namespace) -> int:
     return local.run_local(args.file, parallel=args.parallel, journal_path=args.journal)
 
 
-_COMMANDS = {"get": _get, "watch": _watch, "plot": _plot, "run": _run}
+def _dashboard(args: argparse.Namespace) -> int:
+    from kubetune._dashboard.main import run_dashboard
+
+    if not 0 <= args.port <= 65535:
+        raise _UsageError(f"--port {args.port}: give a port from 1 to 65535, or 0 for a free one")
+    return run_dashboard(host=args.address, port=args.port, namespaces=args.namespace,
+                         open_browser=not args.no_browser)
+
+
+_COMMANDS = {"get": _get, "watch": _watch, "plot": _plot, "run": _run, "dashboard": _dashboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,154 +1,78 @@
-"""The report as one PNG: the same four charts as the HTML report, drawn with matplotlib.
-
-matplotlib is imported here only, on first use, and without pyplot (no global figure state, no
-GUI backend): a ``Figure`` with the Agg canvas writes the file.
+"""The report as one PNG: the same four Plotly figures as the HTML report and the dashboard
+(``kubetune._dashboard.charts``), laid out in one image and rendered by Kaleido, which drives
+a headless Chrome or Chromium already on the machine.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+from typing import Any
 
 from kubetune._cli import importance as importances
-from kubetune._cli import report, views
+from kubetune._cli import report
 from kubetune._cli.errors import CommandError
 from kubetune._cli.views import StudyView
-from kubetune.core import spec as specs
-from kubetune.core.trials import TrialState
+from kubetune._dashboard import charts
 
-__all__ = ["MatplotlibMissingError", "png_report"]
+__all__ = ["PngUnavailableError", "png_figure", "png_report"]
 
-
-class MatplotlibMissingError(CommandError, RuntimeError):
-    """PNG output needs matplotlib, which is not installed."""
+_ROW = 380
 
 
-def _log_wanted(values: list[float]) -> bool:
-    vs = [v for v in values if math.isfinite(v)]
-    return bool(vs) and min(vs) > 0 and max(vs) / min(vs) >= 100
+class PngUnavailableError(CommandError, RuntimeError):
+    """PNG output needs Kaleido and a Chrome or Chromium; the message says which is missing."""
 
 
-def _history(ax, view: StudyView) -> None:
-    ax.set_title("Optimization history")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(view.metric)
-    from matplotlib.ticker import MaxNLocator
+def png_figure(view: StudyView, importance: importances.Importance | None) -> Any:
+    """The four charts as one Plotly figure: a column of four panels, parallel coordinates in
+    a domain panel of its own; a chart with nothing to draw says so in its panel."""
+    from plotly.subplots import make_subplots
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    points = [t for t in view.trials if t.has_value]
-    if not points:
-        ax.text(0.5, 0.5, "no values yet", ha="center", transform=ax.transAxes)
-        return
-    for state in TrialState:
-        group = [t for t in points if t.state is state]
-        if not group:
+    figs = report.figures(view, importance)
+    specs = [[{"type": "domain"}] if k == "parallel" else [{"type": "xy"}]
+             for k in report.CHARTS]
+    fig = make_subplots(rows=len(report.CHARTS), cols=1, specs=specs,
+                        subplot_titles=[report.TITLES[k] for k in report.CHARTS],
+                        vertical_spacing=0.07)
+    for row, key in enumerate(report.CHARTS, start=1):
+        figure = figs[key]
+        if figure is None:
+            fig.add_annotation(text=charts.empty_message(view, key), showarrow=False,
+                               xref="x domain" if row == 1 else f"x{row} domain",
+                               yref="y domain" if row == 1 else f"y{row} domain",
+                               x=0.5, y=0.5)
             continue
-        colour = report.STATE_COLORS[state]
-        ax.scatter([t.number for t in group], [t.value for t in group], s=18,
-                   facecolors=colour if state is TrialState.SUCCEEDED else "none",
-                   edgecolors=colour, label=state.value.lower(), zorder=3)
-    best = views.best_so_far(view.trials, minimize=view.minimize)
-    if best:
-        last = max(t.number for t in view.trials)
-        xs = [n for n, _ in best] + [last]
-        ys = [v for _, v in best] + [best[-1][1]]
-        ax.step(xs, ys, where="post", color="#d62728", label="best so far", zorder=2)
-    if _log_wanted([float(t.value) for t in points]):  # type: ignore[arg-type]
-        ax.set_yscale("log")
-    ax.legend(fontsize=7)
-
-
-def _parallel(ax, view: StudyView) -> None:
-    ax.set_title("Parallel coordinates")
-    if view.spec is None:
-        return
-    space = specs.space_of(view.spec)
-    lines = report.parallel_trials(view, space)
-    names = [*space.names, view.metric]
-    ax.set_xticks(range(len(names)), names, fontsize=8)
-    ax.set_yticks([])
-    for i in range(len(names)):
-        ax.axvline(i, color="#555", linewidth=0.8)
-    if not lines:
-        return
-    values = [float(t.value) for t in lines]  # type: ignore[arg-type]
-    lo, hi = min(values), max(values)
-    log = _log_wanted(values)
-
-    def unit(v: float) -> float:
-        a, b, x = (math.log10(lo), math.log10(hi), math.log10(v)) if log else (lo, hi, v)
-        return 0.5 if b == a else (x - a) / (b - a)
-
-    n = len(lines)
-    for rank, t in reversed(list(enumerate(lines))):
-        ys = [*map(float, space.to_unit(t.params)), unit(float(t.value))]  # type: ignore[arg-type]
-        ax.plot(range(len(names)), ys, color=report.svg.color(1.0 - rank / max(1, n - 1)),
-                linewidth=1, alpha=0.8)
-    for i, param in enumerate(space.params):
-        for u, text in report.axis_labels(param):
-            ax.text(i + 0.03, u, text, fontsize=6, va="center")
-    for u in (0.0, 0.5, 1.0):
-        v = (10 ** (math.log10(lo) + u * (math.log10(hi) - math.log10(lo))) if log
-             else lo + u * (hi - lo))
-        ax.text(len(names) - 1 + 0.03, u, views.format_value(float(f"{v:.3g}")), fontsize=6,
-                va="center")
-    ax.set_ylim(-0.05, 1.05)
-
-
-def _curves(ax, view: StudyView) -> None:
-    ax.set_title("Learning curves (x: pruned)")
-    ax.set_xlabel("step")
-    ax.set_ylabel(view.metric)
-    shown = report.curve_trials(view)
-    values = []
-    for t in shown:
-        pts = [(s, v) for s, v in t.curve if math.isfinite(v)]
-        if not pts:
-            continue
-        values += [v for _, v in pts]
-        colour = report.STATE_COLORS[t.state]
-        style = "--" if t.state is TrialState.PRUNED else "-"
-        ax.plot([s for s, _ in pts], [v for _, v in pts], style, color=colour, linewidth=1,
-                alpha=0.75, marker="o" if len(pts) == 1 else None, markersize=3)
-        if t.state is TrialState.PRUNED:
-            ax.plot([pts[-1][0]], [pts[-1][1]], "x", color=colour, markersize=6)
-    if _log_wanted(values):
-        ax.set_yscale("log")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _importance(ax, view: StudyView, result: importances.Importance | None) -> None:
-    ax.set_title("Parameter importance (fANOVA on a GP)")
-    if result is None:
-        ax.text(0.5, 0.5, "not enough succeeded trials", ha="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return
-    names = [n for n, _ in result.shares][::-1]
-    shares = [s for _, s in result.shares][::-1]
-    ax.barh(names, shares, color=report.svg.color(0.35))
-    ax.set_xlim(0, 1)
-    for i, s in enumerate(shares):
-        ax.text(s + 0.01, i, f"{s:.0%}", va="center", fontsize=8)
+        for trace in figure["data"]:
+            if trace["type"] == "parcoords":
+                trace = {**trace, "line": {**trace["line"], "colorbar": {
+                    **trace["line"]["colorbar"], "len": 0.2, "y": 1 - (row - 0.5) / 4.1}}}
+            fig.add_trace(trace, row=row, col=1)
+        layout = figure["layout"]
+        if key != "parallel":
+            for axis in ("xaxis", "yaxis"):
+                fig.update_layout({f"{axis}{'' if row == 1 else row}": layout[axis]})
+    fig.update_layout(height=_ROW * len(report.CHARTS), width=1100, showlegend=False,
+                      title={"text": f"{view.name}: {view.state}"},
+                      margin={"l": 80, "r": 40, "t": 80, "b": 40},
+                      paper_bgcolor="#ffffff", plot_bgcolor="#ffffff",
+                      font={"family": "sans-serif", "size": 12})
+    return fig
 
 
 def png_report(view: StudyView, path: Path,
                importance: importances.Importance | None = None) -> None:
-    """Write the four charts as one 2x2 PNG at ``path``."""
+    """Write the four charts as one PNG at ``path``."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import kaleido  # noqa: F401
     except ImportError:
-        raise MatplotlibMissingError(
-            "PNG output needs matplotlib, which is not installed: `pip install matplotlib`, or "
-            "write the HTML report (-o report.html), which needs nothing more") from None
-    fig = Figure(figsize=(13, 9), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 2)
-    fig.suptitle(f"{view.name}: {view.state}")
-    _history(axes[0][0], view)
-    _parallel(axes[0][1], view)
-    _curves(axes[1][0], view)
-    _importance(axes[1][1], view, importance)
-    fig.savefig(path, format="png")
+        raise PngUnavailableError(
+            "PNG output needs Kaleido: `pip install 'kubetune[plot]'` (it drives a Chrome or "
+            "Chromium on this machine), or write the HTML report (-o report.html), which needs "
+            "nothing more") from None
+    fig = png_figure(view, importance)
+    try:
+        fig.write_image(str(path), format="png", scale=1)
+    except RuntimeError as e:  # Kaleido found no browser, or the browser failed
+        raise PngUnavailableError(
+            f"rendering the PNG failed: {e}; install Chrome or Chromium (Debian: `apt-get "
+            "install chromium`), or write the HTML report (-o report.html)") from None
