@@ -43,6 +43,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_operator.py --readme
 	$(PY) benchmarks/bench_load.py --readme
 
+# Our samplers against nevergrad, Optuna and SMAC3 on COCO bbob (benchmarks/bench_peers.py).
+.PHONY: bench-samplers
+bench-samplers: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench-rf]' || echo "pyrfr did not build (it needs swig): smac-hpo is reported as not run"
+	nice -n 10 $(PY) benchmarks/bench_peers.py --readme
+
 # devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
 demo: $(STAMP)
 	bash devcluster/build.sh >/dev/null
