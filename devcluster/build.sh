@@ -19,8 +19,10 @@ build() {  # name, module dir, package, ldflags
   if [ -x "$bin/$name" ]; then return; fi
   local start=$SECONDS
   echo "devcluster: building $name (first time only; cached in $bin)" >&2
-  (cd "$here/go/$dir" && go build -ldflags "-s -w $ldflags" -o "$bin/$name.tmp" "$pkg")
-  mv "$bin/$name.tmp" "$bin/$name"
+  # A private temporary name: two builds started at once must not move each other's output.
+  local tmp="$bin/$name.tmp.$$"
+  (cd "$here/go/$dir" && go build -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
+  mv -f "$tmp" "$bin/$name"
   echo "devcluster: built $name in $((SECONDS - start)) s" >&2
 }
 
