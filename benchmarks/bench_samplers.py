@@ -291,7 +291,7 @@ def load_cache(path: Path) -> dict:
 
 def save_cache(path: Path, cache: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one per writer: invocations may share a cache
     tmp.write_text(json.dumps(cache, separators=(",", ":")))
     tmp.replace(path)
 

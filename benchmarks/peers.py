@@ -172,9 +172,18 @@ def _key(params: Mapping[str, Any]) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
+def _numpy2_scalar(value: Any) -> float:
+    return float(np.asarray(value).reshape(-1)[0])
+
+
 class _NGOpt:
     def __init__(self, space: Space, seed: int, budget: int, batch: int) -> None:
         import nevergrad as ng
+        from nevergrad.optimization import metamodel
+
+        # nevergrad 1.0.12's metamodel (NGOpt's choice for parallel asks) calls float() on a
+        # one-element array, which numpy 2.4 refuses; give that module a float that accepts it.
+        metamodel.float = _numpy2_scalar  # type: ignore[attr-defined]
 
         parts: dict[str, Any] = {}
         for name, p in space.items():
