@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # redone when pyproject.toml changes. Only test, venv and demo install torch (trainer).
 INSTALLED := $(VENV)/.installed-
 
-.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean browser
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean browser bench-samplers
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ measure: $(INSTALLED)devcluster,trainer
 	bash devcluster/build.sh >/dev/null
 	$(PY) benchmarks/measure_devcluster.py --readme
 	$(PY) benchmarks/measure_trainer.py --readme
+
+# Our samplers against nevergrad, Optuna and SMAC3 on COCO bbob (benchmarks/bench_peers.py).
+bench-samplers: $(INSTALLED)dev,bench
+	$(PY) -m pip install -q -e '.[bench-rf]' || echo "pyrfr did not build (it needs swig): smac-hpo is reported as not run"
+	nice -n 10 $(PY) benchmarks/bench_peers.py --readme
 
 # devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
 demo: $(INSTALLED)devcluster,trainer

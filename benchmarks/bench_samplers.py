@@ -40,7 +40,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from kubetune.core import suggest  # noqa: E402
 from kubetune.core.samplers import sampler_module  # noqa: E402
 from kubetune.core.spec import parse_spec  # noqa: E402
 from kubetune.core.trials import Trial, TrialState  # noqa: E402
+from peers import optuna_distributions  # noqa: E402
 
 __all__ = ["main"]
 
@@ -105,24 +106,6 @@ def _run_ours(fn: Function, sampler: str, seed: int, budget: int, batch: int) ->
     return {"values": [t.value for t in trials], "times": times}
 
 
-def _optuna_distributions(fn: Function) -> dict:
-    from optuna import distributions as d
-
-    out = {}
-    for name, p in fn.search_space.items():
-        if p["type"] == "categorical":
-            out[name] = d.CategoricalDistribution(p["values"])
-        elif p["type"] == "int":
-            out[name] = d.IntDistribution(
-                p["low"], p["high"], log=p.get("log", False), step=p.get("step") or 1
-            )
-        else:
-            out[name] = d.FloatDistribution(
-                p["low"], p["high"], log=p.get("log", False), step=p.get("step")
-            )
-    return out
-
-
 def _optuna_study(sampler: str, seed: int):
     import optuna
 
@@ -138,7 +121,7 @@ def _optuna_study(sampler: str, seed: int):
 
 def _run_optuna(fn: Function, sampler: str, seed: int, budget: int, batch: int) -> dict:
     study = _optuna_study(sampler, seed)
-    dists = _optuna_distributions(fn)
+    dists = optuna_distributions(fn.search_space)
     values: list[float] = []
     times: list[tuple[int, float]] = []
     while len(values) < budget:
@@ -180,7 +163,7 @@ def _time_optuna(fn: Function, sampler: str, history: list, asks: int, seed: int
     import optuna
 
     study = _optuna_study(sampler, seed)
-    dists = _optuna_distributions(fn)
+    dists = optuna_distributions(fn.search_space)
     study.add_trials(
         [optuna.trial.create_trial(params=p, distributions=dists, value=v) for p, v in history]
     )
@@ -218,6 +201,34 @@ def run_task(task: dict) -> tuple[dict, dict]:
         return task, {"times": timer(fn, task["sampler"], history, task["asks"], task["seed"])}
     run = _run_ours if ours else _run_optuna
     return task, run(fn, task["sampler"], task["seed"], task["budget"], MODES[task["mode"]])
+
+
+def run_all(
+    todo: Sequence[dict],
+    run: Callable[[dict], tuple[dict, dict]],
+    done: Callable[[dict, dict, int], None],
+    workers: int,
+    max_minutes: float,
+    start_method: str,
+) -> None:
+    """Run every task (in this process when ``workers`` <= 1, else in a pool), passing each
+    result to ``done`` as it finishes; start none after ``max_minutes`` (0: no limit)."""
+    started = time.perf_counter()
+    deadline = started + 60 * max_minutes if max_minutes else math.inf
+    if workers <= 1:
+        for i, task in enumerate(todo, 1):
+            if time.perf_counter() > deadline:
+                break
+            done(*run(task), i)
+        return
+    context = multiprocessing.get_context(start_method)
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(run, t) for t in todo]
+        for i, future in enumerate(as_completed(futures), 1):
+            done(*future.result(), i)
+            if time.perf_counter() > deadline:
+                pool.shutdown(wait=True, cancel_futures=True)
+                break
 
 
 # ---- cache ------------------------------------------------------------------------------------
@@ -280,7 +291,7 @@ def load_cache(path: Path) -> dict:
 
 def save_cache(path: Path, cache: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one per writer: invocations may share a cache
     tmp.write_text(json.dumps(cache, separators=(",", ":")))
     tmp.replace(path)
 
@@ -385,7 +396,7 @@ def targets(
     need = math.ceil(5 / 7 * len(functions))
     for budget in budgets:
         for mode in modes:
-            wins, worst, missing = 0, 0.0, []
+            wins, ties, worst, missing = 0, 0, 0.0, []
             for fn in functions:
                 row = table[(fn, budget, mode)]
                 auto = _mean(row.get("auto", []))
@@ -395,13 +406,18 @@ def targets(
                     missing.append(fn)
                     continue
                 better = min(rivals)
-                wins += auto <= better  # ties (both at the optimum) count for auto
+                # A tie (both at the optimum, or within 1%) is a tie, never a win.
+                if math.isclose(auto, better, rel_tol=0.01, abs_tol=1e-9):
+                    ties += 1
+                else:
+                    wins += auto < better
                 ratio = auto / better if better > 0 else (1.0 if auto <= better else math.inf)
                 worst = max(worst, ratio)
             ok = not missing and wins >= need and worst <= 1.25
             lines.append(
                 f"{'PASS' if ok else 'MISS'} auto vs best of Optuna GP/TPE, budget {budget}, "
-                f"{mode}: lower mean regret on {wins}/{len(functions)} functions (need {need}), "
+                f"{mode}: lower mean regret on {wins}/{len(functions)} functions (need {need}; "
+                f"{ties} tied), "
                 f"worst ratio {_fmt(worst)} (need <= 1.25)"
                 + (f"; no data for {', '.join(missing)}" if missing else "")
             )
@@ -632,21 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
 
-        deadline = started + 60 * args.max_minutes if args.max_minutes else math.inf
-        if args.workers <= 1:
-            for i, task in enumerate(todo, 1):
-                if time.perf_counter() > deadline:
-                    break
-                done(*run_task(task), i)
-        else:
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-                futures = [pool.submit(run_task, t) for t in todo]
-                for i, future in enumerate(as_completed(futures), 1):
-                    done(*future.result(), i)
-                    if time.perf_counter() > deadline:
-                        pool.shutdown(wait=True, cancel_futures=True)
-                        break
+        run_all(todo, run_task, done, args.workers, args.max_minutes, "fork")
     body = report(args, cache, prints)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("# Sampler benchmark\n\n" + body)

@@ -65,3 +65,10 @@ def test_readme_block_is_replaced_in_place(bench, tmp_path):
     assert readme.read_text() == (
         f"# x\n\nbefore\n{bench.README_START}\nnew table\n{bench.README_END}\nafter\n"
     )
+
+
+def test_a_tie_is_not_a_win(bench):
+    table = {("branin", 10, "seq"): {"auto": [0.0], "optuna-gp": [0.0], "optuna-tpe": [0.5]}}
+    (line, *_) = bench.targets(table, {}, {}, ["branin"], [10], ["seq"], 10)
+    assert line.startswith("MISS")
+    assert "on 0/1 functions (need 1; 1 tied)" in line

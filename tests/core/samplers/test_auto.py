@@ -32,9 +32,10 @@ def _observed(space: Space, count: int) -> History:
 @pytest.mark.parametrize(
     ("space", "observed", "expected"),
     [
-        (NUMERIC, 0, "sobol"),
-        (NUMERIC, startup_trials(NUMERIC) - 1, "sobol"),
-        (NUMERIC, startup_trials(NUMERIC), "gp"),
+        (NUMERIC, 0, "gp"),
+        (MIXED, 1, "gp"),
+        (WIDE, 0, "sobol"),
+        (WIDE, startup_trials(WIDE) - 1, "sobol"),
         (MIXED, GP_MAX_OBSERVED - 1, "gp"),
         (NUMERIC, GP_MAX_OBSERVED, "cmaes"),
         (MIXED, GP_MAX_OBSERVED, "tpe"),
@@ -50,9 +51,9 @@ def test_choice(space, observed, expected):
 def test_only_trials_with_a_value_end_the_startup():
     trials = [
         Trial(t.number, t.params, TrialState.FAILED if t.number % 2 else TrialState.RUNNING)
-        for t in history(NUMERIC, 30, mixed_states=False)
+        for t in history(WIDE, 30, mixed_states=False)
     ]
-    assert choose_sampler(NUMERIC, history_of(NUMERIC, trials, minimize=True)) == "sobol"
+    assert choose_sampler(WIDE, history_of(WIDE, trials, minimize=True)) == "sobol"
 
 
 @pytest.mark.parametrize("count", [3, 12])

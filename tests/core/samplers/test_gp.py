@@ -340,11 +340,12 @@ def test_degenerate_histories_still_give_new_points(values: list) -> None:
     assert not {BRANIN.key(p) for p in out} & {BRANIN.key(p) for p in points}
 
 
-def test_one_point_and_two_point_histories() -> None:
+def test_one_point_and_two_point_histories(monkeypatch) -> None:
+    monkeypatch.setattr(gp, "default_n_startup", lambda dim: 2)
     trials = random_history(BRANIN, 1, branin)
-    assert len(GPSampler(n_startup=2).suggest(BRANIN, trials, 16, minimize=True, seed=0)) == 16
+    assert len(GPSampler().suggest(BRANIN, trials, 16, minimize=True, seed=0)) == 16
     trials = random_history(BRANIN, 2, branin)
-    out = GPSampler(n_startup=2).suggest(BRANIN, trials, 16, minimize=True, seed=0)
+    out = GPSampler().suggest(BRANIN, trials, 16, minimize=True, seed=0)
     assert len({BRANIN.key(p) for p in out}) == 16
 
 
@@ -357,36 +358,39 @@ def test_near_copies_of_known_points_are_not_informative() -> None:
     np.testing.assert_array_equal(kept, far)
 
 
-def test_duplicated_trials_do_not_break_the_fit() -> None:
+def test_duplicated_trials_do_not_break_the_fit(monkeypatch) -> None:
+    monkeypatch.setattr(gp, "default_n_startup", lambda dim: 4)
     trials = random_history(MIXED, 8, mixed_value)
     trials = trials + [Trial(8 + i, t.params, t.state, t.value) for i, t in enumerate(trials)]
-    out = GPSampler(n_startup=4).suggest(MIXED, trials, 2, minimize=True, seed=0)
+    out = GPSampler().suggest(MIXED, trials, 2, minimize=True, seed=0)
     assert len(out) == 2
     assert all(MIXED.contains(p) for p in out)
 
 
-def test_exhausted_space_still_answers() -> None:
+def test_exhausted_space_still_answers(monkeypatch) -> None:
+    monkeypatch.setattr(gp, "default_n_startup", lambda dim: 2)
     tiny = Space.from_search_space({"k": {"type": "int", "low": 0, "high": 2}})
     trials = done(tiny, [{"k": 0}, {"k": 1}, {"k": 2}], [1.0, 0.0, 2.0])
-    out = GPSampler(n_startup=2).suggest(tiny, trials, 2, minimize=True, seed=0)
+    out = GPSampler().suggest(tiny, trials, 2, minimize=True, seed=0)
     assert len(out) == 2
     assert all(tiny.contains(p) for p in out)
 
 
-def test_long_history_is_capped() -> None:
+def test_long_history_is_capped(monkeypatch) -> None:
+    monkeypatch.setattr(gp, "_MAX_TRAIN", 150)
     # Speed is the benchmark's to measure (benchmarks/bench_samplers.py); this shows a
     # capped training set still proposes valid, new points from a 500-trial history.
     trials = random_history(MIXED, 500, mixed_value)
-    out = GPSampler(max_train=150).suggest(MIXED, trials, 1, minimize=True, seed=0)
+    out = GPSampler().suggest(MIXED, trials, 1, minimize=True, seed=0)
     assert MIXED.contains(out[0])
     assert MIXED.key(out[0]) not in {MIXED.key(t.params) for t in trials}
 
 
-def test_bad_options_name_the_field() -> None:
-    with pytest.raises(ValueError, match="warping"):
-        GPSampler(warping="log")
-    with pytest.raises(ValueError, match="n_startup"):
-        GPSampler(n_startup=1)
+def test_latin_hypercube_fills_every_stratum_once() -> None:
+    u = gp.latin_hypercube(3, 7, np.random.default_rng(0))
+    assert u.shape == (7, 3)
+    for axis in u.T:
+        assert sorted(np.floor(axis * 7).astype(int)) == list(range(7))
 
 
 def run(sampler, space: Space, f, budget: int, seed: int) -> float:
@@ -410,3 +414,24 @@ def test_gp_beats_random_search_on_branin_in_25_trials() -> None:
     regret_rs = [run(UniformSampler(), BRANIN, branin, 25, seed) - 0.397887 for seed in range(3)]
     assert max(regret_gp) < 0.05
     assert np.median(regret_gp) < np.median(regret_rs) / 10
+
+
+def test_trust_region_shrinks_after_failures_and_grows_after_successes() -> None:
+    startup = [5.0, 4.0, 3.0]
+    stuck = np.array(startup + [3.0] * 8)  # two runs of max(4, d=2) trials without a gain
+    assert gp.trust_length(stuck, 3, 2) == pytest.approx(gp._TR_INIT / 4)
+    improving = np.array([*startup, 2.0, 1.0, 0.5])  # three gains in a row
+    assert gp.trust_length(improving, 3, 2) == pytest.approx(min(2 * gp._TR_INIT, gp._TR_MAX))
+    # Shrunk below the minimum, it starts over rather than collapsing to a point.
+    assert gp.trust_length(np.array(startup + [3.0] * 400), 3, 2) >= gp._TR_MIN
+
+
+def test_trust_region_is_a_box_around_the_incumbent_on_continuous_axes() -> None:
+    center = np.array([0.5, 0.9, 0.2])
+    lower, upper = gp.trust_region(
+        center, 0.4, np.array([1.0, 4.0, 1.0]), np.array([True, True, False])
+    )
+    # Widths follow the lengthscales, scaled so their geometric mean is the length.
+    assert (upper - lower)[0] == pytest.approx(0.4 / 4 ** (1 / 3))
+    assert lower[1] == pytest.approx(0.9 - 0.2 * 4 / 4 ** (1 / 3)) and upper[1] == 1.0
+    assert (lower[2], upper[2]) == (0.0, 1.0)  # a discrete axis keeps its whole range

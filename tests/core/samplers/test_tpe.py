@@ -233,11 +233,3 @@ def test_five_hundred_trials_propose_a_batch():
     # Speed is measured by benchmarks/bench_samplers.py, not asserted here.
     assert len(out) == 4
     assert all(MIXED.contains(p) for p in out)
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{"n_startup_trials": -1}, {"n_ei_candidates": 0}, {"prior_weight": 0.0}]
-)
-def test_bad_settings_are_refused_with_the_name(kwargs):
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
-        TPESampler(**kwargs)

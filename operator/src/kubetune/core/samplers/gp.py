@@ -2,15 +2,19 @@
 
 Glue over the pure math in ``samplers._gp``. One call:
 
-1. Split the history (``history_of``). Until ``n_startup`` trials have a value, propose the
-   next unseen points of a Latin-hypercube design seeded by the study's seed.
+1. Split the history (``history_of``). Until ``default_n_startup(d)`` trials have a value,
+   propose the next unseen points of a Latin-hypercube design seeded by the study's seed.
 2. Otherwise build the training set: observed trials (capped at ``max_train``: the best third
    and the most recent rest, so a call stays fast at any history size) plus failed trials at
    the worst observed value (a config that crashed, e.g. a diverging learning rate, should
    look bad, not unknown). Warp the values (Yeo-Johnson by default), fit the Matérn-5/2 ARD
    kernel by marginal likelihood, and fantasise the Pending/Running trials at their posterior
    mean (the kriging believer: a fantasy may also become the incumbent).
-3. For each of the ``n`` points: maximise log EI over the cube (discrete axes searched on their
+3. The incumbent is the lowest posterior mean at a known point (not the lowest observation,
+   which under noise is a lucky draw). Its trust region (``trust_length``, ``trust_region``:
+   TuRBO's rule, replayed from the history) bounds the continuous axes of the search; on
+   ill-conditioned functions a global search keeps sampling far from the narrow valley.
+4. For each of the ``n`` points: maximise log EI over that box (discrete axes searched on their
    admissible values), take the best point not seen before, and fantasise it too, so the next
    point of the batch goes elsewhere.
 
@@ -19,24 +23,33 @@ Pure and deterministic in (space, trials, n, minimize, seed).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
 
-from kubetune.core.samplers._gp import acquisition, fit, kernels, optimize, warping
 from kubetune.core.samplers.base import History, history_of, rng_for
 from kubetune.core.space import CategoricalParam, FloatParam, IntParam, Param, Space
 from kubetune.core.trials import Trial
 
-__all__ = ["GPSampler", "default_n_startup"]
+if TYPE_CHECKING:
+    from kubetune.core.samplers._gp import fit, optimize
+
+__all__ = ["GPSampler", "default_n_startup", "latin_hypercube", "trust_length", "trust_region"]
 
 # Discrete axes with more values than this are searched as continuous and rounded at the end.
 _MAX_ENUMERATED = 1024
 _RANDOM_RETRIES = 64
 _MIN_STEP = 0.01
+# Fixed choices, each measured (see default_n_startup and the warping module); no spec field
+# sets them. Fitting is cubic in the training set, hence its cap.
+_WARPING = "yeo_johnson"
+# The trust region (TuRBO, Eriksson et al. 2019, with its constants).
+_TR_INIT, _TR_MIN, _TR_MAX = 0.8, 0.5**7, 1.6
+_TR_SUCCESSES, _TR_FAILURES = 3, 4
+_MAX_TRAIN = 300
 
 
 def default_n_startup(dim: int) -> int:
@@ -67,6 +80,8 @@ def _choices(param: Param) -> np.ndarray | None:
 
 
 def _domain(space: Space) -> optimize.Domain:
+    from kubetune.core.samplers._gp import optimize
+
     is_cat = np.array([isinstance(p, CategoricalParam) for p in space.params], dtype=bool)
     return optimize.Domain(is_cat, tuple(_choices(p) for p in space.params))
 
@@ -82,31 +97,9 @@ def _training_rows(n: int, y: np.ndarray, max_train: int) -> np.ndarray:
 
 
 class GPSampler:
-    """Bayesian optimisation with a Matérn-5/2 GP, output warping and log expected improvement.
-
-    ``n_startup``: observed trials needed before the GP is used (default: ``default_n_startup``
-    of the dimension). ``warping``: a key of ``_gp.warping.WARPS``. ``max_train``: the largest
-    training set (fitting is cubic in it).
-    """
+    """Bayesian optimisation with a Matérn-5/2 GP, output warping and log expected improvement."""
 
     name = "gp"
-
-    def __init__(
-        self,
-        *,
-        n_startup: int | None = None,
-        warping: str = "yeo_johnson",
-        max_train: int = 300,
-    ) -> None:
-        if n_startup is not None and n_startup < 2:
-            raise ValueError(f"n_startup: {n_startup} is too small; use 2 or more")
-        if warping not in warping_names():
-            raise ValueError(f"warping: {warping!r} is not a warp; use one of {warping_names()}")
-        if max_train < 10:
-            raise ValueError(f"max_train: {max_train} is too small; use 10 or more")
-        self.n_startup = n_startup
-        self.warping = warping
-        self.max_train = max_train
 
     def suggest(
         self, space: Space, trials: Sequence[Trial], n: int, *, minimize: bool, seed: int
@@ -116,7 +109,7 @@ class GPSampler:
             return []
         history = history_of(space, trials, minimize=minimize)
         seen = set(history.seen)
-        n_startup = self.n_startup if self.n_startup is not None else default_n_startup(space.dim)
+        n_startup = default_n_startup(space.dim)
         if history.n_observed < n_startup:
             return _startup_points(space, n, seed, seen, max(n_startup, 2))
         rng = rng_for(seed, trials, salt=1)
@@ -130,18 +123,29 @@ class GPSampler:
         rng: np.random.Generator,
         seen: set[tuple[Any, ...]],
     ) -> list[dict[str, Any]]:
+        # The GP's math (scipy.optimize, scipy.special: seconds to import in a fresh process)
+        # loads on the first fit, not for the startup design.
+        from kubetune.core.samplers._gp import acquisition, fit, optimize, warping
+
         domain = _domain(space)
-        rows = _training_rows(history.n_observed, history.y, self.max_train)
+        rows = _training_rows(history.n_observed, history.y, _MAX_TRAIN)
         x_obs, y_obs = history.x[rows], history.y[rows]
         # Failed trials count as the worst value seen (capped, so they cannot swamp the fit).
-        x_fail = history.failed[-(self.max_train // 3) :]
+        x_fail = history.failed[-(_MAX_TRAIN // 3) :]
         x = np.vstack([x_obs, x_fail])
-        y = warping.warp(np.concatenate([y_obs, np.full(len(x_fail), y_obs.max())]), self.warping)
+        y = warping.warp(np.concatenate([y_obs, np.full(len(x_fail), y_obs.max())]), _WARPING)
         params = fit.fit_kernel_params(x, y, domain.is_cat)
         posterior = fit.Posterior.fit(x, y, params, domain.is_cat)
-        # Kriging believer: a fantasy's value is its posterior mean, and it can be the incumbent.
-        best = float(
-            np.min(np.concatenate([y[: len(y_obs)], posterior.predict(history.pending)[0]]))
+        # The incumbent is the lowest posterior mean at an observed or pending point, not the
+        # lowest observation: under noise that is a lucky draw EI would keep chasing. Pending
+        # points count at their posterior mean (the kriging believer).
+        mean_obs = posterior.predict(x_obs)[0]
+        best = float(np.min(np.concatenate([mean_obs, posterior.predict(history.pending)[0]])))
+        box = trust_region(
+            x_obs[int(np.argmin(mean_obs))],
+            trust_length(history.y, default_n_startup(space.dim), space.dim),
+            params.lengthscales,
+            domain.continuous,
         )
         posterior = posterior.with_fantasies(history.pending)
         anchors = x_obs[np.argsort(y[: len(y_obs)], kind="stable")[:5]]
@@ -149,7 +153,7 @@ class GPSampler:
         for _ in range(n):
             acq = acquisition.LogEI(posterior, best)
             xs, _ = optimize.maximize(
-                acq, domain, rng, anchors=anchors, lengthscales=params.lengthscales
+                acq, domain, rng, anchors=anchors, lengthscales=params.lengthscales, box=box
             )
             chosen = (
                 _first_unseen(space, _informative(xs, posterior), seen)
@@ -164,9 +168,39 @@ class GPSampler:
         return out
 
 
-def warping_names() -> list[str]:
-    """The accepted values of ``GPSampler(warping=...)``."""
-    return sorted(warping.WARPS)
+def trust_length(y: np.ndarray, n_startup: int, dim: int) -> float:
+    """The side of the trust region (on the unit cube, before lengthscale weighting), replayed
+    from the values in trial order, as TuRBO adapts it: doubled after ``_TR_SUCCESSES``
+    improvements in a row, halved after ``max(_TR_FAILURES, dim)`` trials without one, and
+    reset once it falls below ``_TR_MIN``. A pure function of the history, so a restarted
+    operator has the same region."""
+    length = _TR_INIT
+    best = float(np.min(y[:n_startup])) if len(y) else math.inf
+    wins = losses = 0
+    for v in y[n_startup:]:
+        if v < best - 1e-3 * abs(best):
+            wins, losses = wins + 1, 0
+        else:
+            wins, losses = 0, losses + 1
+        best = min(best, float(v))
+        if wins >= _TR_SUCCESSES:
+            length, wins = min(2 * length, _TR_MAX), 0
+        elif losses >= max(_TR_FAILURES, dim):
+            length, losses = length / 2, 0
+        if length < _TR_MIN:
+            length = _TR_INIT
+    return length
+
+
+def trust_region(
+    center: np.ndarray, length: float, lengthscales: np.ndarray, continuous: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The box around ``center``: wider along axes with longer lengthscales (their geometric
+    mean keeps the volume at length^d), on the continuous axes only."""
+    ls = np.clip(lengthscales, 1e-6, None)
+    weights = ls / np.exp(np.mean(np.log(ls)))
+    half = np.where(continuous, length * weights / 2, 1.0)
+    return np.clip(center - half, 0.0, 1.0), np.clip(center + half, 0.0, 1.0)
 
 
 def _informative(xs: np.ndarray, posterior: fit.Posterior) -> np.ndarray:
@@ -177,6 +211,8 @@ def _informative(xs: np.ndarray, posterior: fit.Posterior) -> np.ndarray:
     anywhere else. Such a trial teaches nothing. A step of a percent of a lengthscale does:
     it probes the local slope, which is what lets the fit see past the incumbent.
     """
+    from kubetune.core.samplers._gp import kernels
+
     p = posterior.params
     r2 = kernels.scaled_sq_dist(xs, posterior.x, p.inv_sq_ls, posterior.is_cat)
     return xs[r2.min(axis=1) >= _MIN_STEP**2]
@@ -220,8 +256,7 @@ def _startup_points(
     out: list[dict[str, Any]] = []
     root = int(seed) & 0xFFFFFFFF
     for b in range(len(seen) // block + n + 2):
-        design = stats.qmc.LatinHypercube(space.dim, seed=np.random.default_rng([root, b, 3]))
-        for u in design.random(block):
+        for u in latin_hypercube(space.dim, block, np.random.default_rng([root, b, 3])):
             params = space.from_unit(u)
             key = space.key(params)
             if key not in seen:
@@ -235,3 +270,11 @@ def _startup_points(
         out.append(params)
         seen.add(space.key(params))
     return out
+
+
+def latin_hypercube(dim: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points of a random Latin hypercube on [0, 1)^dim: each axis has one point in each
+    of its ``n`` equal strata. Written here so the first suggestion needs no scipy.stats, whose
+    import alone took 1 to 4 s in a fresh process."""
+    strata = np.argsort(rng.random((n, dim)), axis=0)
+    return (strata + rng.random((n, dim))) / n

@@ -5,12 +5,12 @@ seed); its draws come from ``rng_for(seed, trials)``.
 
 Per proposal:
 
-1. Until ``n_startup_trials`` trials have finished (with a value or failed), uniform random.
+1. Until ``_N_STARTUP_TRIALS`` (10) trials have finished (with a value or failed), uniform random.
 2. Otherwise the observed trials are split by value: the best ``min(ceil(0.1 n), 25)`` make the
    good group, the rest the bad group. Failed trials and pending ones (Pending and Running: the
    constant liar) join the bad group, so proposals move away from them.
 3. Each group gets a Parzen estimator (``_parzen``): l(x) for the good, g(x) for the bad.
-4. ``n_ei_candidates`` points are drawn from l(x); the one with the largest l(x) / g(x) (the
+4. ``_N_EI_CANDIDATES`` (24) points are drawn from l(x); the one with the largest l(x) / g(x) (the
    expected-improvement criterion of TPE) that no trial holds yet is proposed.
 
 For a batch, each proposal joins the pending points before the next is chosen, so a batch spreads
@@ -38,31 +38,16 @@ __all__ = ["TPESampler"]
 _CANDIDATE_ROUNDS = 4
 # Uniform draws tried per startup proposal before enumerating the unused configurations.
 _RANDOM_TRIES = 64
+# Optuna 5.0's defaults; no spec field sets them.
+_N_STARTUP_TRIALS = 10
+_N_EI_CANDIDATES = 24
+_PRIOR_WEIGHT = 1.0
 
 
 class TPESampler:
     """Multivariate TPE with a constant liar (see the module docstring)."""
 
     name = "tpe"
-
-    def __init__(
-        self, n_startup_trials: int = 10, n_ei_candidates: int = 24, prior_weight: float = 1.0
-    ) -> None:
-        if n_startup_trials < 0:
-            raise ValueError(
-                f"TPESampler: n_startup_trials={n_startup_trials!r} is negative; pass 0 or more"
-            )
-        if n_ei_candidates < 1:
-            raise ValueError(
-                f"TPESampler: n_ei_candidates={n_ei_candidates!r} is below 1; pass 1 or more"
-            )
-        if not prior_weight > 0:
-            raise ValueError(
-                f"TPESampler: prior_weight={prior_weight!r} is not positive; pass a weight > 0"
-            )
-        self.n_startup_trials = n_startup_trials
-        self.n_ei_candidates = n_ei_candidates
-        self.prior_weight = prior_weight
 
     def suggest(
         self, space: Space, trials: Sequence[Trial], n: int, *, minimize: bool, seed: int
@@ -80,7 +65,7 @@ class TPESampler:
         taken = set(history.seen)
         out: list[dict[str, Any]] = []
         finished = history.n_observed + len(history.failed)
-        if finished < self.n_startup_trials:
+        if finished < _N_STARTUP_TRIALS:
             for _ in range(n):
                 out.append(_unused_uniform(space, taken, rng))
             return out
@@ -90,12 +75,12 @@ class TPESampler:
         n_good = _parzen.default_gamma(history.n_observed)
         good = np.sort(order[:n_good])
         bad = np.sort(order[n_good:])
-        below = _parzen.build_estimator(axes, history.x[good], prior_weight=self.prior_weight)
+        below = _parzen.build_estimator(axes, history.x[good], prior_weight=_PRIOR_WEIGHT)
         # Older observed trials first, then failed and pending ones: the newest count fully.
         bad_points = [history.x[bad], history.failed, history.pending]
         for _ in range(n):
             above = _parzen.build_estimator(
-                axes, np.concatenate(bad_points), prior_weight=self.prior_weight
+                axes, np.concatenate(bad_points), prior_weight=_PRIOR_WEIGHT
             )
             params = self._propose(space, below, above, taken, rng)
             out.append(params)
@@ -112,7 +97,7 @@ class TPESampler:
     ) -> dict[str, Any]:
         """The candidate from l(x) with the best l/g that no trial holds; adds it to ``taken``."""
         for _ in range(_CANDIDATE_ROUNDS):
-            candidates = below.sample(rng, self.n_ei_candidates)
+            candidates = below.sample(rng, _N_EI_CANDIDATES)
             score = below.log_pdf(candidates) - above.log_pdf(candidates)
             for i in np.argsort(-score, kind="stable"):
                 params = space.from_unit(candidates[i])

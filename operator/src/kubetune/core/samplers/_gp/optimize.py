@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 __all__ = ["Acquisition", "Domain", "maximize"]
 
@@ -68,11 +68,19 @@ class Acquisition(Protocol):
 
 
 def _candidates(
-    domain: Domain, anchors: np.ndarray, rng: np.random.Generator, n_sobol: int, n_local: int
+    domain: Domain,
+    anchors: np.ndarray,
+    rng: np.random.Generator,
+    n_sobol: int,
+    n_local: int,
+    box: tuple[np.ndarray, np.ndarray],
 ) -> np.ndarray:
     d = domain.dim
-    sobol = stats.qmc.Sobol(d, scramble=True, seed=rng).random_base2(int(np.log2(n_sobol)))
-    parts = [sobol]
+    from scipy.stats import qmc  # slow to import: only once the GP has data to fit
+
+    lower, upper = box
+    sobol = qmc.Sobol(d, scramble=True, seed=rng).random_base2(int(np.log2(n_sobol)))
+    parts = [lower + sobol * (upper - lower)]
     if len(anchors) and n_local:
         base = anchors[rng.integers(len(anchors), size=n_local)]
         # Step sizes from fine to coarse, log-uniform, so both polishing and jumps happen.
@@ -83,15 +91,21 @@ def _candidates(
             c = domain.choices[j]
             assert c is not None  # a categorical column always has its choices
             local[flip, j] = c[rng.integers(len(c), size=int(flip.sum()))]
-        parts.append(local)
+        parts.append(np.clip(local, lower, upper))
     return domain.snap(np.vstack(parts))
 
 
 def _continuous_ascent(
-    acq: Acquisition, x0: np.ndarray, f0: float, cont: np.ndarray, lengthscales: np.ndarray
+    acq: Acquisition,
+    x0: np.ndarray,
+    f0: float,
+    cont: np.ndarray,
+    lengthscales: np.ndarray,
+    box: tuple[np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, float]:
-    """L-BFGS-B on the continuous axes of one point, in lengthscale units."""
+    """L-BFGS-B on the continuous axes of one point, in lengthscale units, inside ``box``."""
     ls = np.clip(lengthscales[cont], 1e-3, None)
+    lower, upper = box[0][cont], box[1][cont]
     x = x0.copy()
 
     def neg(zc: np.ndarray) -> tuple[float, np.ndarray]:
@@ -104,11 +118,11 @@ def _continuous_ascent(
         x0[cont] / ls,
         jac=True,
         method="L-BFGS-B",
-        bounds=[(0.0, 1.0 / s) for s in ls],
+        bounds=list(zip(lower / ls, upper / ls, strict=True)),
         options={"maxiter": 100, "gtol": 1e-5},
     )
     if np.isfinite(res.fun) and -res.fun > f0:
-        x[cont] = np.clip(res.x * ls, 0.0, 1.0)
+        x[cont] = np.clip(res.x * ls, lower, upper)
         return x, -float(res.fun)
     return x0, f0
 
@@ -150,14 +164,19 @@ def maximize(
     n_local: int = 1024,
     n_starts: int = 4,
     max_rounds: int = 3,
+    box: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidate points sorted by acquisition value, best first, with their values.
+
+    ``box`` (lower, upper) limits the continuous axes (a trust region); default the unit cube.
 
     ``acq(x) -> (m,)`` and ``acq.with_grad(x) -> ((m,), (m, d))``. The first row is the
     optimum found; later rows (other local optima, then the best raw candidates) let the caller
     skip a point it has already proposed.
     """
-    cands = _candidates(domain, anchors, rng, n_sobol, n_local)
+    if box is None:
+        box = (np.zeros(domain.dim), np.ones(domain.dim))
+    cands = _candidates(domain, anchors, rng, n_sobol, n_local, box)
     scores = acq(cands)
     order = np.argsort(-scores, kind="stable")
     cont = domain.continuous
@@ -172,7 +191,7 @@ def maximize(
         x, f = cands[s], float(scores[s])
         for _ in range(max_rounds):
             if cont.any():
-                x, f = _continuous_ascent(acq, x, f, cont, lengthscales)
+                x, f = _continuous_ascent(acq, x, f, cont, lengthscales, box)
             x, f, moved = _discrete_sweep(acq, domain, x, f)
             if not moved:
                 break
