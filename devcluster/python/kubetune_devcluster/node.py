@@ -521,8 +521,13 @@ def install_api_access_policy(ctx: ssl.SSLContext, server: str, apiserver_port: 
              "spec": {"containers": [{"name": "probe", "image": "probe"}]}}
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        pod = _request(ctx, "POST", f"{server}/api/v1/namespaces/default/pods?dryRun=All",
-                       probe, content_type="application/json")
+        try:
+            pod = _request(ctx, "POST", f"{server}/api/v1/namespaces/default/pods?dryRun=All",
+                           probe, content_type="application/json")
+        except urllib.error.HTTPError as e:
+            if e.code != 403:  # 403 until the controller manager makes the default account
+                raise
+            pod = None
         if pod is not None and pod["spec"].get("hostNetwork"):
             return
         time.sleep(0.2)
