@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,trainer,bench,plot
 
-.PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down chart-lint clean
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench demo demo-down chart-lint clean images
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ demo: $(STAMP)
 
 demo-down: $(STAMP)
 	$(PY) scripts/demo.py down
+
+# The images the real nodes run, built from the Dockerfiles with mmdebstrap and podman (no
+# Docker), cached in ~/.cache/kubetune/images by content. IMAGES="toy-trainer operator" for fewer.
+IMAGES ?= toy-trainer operator trainer
+images: $(STAMP)
+	bash devcluster/build.sh >/dev/null
+	$(PY) -m kubetune_devcluster.images $(IMAGES)
 
 chart-lint: $(STAMP)
 	"$$(bash devcluster/build.sh)/bin/helm" lint --strict helm/kubetune

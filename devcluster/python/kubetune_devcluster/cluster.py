@@ -400,7 +400,7 @@ def real_nodes(state: ClusterState, bins: Path | None = None) -> list[node_mod.R
 def _start_real_node(state: ClusterState, node: node_mod.RealNode, ctx: ssl.SSLContext,
                      archives: list[Path]) -> None:
     """containerd, the sandbox image, the kubelet, our cloud provider's part, the images."""
-    node_mod.record_sysctls(state.root / "sysctls.json")
+    node_mod.record_sysctls(state.root)
     node.write_files(sys.executable)
     _start(state, f"containerd-{node.name}", node.containerd_argv(), node.env())
     node.wait_containerd()
@@ -428,7 +428,7 @@ def _stop_real_nodes(state: ClusterState) -> None:
                 os.kill(pid, signal.SIGKILL)
         node.unmount_all()
         node.remove_cgroups()
-    node_mod.restore_sysctls(state.root / "sysctls.json")
+    node_mod.restore_sysctls(state.root)
 
 
 def restart(state: ClusterState, name: str, *, sig: int = signal.SIGKILL,

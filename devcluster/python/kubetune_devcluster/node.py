@@ -21,6 +21,7 @@ cgroups.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ __all__ = [
     "NodeUnavailableError",
     "RealNode",
     "api_access_policy",
+    "api_request",
     "install_api_access_policy",
     "missing_requirements",
     "restore_sysctls",
@@ -103,19 +106,44 @@ def _read_sysctl(name: str) -> str:
     return Path("/proc/sys", name).read_text().strip()
 
 
-def record_sysctls(path: Path) -> None:
-    """Keep the kubelet-touched settings as they are now, unless already recorded."""
-    if not path.exists():
-        path.write_text(json.dumps({n: _read_sysctl(n) for n in KUBELET_SYSCTLS}))
+# Machine-wide: kernel settings are shared by every devcluster on the machine, so the values
+# from before the first real node started are kept once, with the clusters that use them, and
+# written back when the last of those clusters stops.
+SYSCTL_RECORD = Path("/run/kubetune-devcluster/sysctls.json")
 
 
-def restore_sysctls(path: Path) -> None:
-    """Write back what :func:`record_sysctls` kept, then forget it."""
-    if not path.exists():
-        return
-    for name, value in json.loads(path.read_text()).items():
-        Path("/proc/sys", name).write_text(value)
-    path.unlink()
+@contextlib.contextmanager
+def _sysctl_record() -> Iterator[dict[str, Any]]:
+    SYSCTL_RECORD.parent.mkdir(parents=True, exist_ok=True)
+    with (SYSCTL_RECORD.parent / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = json.loads(SYSCTL_RECORD.read_text()) if SYSCTL_RECORD.exists() else {}
+        yield record
+        if record.get("users"):
+            SYSCTL_RECORD.write_text(json.dumps(record))
+        else:
+            SYSCTL_RECORD.unlink(missing_ok=True)
+
+
+def record_sysctls(user: Path) -> None:
+    """Keep the kubelet-touched settings as they are before any real node, for ``user``."""
+    with _sysctl_record() as record:
+        if not record.get("users"):
+            record["values"] = {n: _read_sysctl(n) for n in KUBELET_SYSCTLS}
+        record["users"] = sorted({*record.get("users", []), str(user)})
+
+
+def restore_sysctls(user: Path) -> None:
+    """``user`` is done; if it was the last, write the kept values back."""
+    with _sysctl_record() as record:
+        users = set(record.get("users", []))
+        if str(user) not in users:
+            return
+        users.discard(str(user))
+        record["users"] = sorted(users)
+        if not users:
+            for name, value in record.get("values", {}).items():
+                Path("/proc/sys", name).write_text(value)
 
 
 @dataclass(frozen=True)
@@ -342,7 +370,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
         deadline = time.monotonic() + timeout
         node = None
         while time.monotonic() < deadline and node is None:
-            node = _request(ctx, "GET", f"{self.server}/api/v1/nodes/{self.name}")
+            node = api_request(ctx, "GET", f"{self.server}/api/v1/nodes/{self.name}")
             if node is None:
                 time.sleep(0.2)
         if node is None:
@@ -350,10 +378,10 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
                                f"within {timeout:.0f} s")
         addresses = [{"type": "InternalIP", "address": "127.0.0.1"},
                      {"type": "Hostname", "address": self.name}]
-        _request(ctx, "PATCH", f"{self.server}/api/v1/nodes/{self.name}/status",
+        api_request(ctx, "PATCH", f"{self.server}/api/v1/nodes/{self.name}/status",
                  {"status": {"addresses": addresses}})
         while True:
-            node = _request(ctx, "GET", f"{self.server}/api/v1/nodes/{self.name}")
+            node = api_request(ctx, "GET", f"{self.server}/api/v1/nodes/{self.name}")
             assert node is not None
             taints = node["spec"].get("taints") or []
             kept = [t for t in taints if t["key"] != UNINITIALIZED_TAINT]
@@ -363,7 +391,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
                       "value": node["metadata"]["resourceVersion"]},
                      {"op": "replace", "path": "/spec/taints", "value": kept}]
             try:
-                _request(ctx, "PATCH", f"{self.server}/api/v1/nodes/{self.name}", patch,
+                api_request(ctx, "PATCH", f"{self.server}/api/v1/nodes/{self.name}", patch,
                          content_type="application/json-patch+json")
             except urllib.error.HTTPError as e:
                 if e.code not in (409, 422):  # the kubelet wrote the Node meanwhile: read again
@@ -376,17 +404,17 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
         containers end with their pods rather than under a kill from teardown."""
         selector = urllib.parse.quote(f"spec.nodeName={self.name}")
         url = f"{self.server}/api/v1/pods?fieldSelector={selector}"
-        listed = _request(ctx, "GET", url) or {}
+        listed = api_request(ctx, "GET", url) or {}
         for pod in listed.get("items", []):
             meta = pod["metadata"]
             with contextlib.suppress(urllib.error.HTTPError):
-                _request(ctx, "DELETE",
+                api_request(ctx, "DELETE",
                          f"{self.server}/api/v1/namespaces/{meta['namespace']}/pods/"
                          f"{meta['name']}", {"gracePeriodSeconds": 1},
                          content_type="application/json")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pods = (_request(ctx, "GET", url) or {}).get("items", [])
+            pods = (api_request(ctx, "GET", url) or {}).get("items", [])
             if all(_stopped(p) for p in pods):
                 return
             time.sleep(0.5)
@@ -511,9 +539,9 @@ def api_access_policy(apiserver_port: int) -> list[dict[str, Any]]:
 def install_api_access_policy(ctx: ssl.SSLContext, server: str, apiserver_port: int) -> None:
     base = f"{server}/apis/admissionregistration.k8s.io/v1"
     policy, binding = api_access_policy(apiserver_port)
-    _request(ctx, "POST", f"{base}/mutatingadmissionpolicies", policy,
+    api_request(ctx, "POST", f"{base}/mutatingadmissionpolicies", policy,
              content_type="application/json")
-    _request(ctx, "POST", f"{base}/mutatingadmissionpolicybindings", binding,
+    api_request(ctx, "POST", f"{base}/mutatingadmissionpolicybindings", binding,
              content_type="application/json")
     # The API server loads policies asynchronously: wait until a trial pod comes out mutated.
     probe = {"apiVersion": "v1", "kind": "Pod",
@@ -522,7 +550,7 @@ def install_api_access_policy(ctx: ssl.SSLContext, server: str, apiserver_port: 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            pod = _request(ctx, "POST", f"{server}/api/v1/namespaces/default/pods?dryRun=All",
+            pod = api_request(ctx, "POST", f"{server}/api/v1/namespaces/default/pods?dryRun=All",
                            probe, content_type="application/json")
         except urllib.error.HTTPError as e:
             if e.code != 403:  # 403 until the controller manager makes the default account
@@ -535,7 +563,7 @@ def install_api_access_policy(ctx: ssl.SSLContext, server: str, apiserver_port: 
                        "within 30 s")
 
 
-def _request(ctx: ssl.SSLContext, method: str, url: str, body: Any = None,
+def api_request(ctx: ssl.SSLContext, method: str, url: str, body: Any = None,
              content_type: str = "application/merge-patch+json") -> dict[str, Any] | None:
     """One admin call; None for 404 (the Node not registered yet)."""
     data = None if body is None else json.dumps(body).encode()
