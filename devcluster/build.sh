@@ -24,8 +24,10 @@ build() {  # name, module dir, package, ldflags[, version stamp, build tags]
   fi
   local start=$SECONDS
   echo "devcluster: building $name (first time only; cached in $bin)" >&2
-  (cd "$here/go/$dir" && go build -tags "$tags" -ldflags "-s -w $ldflags" -o "$bin/$name.tmp" "$pkg")
-  mv "$bin/$name.tmp" "$bin/$name"
+  # A private temporary name: two builds started at once must not move each other's output.
+  local tmp="$bin/$name.tmp.$$"
+  (cd "$here/go/$dir" && go build -tags "$tags" -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
+  mv -f "$tmp" "$bin/$name"
   if [ -n "$stamp" ]; then echo "$stamp" > "$bin/$name.version"; fi
   echo "devcluster: built $name in $((SECONDS - start)) s" >&2
 }
