@@ -106,3 +106,12 @@ def test_the_pause_image_is_one_layer_named_as_containerd_expects(tmp_path: Path
         (layer_name,) = manifest[0]["Layers"]
         with tarfile.open(fileobj=tar.extractfile(layer_name)) as layer:
             assert layer.extractfile("pause").read() == binary.read_bytes()  # type: ignore[union-attr]
+
+
+def test_a_machine_that_cannot_run_a_node_is_told_what_is_missing(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(node.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(node, "RUNC", str(tmp_path / "no-runc"))
+    missing = node.missing_requirements(tmp_path / "empty-bin")
+    assert any(m.startswith("root:") for m in missing)
+    assert any("apt-get install runc" in m for m in missing)
+    assert any(m.endswith("kubelet: run bash devcluster/build.sh") for m in missing)
