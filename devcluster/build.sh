@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds devcluster's binaries (kube multi-call, etcd, helm; for real nodes kubelet, containerd,
-# ctr, containerd-shim-runc-v2 and pause) from Go modules into a cache outside the checkout,
+# ctr, containerd-shim-runc-v2, pause and a device plugin) from Go modules into a cache outside the checkout,
 # keyed by version, and never rebuilds one that is already there. Real nodes also need Debian's
 # runc (and images need mmdebstrap and podman): installed with apt-get when missing and root.
 # Prints the cache directory on stdout.
@@ -53,6 +53,7 @@ for name in containerd ctr containerd-shim-runc-v2; do
     "$containerd_version" "$containerd_tags"
 done
 build pause pause . "" "pause-1"
+build deviceplugin kube ./deviceplugin "" "deviceplugin-1"
 missing=()
 for tool in runc mmdebstrap podman; do
   command -v "$tool" >/dev/null || missing+=("$tool")

@@ -234,3 +234,18 @@ def test_killing_the_operator_mid_study_loses_and_duplicates_nothing(
                             f"{names.STUDY_LABEL}=restart")["items"]
     assert sorted(int(j["metadata"]["labels"][names.TRIAL_LABEL]) for j in jobs) == list(range(6))
     assert len(trial_results(real_cluster, real_namespace, "restart")) == 6
+
+
+def test_fake_gpus_are_scheduled_and_handed_out_by_our_device_plugin(real_cluster: Cluster,
+                                                                     real_namespace: str):
+    def capacity() -> str | None:
+        node = real_cluster.get("nodes")["items"][0]
+        return node["status"].get("allocatable", {}).get("nvidia.com/gpu")
+
+    assert wait_for(capacity, timeout=60, what="nvidia.com/gpu on the node") == "4"
+    script = "import os; print(os.environ.get('NVIDIA_VISIBLE_DEVICES', 'unset'))"
+    pod = run_pod(real_cluster, real_namespace, "gpus", script,
+                  container={"resources": {"limits": {"nvidia.com/gpu": "2"}}})
+    assert pod["status"]["phase"] == "Succeeded"
+    ids = real_cluster.kubectl("logs", "-n", real_namespace, "gpus").stdout.strip().split(",")
+    assert len(ids) == 2 and all(i.startswith("fake-gpu-") for i in ids), ids

@@ -407,6 +407,9 @@ def _start_real_node(state: ClusterState, node: node_mod.RealNode, ctx: ssl.SSLC
     node.import_image(archives[0])
     _start(state, f"kubelet-{node.name}", node.kubelet_argv(), node.env())
     node.initialize(ctx)
+    gpus = int(state.config.get("node_gpus", 0))
+    if gpus and node.index == 0:  # see node.DEVICE_PLUGINS
+        _start(state, f"deviceplugin-{node.name}", node.deviceplugin_argv(gpus), node.env())
     for archive in archives[1:]:
         node.import_image(archive)
 

@@ -58,7 +58,10 @@ RUNC = "/usr/sbin/runc"
 KUBELET_SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
 POD_SUBNET_PREFIX = "10.244"
 UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
-NODE_BINARIES = ("kubelet", "containerd", "containerd-shim-runc-v2", "ctr", "pause")
+NODE_BINARIES = ("kubelet", "containerd", "containerd-shim-runc-v2", "ctr", "pause", "deviceplugin")
+# The kubelet takes device plugins at this fixed path, whatever its --root-dir: fake GPUs are
+# given to the first real node of the machine only.
+DEVICE_PLUGINS = Path("/var/lib/kubelet/device-plugins")
 
 
 class NodeUnavailableError(RuntimeError):
@@ -332,6 +335,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
             f"--node-labels=kubetune.dev/devcluster-node=real,devcluster.kubetune.dev/index={self.index}",
             "-v=1",
         ]
+
+    def deviceplugin_argv(self, gpus: int) -> list[str]:
+        return [str(self.bin_dir / "deviceplugin"), f"-count={gpus}", f"-dir={DEVICE_PLUGINS}"]
 
     def ctr(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
