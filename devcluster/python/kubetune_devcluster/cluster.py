@@ -431,6 +431,9 @@ def _stop_real_nodes(state: ClusterState) -> None:
                 os.kill(pid, signal.SIGKILL)
         node.unmount_all()
         node.remove_cgroups()
+        if node.index == 0:  # the kubelet's files at the fixed device-plugin path
+            for name in ("kubelet.sock", "kubelet_internal_checkpoint"):
+                (node_mod.DEVICE_PLUGINS / name).unlink(missing_ok=True)
     node_mod.restore_sysctls(state.root)
 
 

@@ -42,6 +42,7 @@ from kubetune_devcluster import pki as pki_mod
 
 __all__ = [
     "API_ACCESS_POLICY",
+    "DEVICE_PLUGINS",
     "KUBELET_SYSCTLS",
     "SANDBOX_IMAGE",
     "NodeUnavailableError",
