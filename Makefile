@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # redone when pyproject.toml changes. Only test, venv and demo install torch (trainer).
 INSTALLED := $(VENV)/.installed-
 
-.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean browser bench-samplers
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean browser bench-samplers images
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,13 @@ demo: $(INSTALLED)devcluster,trainer
 
 demo-down: $(INSTALLED)devcluster
 	$(PY) scripts/demo.py down
+
+# The images the real nodes run, built from the Dockerfiles with mmdebstrap and podman (no
+# Docker), cached in ~/.cache/kubetune/images by content. IMAGES="toy-trainer operator" for fewer.
+IMAGES ?= toy-trainer operator trainer
+images: $(INSTALLED)devcluster
+	bash devcluster/build.sh >/dev/null
+	$(PY) -m kubetune_devcluster.images $(IMAGES)
 
 chart-lint:
 	"$$(bash devcluster/build.sh)/bin/helm" lint --strict helm/kubetune

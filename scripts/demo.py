@@ -4,11 +4,13 @@
     python scripts/demo.py down    # chart uninstalled, cluster down
 
 ``up`` brings devcluster up (or reuses a healthy one under ``$DEVCLUSTER_STATE``, default
-``.devcluster``), installs helm/kubetune with ``helm upgrade --install --wait`` so the operator
-runs as a pod under the chart's own RBAC, applies examples/digits.yaml afresh in the namespace
-``kubetune-demo``, and polls the study and its trial Jobs as JSON from the API server once a
-second: finished trials as they end, then a progress line (rewritten in place on a terminal,
-printed when it changes otherwise), and at the end the leaderboard and the best parameters.
+``.devcluster``) with one real node where the machine can run one (the trainer and operator
+images imported; ``DEVCLUSTER_REAL_NODES=0`` for the node agent instead), installs helm/kubetune
+with ``helm upgrade --install --wait`` so the operator runs as a pod under the chart's own RBAC,
+applies examples/digits.yaml afresh in the namespace ``kubetune-demo``, and polls the study and
+its trial Jobs as JSON from the API server once a second: finished trials as they end, then a
+progress line (rewritten in place on a terminal, printed when it changes otherwise), and at the
+end the leaderboard and the best parameters.
 
 The ``render_*`` functions are pure; everything else talks to the cluster.
 """
@@ -16,6 +18,7 @@ The ``render_*`` functions are pure; everything else talks to the cluster.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
@@ -32,6 +35,7 @@ from typing import Any
 import yaml
 from kubetune.core import protocol
 from kubetune_devcluster import cluster as devcluster
+from kubetune_devcluster import node
 
 __all__ = ["main", "render_leaderboard", "render_progress", "render_trial"]
 
@@ -235,8 +239,17 @@ def _step(text: str) -> None:
 def up() -> int:
     started = time.monotonic()
     state_dir = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster")).resolve()
-    _step(f"devcluster ({state_dir.name})")
-    state = devcluster.up(devcluster.ClusterConfig.from_env(state_dir))
+    config = devcluster.ClusterConfig.from_env(state_dir)
+    missing = node.missing_requirements(devcluster.binaries_dir())
+    if "DEVCLUSTER_REAL_NODES" not in os.environ and not missing:
+        # As on kind: a kubelet runs the operator and the trainer from their images.
+        config = dataclasses.replace(config, nodes=0, real_nodes=1,
+                                     images=("trainer", "operator"))
+    where = ("a real node: kubelet, containerd, runc" if config.real_nodes
+             else "the node agent: pods as host processes" + (
+                 f"; no real node here: {'; '.join(missing)}" if missing else ""))
+    _step(f"devcluster ({state_dir.name}) on {where}")
+    state = devcluster.up(config, timeout=600)
     tools, api = Tools(state), Api(state)
 
     values = ["--set", "metrics.enabled=false", "--set", "liveness.bindAddress=127.0.0.1",

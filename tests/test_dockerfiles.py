@@ -1,9 +1,9 @@
 """The images build from the repository: every COPY source exists and reaches the build, the
-entrypoint modules import, and both images run as a non-root user. (No Docker here to build.)"""
+entrypoint modules import, and every image runs as a non-root user. (The real builds, with
+podman, are devcluster's: tests/e2e/test_real_node.py runs them.)"""
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import importlib.util
 import json
@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kubetune_devcluster.images import excluded
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = {
     "trainer-image/Dockerfile": "kubetune_trainer",
     "operator/Dockerfile": "kubetune",
+    "toy-trainer-image/Dockerfile": "kubetune_trainer",
 }
 
 
@@ -45,20 +47,6 @@ def instructions(path: Path) -> list[Instruction]:
         out.append(Instruction(keyword.upper(), args.strip()))
     assert not pending, f"{path}: a continuation line runs off the end"
     return out
-
-
-def excluded(path: str, patterns: list[str]) -> bool:
-    """Docker's ignore rule: the last pattern matching the path or a parent decides."""
-    parts = path.strip("/").split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    verdict = False
-    for pattern in patterns:
-        negated = pattern.startswith("!")
-        body = pattern[1:] if negated else pattern
-        if any(fnmatch.fnmatch(c, body) or fnmatch.fnmatch(c, body.removeprefix("**/"))
-               for c in candidates):
-            verdict = not negated
-    return verdict
 
 
 def copy_sources(dockerfile: Path) -> list[str]:
@@ -128,5 +116,6 @@ def test_only_the_trainer_image_installs_torch() -> None:
 
     assert "torch" in installs("trainer-image/Dockerfile")
     assert ".[trainer]" in installs("trainer-image/Dockerfile")
-    assert "torch" not in installs("operator/Dockerfile")
-    assert "trainer" not in installs("operator/Dockerfile")
+    for name in ("operator/Dockerfile", "toy-trainer-image/Dockerfile"):
+        assert "torch" not in installs(name)
+        assert "trainer" not in installs(name)

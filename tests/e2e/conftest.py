@@ -1,5 +1,12 @@
 """devcluster for the end-to-end tests: started once per session (or reused when one is
-already running under .devcluster/) and taken down afterwards if this session started it."""
+already running under .devcluster/) and taken down afterwards if this session started it.
+
+Two kinds of node: ``cluster`` runs pods on the node agent (host processes, any machine);
+``real_cluster`` (state under .devcluster-real/) runs them on a real node, a kubelet with
+containerd and runc, from images built from the repository's Dockerfiles. Tests that need
+containers use ``real_cluster``; on a machine that cannot run a real node (no root, no
+namespaces, no runc) they are skipped with what is missing.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +26,12 @@ from typing import Any
 
 import pytest
 from kubetune_devcluster import cluster as devcluster
+from kubetune_devcluster import node as devcluster_node
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster")).resolve()
+REAL_STATE_DIR = Path(os.environ.get("DEVCLUSTER_REAL_STATE", ROOT / ".devcluster-real")).resolve()
+REAL_IMAGES = ("toy-trainer", "operator")
 
 
 @dataclass
@@ -93,12 +103,40 @@ def cluster() -> Iterator[Cluster]:
         devcluster.down(STATE_DIR)
 
 
-@pytest.fixture
-def namespace(cluster: Cluster) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[Cluster]:
+    """devcluster with one real node and no agent node, so every pod runs in a container."""
+    bins = devcluster.binaries_dir()
+    missing = devcluster_node.missing_requirements(bins)
+    if missing:
+        pytest.skip("needs a real node (kubelet, containerd, runc); missing: " + "; ".join(missing))
+    existing = devcluster.load_state(REAL_STATE_DIR)
+    reuse = (existing is not None and devcluster.is_healthy(existing)
+             and bool(existing.real_nodes) and not existing.node_ports)
+    config = devcluster.ClusterConfig(state_dir=REAL_STATE_DIR, nodes=0, real_nodes=1,
+                                      images=REAL_IMAGES)
+    state = existing if reuse and existing is not None else devcluster.up(config, timeout=300)
+    c = Cluster(state, bins)
+    yield c
+    if not reuse and not os.environ.get("DEVCLUSTER_KEEP"):
+        devcluster.down(REAL_STATE_DIR)
+
+
+def _namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def real_namespace(real_cluster: Cluster) -> Iterator[str]:
+    yield from _namespace(real_cluster, "r")
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    yield from _namespace(cluster, "t")
 
 
 class OperatorProcess:
@@ -175,8 +213,8 @@ def trial_policy(cluster: Cluster) -> str:
         capture_output=True, text=True, check=True, env=cluster.env).stdout
 
 
-@pytest.fixture(scope="session")
-def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
+def start_operator_process(cluster: Cluster) -> OperatorProcess:
+    """The CRD and the trial policy applied, and the operator started as a local process."""
     installed = cluster.kubectl("get", "deployments", "-A", "-l",
                                 "app.kubernetes.io/name=kubetune", "-o", "name").stdout.strip()
     if installed:
@@ -189,8 +227,29 @@ def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
     cluster.apply(trial_policy(cluster))
     proc = OperatorProcess(cluster, cluster.state.log_dir / "operator.log")
     proc.start()
+    return proc
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
+    proc = start_operator_process(cluster)
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def real_operator(real_cluster: Cluster) -> Iterator[OperatorProcess]:
+    """The operator as a local process against the real-node cluster."""
+    proc = start_operator_process(real_cluster)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def running_real_operator(real_operator: OperatorProcess) -> OperatorProcess:
+    real_operator.ensure_running()
+    real_operator.wait_serving()
+    return real_operator
 
 
 @pytest.fixture
@@ -205,10 +264,11 @@ def running_operator(operator: OperatorProcess) -> OperatorProcess:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call" and report.failed and "cluster" in item.fixturenames:
-        c = item.funcargs.get("cluster")
+    if report.when == "call" and report.failed:
+        c = item.funcargs.get("cluster") or item.funcargs.get("real_cluster")
         if c is not None:
             report.sections.append(("devcluster logs", c.logs()))
-        op = item.funcargs.get("running_operator") or item.funcargs.get("operator")
+        op = (item.funcargs.get("running_operator") or item.funcargs.get("operator")
+              or item.funcargs.get("running_real_operator"))
         if op is not None:
             report.sections.append(("operator log", op.log_tail()))

@@ -589,3 +589,11 @@ def test_running_pod_is_kept() -> None:
 
 def test_releasable_pods_is_public() -> None:
     assert "releasable_pods" in observe.__all__
+
+
+def test_a_container_killed_at_its_memory_limit_fails_the_trial_with_reason_oomkilled() -> None:
+    killed = pod(0, phase="Failed", metrics=REPORT, exit_code=137)
+    killed["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] = "OOMKilled"
+    t = only(look([job(0, failed="BackoffLimitExceeded")], [killed]))
+    assert (t.state, t.reason, t.value) == (TrialState.FAILED, "OOMKilled", 0.2)
+    assert "memory" in t.message and "trainer" in t.message

@@ -1,5 +1,6 @@
-"""Start and stop devcluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
-the node agent, as local processes on loopback, with their state under one directory.
+"""Start and stop devcluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the
+node agent and real nodes (kubelet + containerd + runc, :mod:`kubetune_devcluster.node`), as
+local processes on loopback, with their state under one directory.
 
 Every process gets its own session (so ``make cluster-up`` can return) and its own log file
 under ``<state>/logs``; ``<state>/cluster.json`` records their pids and ports, which is all that
@@ -26,6 +27,8 @@ from pathlib import Path
 
 from kubetune.kube.processes import pid_alive
 
+from kubetune_devcluster import images as images_mod
+from kubetune_devcluster import node as node_mod
 from kubetune_devcluster import pki as pki_mod
 
 __all__ = [
@@ -56,7 +59,9 @@ rules:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """What to start. Node resources apply to every node."""
+    """What to start. ``nodes`` are the node agent's (pods as host processes), ``real_nodes``
+    run a kubelet each, with ``images`` (names in :data:`images.IMAGES`) imported. Node
+    resources apply to every agent node; a real node has the machine's."""
 
     state_dir: Path
     nodes: int = 1
@@ -64,10 +69,16 @@ class ClusterConfig:
     node_memory: str = "32Gi"
     node_gpus: int = 4
     node_pods: int = 110
+    real_nodes: int = 0
+    images: tuple[str, ...] = ("toy-trainer",)
 
     @property
     def node_names(self) -> tuple[str, ...]:
         return tuple(f"devcluster-node-{i}" for i in range(self.nodes))
+
+    @property
+    def real_node_names(self) -> tuple[str, ...]:
+        return tuple(f"devcluster-real-{i}" for i in range(self.real_nodes))
 
     @classmethod
     def from_env(cls, state_dir: Path) -> ClusterConfig:
@@ -78,6 +89,8 @@ class ClusterConfig:
             node_cpu=env.get("DEVCLUSTER_NODE_CPU", "8"),
             node_memory=env.get("DEVCLUSTER_NODE_MEMORY", "32Gi"),
             node_gpus=int(env.get("DEVCLUSTER_NODE_GPUS", 4)),
+            real_nodes=int(env.get("DEVCLUSTER_REAL_NODES", 0)),
+            images=tuple(n for n in env.get("DEVCLUSTER_IMAGES", "toy-trainer").split(",") if n),
         )
 
 
@@ -92,6 +105,7 @@ class ClusterState:
     node_ports: dict[str, int] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     argv: dict[str, list[str]] = field(default_factory=dict)  # so ``restart`` can start it again
+    real_nodes: dict[str, list[int]] = field(default_factory=dict)  # name: kubelet, healthz ports
 
     @property
     def root(self) -> Path:
@@ -161,9 +175,10 @@ def _component_env(name: str) -> dict[str, str]:
     return env
 
 
-def _start(state: ClusterState, name: str, argv: list[str]) -> None:
+def _start(state: ClusterState, name: str, argv: list[str],
+           env: dict[str, str] | None = None) -> None:
     state.argv[name] = argv
-    state.pids[name] = _spawn(name, argv, state.root, _component_env(name))
+    state.pids[name] = _spawn(name, argv, state.root, env or _component_env(name))
     _save(state)
 
 
@@ -253,10 +268,12 @@ def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
             return existing
         down(root)
     bins = binaries_dir()
+    archives = _real_node_images(config, bins)
     started = time.monotonic()
     (root / "logs").mkdir(parents=True, exist_ok=True)
-    p = pki_mod.issue_pki(root / "pki", nodes=config.node_names, service_ip=SERVICE_IP)
-    ports = _free_ports(4 + 2 * config.nodes)
+    p = pki_mod.issue_pki(root / "pki", nodes=config.node_names + config.real_node_names,
+                          service_ip=SERVICE_IP)
+    ports = _free_ports(4 + 2 * config.nodes + 2 * config.real_nodes)
     etcd_port, etcd_peer, api_port, kcm_port = ports[:4]
     sched_port = _free_ports(1)[0]
     node_ports = dict(zip(config.node_names, ports[4 : 4 + config.nodes], strict=True))
@@ -264,6 +281,9 @@ def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
         state_dir=str(root), apiserver_port=api_port, etcd_port=etcd_port,
         node_ports=node_ports, config={k: str(v) for k, v in asdict(config).items()},
     )
+    real_ports = ports[4 + 2 * config.nodes:]
+    for i, name in enumerate(config.real_node_names):
+        state.real_nodes[name] = real_ports[2 * i : 2 * i + 2]
     server = state.server
     write_kubeconfig(state.kubeconfig, server, p.ca, p.cert("admin"), p.key("admin"), "admin")
     for name in ("controller-manager", "scheduler"):
@@ -326,13 +346,84 @@ def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
         "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={sched_port}",
         f"--cert-dir={root / 'pki' / 'scheduler-generated'}", "--profiling=false", "-v=1",
     ])
-    _start(state, "node-agent", [
-        sys.executable, "-m", "kubetune_devcluster", "agent", "--state-dir", str(root),
-    ])
-    _wait("nodes Ready", lambda: _nodes_ready(server, ctx, config.node_names), timeout, state,
-          list(state.pids))
+    if config.nodes:
+        _start(state, "node-agent", [
+            sys.executable, "-m", "kubetune_devcluster", "agent", "--state-dir", str(root),
+        ])
+    if state.real_nodes:
+        node_mod.install_api_access_policy(ctx, server, api_port)
+    for node in real_nodes(state, bins):
+        _start_real_node(state, node, ctx, archives)
+    _wait("nodes Ready",
+          lambda: _nodes_ready(server, ctx, config.node_names + config.real_node_names),
+          timeout, state, list(state.pids))
     (root / "startup-seconds").write_text(f"{time.monotonic() - started:.2f}\n")
     return state
+
+
+def _real_node_images(config: ClusterConfig, bins: Path) -> list[Path]:
+    """Check that real nodes can run here, and build (or find) the images they get."""
+    if not config.real_nodes:
+        return []
+    missing = node_mod.missing_requirements(bins)
+    if missing:
+        raise node_mod.NodeUnavailableError(
+            "devcluster: this machine cannot run a real node; missing:\n  - "
+            + "\n  - ".join(missing)
+            + "\n(the node agent needs none of these: DEVCLUSTER_REAL_NODES=0)")
+    unknown = sorted(set(config.images) - set(images_mod.IMAGES))
+    if unknown:
+        raise ValueError(f"DEVCLUSTER_IMAGES: unknown image(s) {unknown}; "
+                         f"known: {sorted(images_mod.IMAGES)}")
+    return [images_mod.pause_archive(bins / "pause", node_mod.SANDBOX_IMAGE),
+            *(images_mod.build(images_mod.IMAGES[name]) for name in config.images)]
+
+
+def real_nodes(state: ClusterState, bins: Path | None = None) -> list[node_mod.RealNode]:
+    bins = bins or binaries_dir()
+    return [node_mod.RealNode(cluster_root=state.root, name=name, index=i, bin_dir=bins,
+                              server=state.server, kubelet_port=ports[0], healthz_port=ports[1])
+            for i, (name, ports) in enumerate(sorted(state.real_nodes.items()))]
+
+
+def _start_real_node(state: ClusterState, node: node_mod.RealNode, ctx: ssl.SSLContext,
+                     archives: list[Path]) -> None:
+    """containerd, the sandbox image, the kubelet, our cloud provider's part, the images."""
+    node_mod.record_sysctls(state.root)
+    node.write_files(sys.executable)
+    _start(state, f"containerd-{node.name}", node.containerd_argv(), node.env())
+    node.wait_containerd()
+    node.import_image(archives[0])
+    _start(state, f"kubelet-{node.name}", node.kubelet_argv(), node.env())
+    node.initialize(ctx)
+    gpus = int(state.config.get("node_gpus", 0))
+    if gpus and node.index == 0:  # see node.DEVICE_PLUGINS
+        _start(state, f"deviceplugin-{node.name}", node.deviceplugin_argv(gpus), node.env())
+    for archive in archives[1:]:
+        node.import_image(archive)
+
+
+def _stop_real_nodes(state: ClusterState) -> None:
+    """Pods, kubelet, sandboxes and containers, containerd and its shims, mounts, cgroups; then
+    the kernel settings the kubelet changed."""
+    nodes = real_nodes(state, binaries_dir()) if state.real_nodes else []
+    for node in nodes:
+        with contextlib.suppress(OSError):
+            node.delete_pods(admin_ssl_context(state))
+        if f"kubelet-{node.name}" in state.pids:
+            _terminate_group(state.pids.pop(f"kubelet-{node.name}"))
+        node.remove_sandboxes()
+        if f"containerd-{node.name}" in state.pids:
+            _terminate_group(state.pids.pop(f"containerd-{node.name}"))
+        for pid in node.shim_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        node.unmount_all()
+        node.remove_cgroups()
+        if node.index == 0:  # the kubelet's files at the fixed device-plugin path
+            for name in ("kubelet.sock", "kubelet_internal_checkpoint"):
+                (node_mod.DEVICE_PLUGINS / name).unlink(missing_ok=True)
+    node_mod.restore_sysctls(state.root)
 
 
 def restart(state: ClusterState, name: str, *, sig: int = signal.SIGKILL,
@@ -429,6 +520,7 @@ def down(state_dir: Path, *, keep_state: bool = False) -> None:
     root = state_dir.resolve()
     state = load_state(root)
     if state is not None:
+        _stop_real_nodes(state)
         order = ["node-agent", "kube-scheduler", "kube-controller-manager", "kube-apiserver",
                  "etcd"]
         names = [n for n in order if n in state.pids] + [n for n in state.pids if n not in order]

@@ -146,6 +146,14 @@ def _exit_message(pod: Mapping[str, Any] | None) -> str:
     return pod.get("status", {}).get("message") or "the trial's pod failed"
 
 
+def _oom_killed(pod: Mapping[str, Any] | None) -> str | None:
+    """The name of a container the kernel killed at its memory limit, if any."""
+    for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
+        if (status.get("state", {}).get("terminated") or {}).get("reason") == "OOMKilled":
+            return str(status["name"])
+    return None
+
+
 def _ended_by_deadline(job: Mapping[str, Any], pod: Mapping[str, Any] | None) -> bool:
     failed = job_condition(job, "Failed")
     if failed and failed.get("reason") == "DeadlineExceeded":
@@ -189,6 +197,11 @@ def _ended(objs: TrialObjects, metric: str, minimize: bool) -> TrialResult | Non
     if _ended_by_deadline(job, pod):
         return TrialResult(TrialState.FAILED, "TimedOut", value, step, curve,
                            "the trial ran past trialTimeoutSeconds")
+    oom = _oom_killed(pod)
+    if oom is not None:
+        return TrialResult(TrialState.FAILED, "OOMKilled", value, step, curve,
+                           f"container {oom} was killed for using more memory than its limit "
+                           "(resources.limits.memory); raise the limit or use less memory")
     return TrialResult(TrialState.FAILED, "ExitCode", value, step, curve, _exit_message(pod))
 
 
