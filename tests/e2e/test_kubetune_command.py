@@ -53,7 +53,7 @@ def test_watch_get_and_plot_a_study(cluster: Cluster, running_operator, namespac
     assert "[" + "#" * 10 in final and "6/6 (100%)" in final
     assert "done 6 (succeeded 6, failed 0, pruned 0)   running 0   pending 0" in final
     assert re.search(r"best loss [0-9.e+-]+ \(trial \d+: x1=", final)
-    assert "Latest events:" in final and "TrialSucceeded" in final
+    assert "Latest events:" in final and "NewBestTrial" in final and "StudySucceeded" in final
     # Live progress: frames were written while trials ran, before the last one.
     assert out.count("Study cli-demo") >= 2, out
     assert re.search(r"running [1-3]", out)

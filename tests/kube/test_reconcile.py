@@ -60,7 +60,7 @@ def test_the_first_reconcile_creates_the_trials_their_rbac_and_the_status() -> N
     assert condition(fake, "Ready")["status"] == "True"
     assert condition(fake, "Reconciling")["status"] == "False"
     reasons = [e["reason"] for e in fake.under(paths.events_path(NS))]
-    assert reasons.count("TrialCreated") == 2
+    assert reasons == []  # trials that simply start are on their Jobs, not in Events
     assert outcome.plan is not None and len(outcome.plan.create) == 2
     assert outcome.requeue_after is None  # no trialTimeoutSeconds: nothing to look at early
 
@@ -142,7 +142,7 @@ def test_a_name_already_taken_is_a_trial_that_exists() -> None:
         del job["metadata"][key]
     events = len(fake.under(paths.events_path(NS)))
     # Another replica (or an earlier, interrupted reconcile) created it: no error, no event.
-    assert asyncio.run(r.apply.create(study_of(fake), 0, job, "x=1")) is False
+    assert asyncio.run(r.apply.create(study_of(fake), 0, job)) is False
     assert len(fake.under(paths.events_path(NS))) == events
 
 
@@ -222,3 +222,50 @@ def test_the_store_is_told_of_every_write() -> None:
     asyncio.run(r.reconcile(copy.deepcopy(study_of(fake))))
     assert store.wrote_kinds == ["jobs", "jobs"]
     assert UID in {j["metadata"]["labels"][names.STUDY_UID_LABEL] for j in jobs(fake).values()}
+
+
+def test_progress_is_written_at_most_once_a_second_and_never_lost() -> None:
+    clock = [NOW]
+    fake, r = started(clock)
+    run_pod(fake, jobs(fake)[0], NOW)  # trial 0 runs: the phase is Running, written at once
+    reconcile(r, fake)
+    assert study_of(fake)["status"]["phase"] == "Running"
+    writes = fake.writes
+    run_pod(fake, jobs(fake)[1], NOW)  # trial 1 runs too: only counts move
+    clock[0] = NOW + 0.25
+    outcome = reconcile(r, fake)
+    assert fake.writes == writes  # held: the status was written a moment ago
+    assert outcome.requeue_after == pytest.approx(0.75)  # and looked at again when due
+    assert study_of(fake)["status"]["trials"]["running"] == 1
+    clock[0] = NOW + 1.0
+    reconcile(r, fake)
+    assert fake.writes == writes + 1
+    assert study_of(fake)["status"]["trials"]["running"] == 2
+
+
+def test_a_new_trial_number_is_written_at_once() -> None:
+    clock = [NOW]
+    fake, r = started(clock)
+    finish(fake, 0, loss=0.25, now=NOW)  # within the same second: trial 2 replaces it
+    reconcile(r, fake)
+    assert sorted(jobs(fake)) == [0, 1, 2]
+    assert study_of(fake)["status"]["nextTrial"] == 3
+
+
+def test_a_new_best_trial_is_an_event_and_a_plain_success_is_not() -> None:
+    clock = [NOW]
+    fake, r = started(clock)
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    clock[0] = NOW + 10
+    reconcile(r, fake)
+    finish(fake, 1, loss=0.5, now=NOW + 20)  # worse than trial 0
+    clock[0] = NOW + 20
+    reconcile(r, fake)
+    finish(fake, 2, loss=0.125, now=NOW + 30)
+    clock[0] = NOW + 30
+    reconcile(r, fake)
+    events = [(e["reason"], e["message"]) for e in fake.under(paths.events_path(NS))]
+    assert [reason for reason, _ in events if reason == "NewBestTrial"] == ["NewBestTrial"] * 2
+    assert ("NewBestTrial", "trial 0: value 0.25") in events
+    assert ("NewBestTrial", "trial 2: value 0.125 (was 0.25, trial 0)") in events
+    assert not [reason for reason, _ in events if reason.startswith("Trial")]

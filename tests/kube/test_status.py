@@ -353,3 +353,27 @@ def test_real_changes_are_changes() -> None:
         plan(spec(), [trial(0, TrialState.RUNNING), trial(1, TrialState.SUCCEEDED, 0.1)]), first
     )
     assert statuses.conditions_changed(first, more)
+
+
+def test_progress_alone_is_a_routine_change() -> None:
+    first = make(RUNNING)
+    better = make(
+        plan(spec(), [trial(0, TrialState.RUNNING), trial(1, TrialState.SUCCEEDED, 0.1)]), first
+    )
+    assert statuses.conditions_changed(first, better)
+    assert statuses.routine_change(first, better)  # a new best value and counts: progress
+
+
+def test_what_waiting_tools_and_numbering_read_is_never_routine() -> None:
+    first = make(RUNNING)
+    assert not statuses.routine_change(first, make(SUCCEEDED, first, now=LATER))  # phase
+    assert not statuses.routine_change(first, make(RUNNING, first, generation=4))
+    assert not statuses.routine_change(first, {**first, "nextTrial": first["nextTrial"] + 1})
+    assert not statuses.routine_change({}, first)  # the first status
+    suspended = make(SUSPENDED, first, now=LATER)
+    assert not statuses.routine_change(first, suspended)
+    # A condition whose reason changes while its status holds is not progress either.
+    ready = conditions(first)["Ready"]
+    renamed = {**first, "conditions": [
+        {**c, "reason": "Elsewhere"} if c is ready else c for c in first["conditions"]]}
+    assert not statuses.routine_change(first, renamed)

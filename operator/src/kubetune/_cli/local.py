@@ -241,7 +241,9 @@ class LocalRunner:
         self.trials: dict[int, LocalTrial] = {}
         self.wake = threading.Event()
         self.cluster = LocalCluster(self)
-        self.reconciler = Reconciler(self.cluster, self.cluster, clock=self.clock)
+        # Status is written in process here, so at every change (no API server to spare).
+        self.reconciler = Reconciler(self.cluster, self.cluster, clock=self.clock,
+                                     status_interval=0.0)
         self._loop = asyncio.new_event_loop()
         self._preexec = _die_with_parent()
         self._threads: list[threading.Thread] = []

@@ -27,8 +27,9 @@ __all__ = ["Applier", "TrialStore"]
 
 log = logging.getLogger("kubetune.apply")
 
+# A study's Events say what a person should notice; a trial that simply ran and succeeded
+# is on its Job and in the status (the reconcile posts NewBestTrial when it leads).
 _RESULT_EVENTS = {
-    TrialState.SUCCEEDED: ("TrialSucceeded", "Normal"),
     TrialState.FAILED: ("TrialFailed", "Warning"),
     TrialState.PRUNED: ("TrialPruned", "Normal"),
     TrialState.STOPPED: ("TrialStopped", "Normal"),
@@ -66,6 +67,8 @@ class Applier:
             return False
         self.store.wrote("jobs", updated)
         self.metrics.trials_finished.labels(result.state.value).inc()
+        if result.state not in _RESULT_EVENTS:
+            return True
         reason, kind = _RESULT_EVENTS[result.state]
         text = f"trial {meta['labels'].get(names.TRIAL_LABEL)}: {result.state.value}"
         if result.value is not None:
@@ -128,8 +131,8 @@ class Applier:
         ns = manifest["metadata"]["namespace"]
         await self.api.create(paths.jobs_path(ns), manifest, dry_run=True)
 
-    async def create(self, study: Mapping[str, Any], number: int, manifest: dict[str, Any],
-                     params_text: str) -> bool:
+    async def create(self, study: Mapping[str, Any], number: int,
+                     manifest: dict[str, Any]) -> bool:
         """Create one trial Job; False when its name is taken (created before: it stands)."""
         ns = manifest["metadata"]["namespace"]
         try:
@@ -140,7 +143,4 @@ class Applier:
             return False
         self.store.wrote("jobs", created)
         self.metrics.trials_created.inc()
-        await self.events.post(study, "TrialCreated",
-                               f"trial {number} (Job {manifest['metadata']['name']}): "
-                               f"{params_text}")
         return True

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from kubetune.kube.apply import Applier, TrialStore
 from kubetune.kube.events import EventPoster
 from kubetune.kube.metrics import Metrics
 from kubetune.kube.rbac import TrialAccess
+from kubetune.kube.status_writer import INTERVAL as STATUS_INTERVAL
 from kubetune.kube.status_writer import StatusWriter
 
 __all__ = ["Outcome", "Reconciler", "finished", "next_look", "trial_account"]
@@ -64,7 +65,8 @@ class Reconciler:
     def __init__(self, api: Api, store: TrialStore, *, key: signing.Keyring | None = None,
                  metrics: Metrics | None = None, access: TrialAccess | None = None,
                  suggest: Callable[..., Any] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 status_interval: float = STATUS_INTERVAL):
         self.metrics = metrics or Metrics()
         self.store = store
         self.key = key
@@ -72,7 +74,7 @@ class Reconciler:
         self.clock = clock
         self.events = EventPoster(api)
         self.apply = Applier(api, store, self.events, self.metrics)
-        self.status = StatusWriter(api)
+        self.status = StatusWriter(api, interval=status_interval, clock=clock)
         self.suggest = suggest or self.metrics.timed_suggest(core.suggest)
         self._warned: set[tuple[str, str]] = set()
 
@@ -154,16 +156,32 @@ class Reconciler:
             if not created:
                 return Outcome(plan=plan)
         was_finished = finished(study)
-        await self.status.write(study, statuses.study_status(
-            plan, previous, generation=generation, now=now,
-            pending_reasons=seen.pending_reasons))
+        written_best = (study.get("status") or {}).get("bestTrial")
+        status = statuses.study_status(plan, previous, generation=generation, now=now,
+                                       pending_reasons=seen.pending_reasons)
+        hold = self.status.hold(study, status)
+        if not hold and await self.status.write(study, status):
+            await self._post_new_best(study, written_best)
         if plan.finished is not None and not was_finished:
             kind = "Normal" if plan.finished.condition == "Succeeded" else "Warning"
             await self.events.post(study, f"Study{plan.finished.condition}",
                                    plan.finished.message, kind)
         stopped = {stop.number for stop in plan.stop}
-        return Outcome(plan=plan, requeue_after=next_look(
-            [t for t in seen.trials if t.number not in stopped], spec, now))
+        look_again = next_look([t for t in seen.trials if t.number not in stopped], spec, now)
+        if hold:
+            look_again = hold if look_again is None else min(look_again, hold)
+        return Outcome(plan=plan, requeue_after=look_again)
+
+    async def _post_new_best(self, study: dict[str, Any],
+                             before: Mapping[str, Any] | None) -> None:
+        """A NewBestTrial event when the written status names a better trial than before."""
+        best = (study.get("status") or {}).get("bestTrial")
+        if not best or (before and before.get("number") == best.get("number")):
+            return
+        text = f"trial {best['number']}: value {best['value']:.6g}"
+        if before:
+            text += f" (was {before['value']:.6g}, trial {before['number']})"
+        await self.events.post(study, "NewBestTrial", text)
 
     async def _create_trials(self, study: dict[str, Any], spec: specs.StudySpec,
                              plan: plans.Plan, jobs: list[dict[str, Any]],
@@ -183,8 +201,7 @@ class Reconciler:
                     message, previous, generation=generation, now=now))
                 return False
         for creation, manifest in zip(plan.create, manifests, strict=True):
-            await self.apply.create(study, creation.number, manifest,
-                                    _params_text(creation.params))
+            await self.apply.create(study, creation.number, manifest)
         return True
 
     async def _warn_unverified(self, study: dict[str, Any], job: dict[str, Any] | None, *,
@@ -239,11 +256,6 @@ def _namespace_going(e: errors.ApiError, study: dict[str, Any]) -> bool:
     log.info("not creating trials of %s/%s: %s", study["metadata"]["namespace"],
              study["metadata"]["name"], e.message)
     return True
-
-
-def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in params.items())[:900]
 
 
 def finished(study: dict[str, Any]) -> bool:

@@ -24,7 +24,10 @@ from typing import Any
 from kubetune.core.plan import Finish, Phase, Plan
 from kubetune.core.times import rfc3339
 
-__all__ = ["conditions_changed", "invalid_status", "reconciling_status", "study_status"]
+__all__ = [
+    "conditions_changed", "invalid_status", "reconciling_status", "routine_change",
+    "study_status",
+]
 
 MAX_MESSAGE = 1024
 
@@ -139,6 +142,28 @@ def reconciling_status(
 def conditions_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether writing ``new`` over ``old`` changes anything a reader would see."""
     return _normal(old) != _normal(new)
+
+
+# What a waiting tool or the numbering of trials reads: a change to any of these is written at
+# once. Everything else (counts, the best so far, the leaderboard, condition messages) is
+# progress, which a reader sees a moment later at no loss.
+_SHAPE_FIELDS = ("phase", "observedGeneration", "nextTrial", "completionTime", "startTime")
+
+
+def routine_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether writing ``new`` over ``old`` only moves progress along: the same phase,
+    generation, trial high-water mark and times, and every condition with the same status and
+    reason. Such a write may wait a little and be merged with the next one; any other may
+    not."""
+    merged = {**old, **new}
+    if any(old.get(k) != merged.get(k) for k in _SHAPE_FIELDS):
+        return False
+    return _shape(old) == _shape(merged)
+
+
+def _shape(status: Mapping[str, Any]) -> list[tuple[Any, Any, Any]]:
+    return sorted((c.get("type"), c.get("status"), c.get("reason"))
+                  for c in status.get("conditions") or [])
 
 
 def _normal(status: Mapping[str, Any]) -> dict[str, Any]:
