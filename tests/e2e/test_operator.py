@@ -207,7 +207,7 @@ BAD_STUDIES = [
      {"searchSpace": {"b": {"type": "int", "low": 16, "high": 250, "step": 16}}}, "step"),
     ("clashing-env-names", {"searchSpace": {
         "batch-size": {"type": "int", "low": 1, "high": 4},
-        "batch_size": {"type": "int", "low": 1, "high": 4}}}, "KUBETUNE_PARAM_BATCH_SIZE"),
+        "batch_size": {"type": "int", "low": 1, "high": 4}}}, "same KUBETUNE_PARAM_ variable"),
     ("grid-over-continuous", {"algorithm": {"name": "grid"}}, "step"),
     ("ttl-after-finished", {"jobTemplate": {"spec": {"ttlSecondsAfterFinished": 10, "template": {
         "spec": {"restartPolicy": "Never", "containers": [
