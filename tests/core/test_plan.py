@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubetune.core.plan import Creation, Finish, Phase, decide
 from kubetune.core.samplers.grid import GridSampler
-from kubetune.core.spec import StudyStatus, space_of
+from kubetune.core.spec import SpecError, StudyStatus, parse_spec, space_of
 from kubetune.core.trials import Trial, TrialState
 
 PEN, RUN, OK, FAIL, PRUNED, STOPPED, LOST = (
@@ -591,3 +591,49 @@ def test_status_stays_under_64_kib_with_the_longest_params():
     assert 1 <= len(status["leaderboard"]) < 10
     assert status["leaderboard"][0] == status["bestTrial"]
     StudyStatus.model_validate(status)
+
+
+ENQUEUE_SPACE = {
+    "x": {"type": "float", "low": 0.0, "high": 1.0},
+    "n": {"type": "int", "low": 1, "high": 9, "step": 2},
+    "opt": {"type": "categorical", "values": ["adam", "sgd"]},
+}
+
+
+class SpaceSuggest:
+    """Proposes the same full configuration every time."""
+
+    def __call__(self, spec: Any, trials: Any, n: int) -> list[dict[str, Any]]:
+        return [{"x": 0.25, "n": 5, "opt": "sgd"}] * n
+
+
+def test_enqueued_configurations_are_the_first_trials_in_order():
+    s = spec(searchSpace=ENQUEUE_SPACE, budget={"parallelism": 3},
+             enqueue=[{"x": 1, "n": 3, "opt": "adam"}, {"opt": "adam"}])
+    plan = plan_of(s, [], suggest=SpaceSuggest())
+    assert plan.create == (
+        Creation(0, {"x": 1.0, "n": 3, "opt": "adam"}),  # as given, 1 as the float it is
+        Creation(1, {"x": 0.25, "n": 5, "opt": "adam"}),  # what it leaves out is proposed
+        Creation(2, {"x": 0.25, "n": 5, "opt": "sgd"}),  # past the queue: the algorithm's
+    )
+    assert isinstance(plan.create[0].params["x"], float)
+
+
+def test_an_enqueued_configuration_is_used_once_for_its_trial_number():
+    s = spec(searchSpace=ENQUEUE_SPACE, enqueue=[{"x": 0.5, "n": 1, "opt": "adam"}])
+    trials = [tr(0, OK, 0.1, params={"x": 0.5, "n": 1, "opt": "adam"})]
+    plan = plan_of(s, trials, suggest=SpaceSuggest())
+    assert [c.params for c in plan.create] == [{"x": 0.25, "n": 5, "opt": "sgd"}] * 3
+
+
+@pytest.mark.parametrize(("entry", "field", "words"), [
+    ({"y": 0.5}, "spec.enqueue[0].y", "use one of 'x', 'n', 'opt'"),
+    ({"opts": "sgd"}, "spec.enqueue[0].opts", "did you mean 'opt'"),
+    ({"x": 1.5}, "spec.enqueue[0].x", "0 to 1"),
+    ({"n": 4}, "spec.enqueue[0].n", "on steps of 2 from 1"),
+    ({"opt": "rmsprop"}, "spec.enqueue[0].opt", "one of 'adam', 'sgd'"),
+])
+def test_an_enqueued_value_the_space_cannot_take_is_refused_by_name(entry, field, words):
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec(searchSpace=ENQUEUE_SPACE, enqueue=[entry]))
+    assert field in str(err.value) and words in str(err.value)

@@ -319,6 +319,22 @@ def test_a_job_suspended_by_its_queue_stays_suspended(cluster: Cluster, running_
     wait_condition(cluster, namespace, "queued", "Succeeded", timeout=120)
 
 
+def test_enqueued_configurations_run_as_the_first_trials(cluster: Cluster, running_operator,
+                                                         namespace):
+    manifest = study("enqueued", budget={"maxTrials": 3, "parallelism": 2, "maxFailedTrials": 0})
+    manifest["spec"]["enqueue"] = [{"x1": 0.5, "x2": 0.5}, {"x1": -1}]
+    cluster.apply(manifest, namespace)
+    obj = wait_condition(cluster, namespace, "enqueued", "Succeeded")
+    params = {int(j["metadata"]["labels"][names.TRIAL_LABEL]):
+              json.loads(j["metadata"]["annotations"][names.PARAMS_ANNOTATION])
+              for j in trial_jobs(cluster, namespace, "enqueued")}
+    assert params[0] == {"x1": 0.5, "x2": 0.5}
+    assert params[1]["x1"] == -1.0 and -2.0 <= params[1]["x2"] <= 2.0
+    assert sorted(params) == [0, 1, 2]
+    # The toy quadratic's optimum is at x1 = x2 = 0.5: the known configuration leads.
+    assert obj["status"]["bestTrial"]["number"] == 0
+
+
 def test_deleting_a_study_deletes_its_jobs(cluster: Cluster, running_operator, namespace):
     manifest = study("doomed", toy=["quadratic", "--steps", "20", "--sleep", "1"],
                      budget={"maxTrials": 4, "parallelism": 2, "maxFailedTrials": 1})

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from kubetune.core.space import env_var_name
+from kubetune.core.space import Space, env_var_name
 
 __all__ = [
     "MAX_BOUND",
@@ -284,6 +284,7 @@ def study_problems(s: Any) -> list[Problem]:
             )
         else:
             owner[var] = name
+    out += _enqueue_problems(s)
     if s.algorithm.name == "grid":
         for name, p in s.search_space.items():
             if p.type == "float" and p.step is None:
@@ -296,6 +297,41 @@ def study_problems(s: Any) -> list[Problem]:
                     )
                 )
     return out
+
+
+def _enqueue_problems(s: Any) -> list[Problem]:
+    """Each enqueued configuration names only parameters of the space, each with a value the
+    parameter admits (on its step, in its bounds, one of its values)."""
+    out = []
+    space = Space.from_search_space(s.search_space)
+    params = {p.name: p for p in space.params}
+    for i, entry in enumerate(s.enqueue):
+        for name, value in entry.items():
+            param = params.get(name)
+            if param is None:
+                close = difflib.get_close_matches(name, list(params), n=1)
+                out.append(Problem(
+                    ("enqueue", i, name), "is not a parameter of searchSpace", show(name),
+                    f"did you mean {close[0]!r}?" if close else
+                    "use one of " + ", ".join(show(n, 40) for n in list(params)[:10])))
+            elif not param.contains(value):
+                out.append(Problem(
+                    ("enqueue", i, name), f"is not a value {name} can take ({_domain(param)})",
+                    show(value), "pick a value inside the parameter's range"))
+    return out
+
+
+def _domain(param: Any) -> str:
+    if param.kind == "categorical":
+        return "one of " + ", ".join(show(c, 20) for c in param.values[:10]) + \
+            (", ..." if len(param.values) > 10 else "")
+    text = f"{exact(param.low)} to {exact(param.high)}"
+    step = getattr(param, "step", None)
+    if param.kind == "int":
+        text = "an integer from " + text
+    if step not in (None, 1):
+        text += f", on steps of {exact(step)} from {exact(param.low)}"
+    return text
 
 
 def job_template_problems(t: Mapping[str, Any]) -> list[Problem]:

@@ -178,7 +178,8 @@ def decide(
         if n > 0:
             propose = default_suggest if suggest is None else suggest
             proposals = propose(spec, history, n)[:n]
-            create = [Creation(start + i, dict(p)) for i, p in enumerate(proposals)]
+            create = [Creation(start + i, enqueued(spec, start + i, p))
+                      for i, p in enumerate(proposals)]
 
     phase = _phase(finished, spec.suspend, history)
     status = _status(history, create, start, lower_is_better)
@@ -341,6 +342,21 @@ def progress(counts: Mapping[str, Any], max_trials: int | None) -> str:
 def best_text(value: float) -> str:
     """``status.bestValue``, the BEST column: the value to 6 significant digits."""
     return f"{value:.6g}"
+
+
+def enqueued(spec: specs.StudySpec, number: int, proposal: Mapping[str, Any]) -> dict[str, Any]:
+    """The params of trial ``number``: ``spec.enqueue[number]`` where the user gave one (its
+    values as the parameters' types), the algorithm's proposal for whatever it leaves out."""
+    if number >= len(spec.enqueue):
+        return dict(proposal)
+    given = spec.enqueue[number]
+    params = dict(proposal)
+    for p in specs.space_of(spec).params:
+        if p.name in given:
+            value = given[p.name]
+            params[p.name] = float(value) if p.kind == "float" else \
+                int(value) if p.kind == "int" else value
+    return params
 
 
 def _status(

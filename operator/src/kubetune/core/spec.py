@@ -73,6 +73,7 @@ MAX_CATEGORICAL_VALUES = 256
 MAX_VALUE_LENGTH = 256
 MAX_BOUND = problems.MAX_BOUND
 MAX_TRIALS = 10_000
+MAX_ENQUEUED = 100  # spec.enqueue entries: configurations a user already knows
 MAX_STEP = 1_000_000_000
 MAX_SEED = 2**53  # exact in JSON and a CRD integer bound
 MAX_METRIC_NAME_LENGTH = 128
@@ -359,6 +360,11 @@ class StudySpec(_Model):
     """How many trials, how many at once, how many may fail, how long each may run."""
     suspend: bool = False
     """While true no new trial starts; running ones go on."""
+    enqueue: Annotated[
+        list[Annotated[dict[Name, ParamValue], Field(max_length=MAX_PARAMS)]],
+        Field(max_length=MAX_ENQUEUED),
+    ] = []
+    """Configurations to run first: entry i sets params of trial i, the rest are proposed."""
     job_template: dict[str, Any] = Field(
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
