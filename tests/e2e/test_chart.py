@@ -13,6 +13,7 @@ watches only its own namespace.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import socket
@@ -137,20 +138,24 @@ def _restore(cluster: Cluster, saved: list[dict]) -> None:
         cluster.kubectl("create", "-f", "-", input=json.dumps(obj))
 
 
-@pytest.fixture(scope="module")
-def release(cluster: Cluster, operator: OperatorProcess) -> Iterator[Release]:
+@contextlib.contextmanager
+def installed(cluster: Cluster, operator: OperatorProcess, *values: str,
+              timeout: str = "2m") -> Iterator[Release]:
+    """The chart installed in a new namespace it watches, with the local ``operator`` stopped
+    meanwhile (one operator at a time: the chart's); uninstalled and restored afterwards.
+    Liveness and metrics listen on free loopback ports."""
     operator.stop()
     namespace = f"chart-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", namespace)
     port = _free_port()
-    values = [f"watchNamespaces={{{namespace}}}", "liveness.bindAddress=127.0.0.1",
+    values = (f"watchNamespaces={{{namespace}}}", *values, "liveness.bindAddress=127.0.0.1",
               f"liveness.port={port}", "metrics.bindAddress=127.0.0.1",
-              f"metrics.port={_free_port()}"]
+              f"metrics.port={_free_port()}")
     saved = _adopt(cluster, _render(cluster, namespace, *values), namespace)
     r = Release(cluster, namespace, port, time.time())
     try:
         # The adopted objects were applied by kubectl: the chart's fields win over its.
-        r.helm("install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", "2m",
+        r.helm("install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", timeout,
                "--force-conflicts", *[a for v in values for a in ("--set", v)])
         yield r
     finally:
@@ -159,6 +164,12 @@ def release(cluster: Cluster, operator: OperatorProcess) -> Iterator[Release]:
         _restore(cluster, saved)
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         operator.ensure_running()
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, operator: OperatorProcess) -> Iterator[Release]:
+    with installed(cluster, operator) as r:
+        yield r
 
 
 def _audit(cluster: Cluster, user: str) -> list[dict]:

@@ -20,6 +20,7 @@ from kubetune.core import protocol
 from kubetune.kube import conventions as names
 from kubetune_devcluster import cluster as devcluster
 from studies import study
+from test_operator import results, trial_jobs, wait_condition
 
 pytestmark = pytest.mark.e2e
 
@@ -31,20 +32,8 @@ def toy_study(name: str, toy: list[str], **kwargs) -> dict:
                  **kwargs)
 
 
-def wait_condition(cluster: Cluster, ns: str, name: str, kind: str, timeout: int = 240) -> dict:
-    cluster.kubectl("wait", "-n", ns, f"--for=condition={kind}", f"ts/{name}",
-                    f"--timeout={timeout}s", timeout=timeout + 30)
-    return cluster.get("ts", "-n", ns, name)
-
-
 def trial_results(cluster: Cluster, ns: str, name: str) -> dict[int, protocol.TrialResult]:
-    jobs = cluster.get("jobs", "-n", ns, "-l", f"{names.STUDY_LABEL}={name}")["items"]
-    out = {}
-    for job in jobs:
-        text = (job["metadata"].get("annotations") or {}).get(names.RESULT_ANNOTATION)
-        if text:
-            out[int(job["metadata"]["labels"][names.TRIAL_LABEL])] = protocol.parse_result(text)
-    return out
+    return results(trial_jobs(cluster, ns, name))
 
 
 def trial_pods(cluster: Cluster, ns: str, name: str) -> list[dict]:

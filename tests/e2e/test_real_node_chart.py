@@ -7,42 +7,23 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from conftest import Cluster, OperatorProcess, wait_for
 from kubetune_devcluster import cluster as devcluster
 from studies import study
-from test_chart import CHART, RELEASE, Release, _adopt, _free_port, _render, _restore
+from test_chart import RELEASE, Release, installed
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def real_release(real_cluster: Cluster, real_operator: OperatorProcess) -> Iterator[Release]:
-    real_operator.stop()  # one operator at a time: the chart's
-    namespace = f"chart-{uuid.uuid4().hex[:8]}"
-    real_cluster.kubectl("create", "namespace", namespace)
-    port = _free_port()
     # Host network here (devcluster's API access policy): the operator's ports are loopback ones.
-    values = [f"watchNamespaces={{{namespace}}}", "image.tag=0.1.0", "image.pullPolicy=Never",
-              "tests.trainerImage=kubetune/toy-trainer:0.1.0", "liveness.bindAddress=127.0.0.1",
-              f"liveness.port={port}", "metrics.bindAddress=127.0.0.1",
-              f"metrics.port={_free_port()}"]
-    saved = _adopt(real_cluster, _render(real_cluster, namespace, *values), namespace)
-    r = Release(real_cluster, namespace, port, time.time())
-    try:
-        r.helm("install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", "3m",
-               "--force-conflicts", *[a for v in values for a in ("--set", v)])
+    with installed(real_cluster, real_operator, "image.tag=0.1.0", "image.pullPolicy=Never",
+                   "tests.trainerImage=kubetune/toy-trainer:0.1.0", timeout="3m") as r:
         yield r
-    finally:
-        r.helm("uninstall", RELEASE, "-n", namespace, "--wait", "--ignore-not-found",
-               check=False)
-        _restore(real_cluster, saved)
-        real_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-        real_operator.ensure_running()
 
 
 def running_operator_pod(release: Release) -> dict:

@@ -302,6 +302,8 @@ def study_problems(s: Any) -> list[Problem]:
 def _enqueue_problems(s: Any) -> list[Problem]:
     """Each enqueued configuration names only parameters of the space, each with a value the
     parameter admits (on its step, in its bounds, one of its values)."""
+    if not s.enqueue:
+        return []
     out = []
     space = Space.from_search_space(s.search_space)
     params = {p.name: p for p in space.params}

@@ -43,6 +43,7 @@ from kubetune.core import spec as specs
 from kubetune.core import stopping
 from kubetune.core import suggest as default_suggest
 from kubetune.core.protocol import TrialResult
+from kubetune.core.space import CategoricalParam, FloatParam
 from kubetune.core.trials import Trial, TrialState, as_trials
 
 __all__ = [
@@ -346,16 +347,19 @@ def best_text(value: float) -> str:
 
 def enqueued(spec: specs.StudySpec, number: int, proposal: Mapping[str, Any]) -> dict[str, Any]:
     """The params of trial ``number``: ``spec.enqueue[number]`` where the user gave one (its
-    values as the parameters' types), the algorithm's proposal for whatever it leaves out."""
+    values as the space holds them), the algorithm's proposal for whatever it leaves out."""
     if number >= len(spec.enqueue):
         return dict(proposal)
     given = spec.enqueue[number]
     params = dict(proposal)
     for p in specs.space_of(spec).params:
-        if p.name in given:
-            value = given[p.name]
-            params[p.name] = float(value) if p.kind == "float" else \
-                int(value) if p.kind == "int" else value
+        if p.name not in given:
+            continue
+        value = given[p.name]
+        if isinstance(p, CategoricalParam):
+            params[p.name] = p.values[p.index(value)]
+        else:
+            params[p.name] = float(value) if isinstance(p, FloatParam) else int(value)
     return params
 
 
