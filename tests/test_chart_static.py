@@ -25,14 +25,15 @@ CRD_COPY = CHART / "files" / "tuningstudy.yaml"
 
 # What the operator calls in a watched namespace (kube/reconcile.py, kube/cache.py and kopf's
 # study watch), as (apiGroup, resource, verb); pods get is there only because the operator
-# grants it to kubetune-trial. tests/e2e/test_chart.py checks the same table against the audit
-# log of a real run.
+# grants it to kubetune-trial, pods/log get for studies whose metrics come from the log.
+# tests/e2e/test_chart.py checks the same table against the audit log of a real run.
 OPERATOR_RULES = {
     ("kubetune.dev", "tuningstudies", "list"), ("kubetune.dev", "tuningstudies", "watch"),
     ("kubetune.dev", "tuningstudies/status", "patch"),
     ("batch", "jobs", "list"), ("batch", "jobs", "watch"), ("batch", "jobs", "create"),
     ("batch", "jobs", "patch"),
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"), ("", "pods", "patch"),
+    ("", "pods/log", "get"),
     ("", "events", "create"),
     ("", "serviceaccounts", "create"),
     ("rbac.authorization.k8s.io", "roles", "create"),

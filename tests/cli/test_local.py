@@ -62,7 +62,7 @@ def test_an_image_without_a_local_entrypoint_needs_a_command():
 
 def observed(trial: LocalTrial):
     job, pod = trial_objects(trial)
-    return observing.observe([job], [pod], metric="loss", minimize=True)
+    return observing.observe([job], [pod], observing.Reader("loss", True))
 
 
 def local_trial(**kw) -> LocalTrial:
@@ -183,3 +183,34 @@ def test_a_larger_budget_resumes_a_finished_study(tmp_path):
     assert {n: again[n] for n in first} == first
     assert "resuming: 2 trials done" in out.getvalue()
     assert "trial 2 started" in out.getvalue()
+
+
+PRINTING = ("import os; x = float(os.environ['KUBETUNE_PARAM_X1'])\n"
+            "for epoch in (1, 2): print(f'epoch {epoch} loss={(x - 0.5) ** 2 + 1 / epoch}')\n")
+
+
+def test_a_script_that_only_prints_its_metric_runs_locally_from_its_log(tmp_path):
+    path = write_study(tmp_path, [], budget={"maxTrials": 3, "parallelism": 2},
+                       metricsFrom={"log": {
+                           "pattern": r"epoch (?P<step>\d+) loss=(?P<value>[0-9.e+-]+)"}})
+    study = yaml.safe_load(path.read_text())
+    study["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0].update(
+        command=[sys.executable, "-c", PRINTING], args=[])
+    path.write_text(yaml.safe_dump(study))
+    journal = tmp_path / "j.jsonl"
+    assert local.run_local(path, parallel=None, journal_path=journal, out=io.StringIO()) == 0
+    state = read_journal(journal)
+    assert sorted(state.results) == [0, 1, 2]
+    for n, rec in state.results.items():
+        x = state.trials[n]["x1"]
+        assert rec.result.state is TrialState.SUCCEEDED and rec.result.step == 2
+        assert rec.result.value == pytest.approx((x - 0.5) ** 2 + 0.5)
+
+
+def test_a_termination_message_study_is_refused_locally_with_what_to_do(tmp_path):
+    path = write_study(tmp_path, ["toy", "quadratic"], metricsFrom={"terminationMessage": {}},
+                       earlyStopping=None)
+    with pytest.raises(local.StudyFileError, match=r"metricsFrom\.terminationMessage.*use "
+                                                   r"metricsFrom\.log or kubetune\.sdk"):
+        local.run_local(path, parallel=None, journal_path=tmp_path / "j.jsonl",
+                        out=io.StringIO())

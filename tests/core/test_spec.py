@@ -303,6 +303,31 @@ REFUSED = [
         "spec.searchSpace.x.high",
         "more than",
     ),
+    ({"metricsFrom": {}}, "spec.metricsFrom", "exactly one of terminationMessage and log"),
+    (
+        {"metricsFrom": {"terminationMessage": {}, "log": {"pattern": "(?P<value>1)"}}},
+        "spec.metricsFrom",
+        "exactly one",
+    ),
+    ({"metricsFrom": {"log": {"pattern": "loss=(\\d+)"}}}, "spec.metricsFrom.log.pattern",
+     "(?P<value>...)"),
+    ({"metricsFrom": {"log": {"pattern": "loss=(?P<value>\\d+"}}},
+     "spec.metricsFrom.log.pattern", "not a valid regular expression"),
+    ({"metricsFrom": {"log": {"pattern": "(?P<epoch>\\d+) (?P<value>\\d+)"}}},
+     "spec.metricsFrom.log.pattern", "['epoch']"),
+    ({"metricsFrom": {"log": {"pattern": "(?P<value>1)", "container": "sidecar"}}},
+     "spec.metricsFrom.log.container", "names no container"),
+    (
+        {"metricsFrom": {"terminationMessage": {}}, "earlyStopping": {"name": "median"}},
+        "spec.metricsFrom.terminationMessage",
+        "early stopping needs values while it runs",
+    ),
+    (
+        {"metricsFrom": {"log": {"pattern": "loss=(?P<value>1)"}},
+         "earlyStopping": {"name": "asha"}},
+        "spec.metricsFrom.log.pattern",
+        "(?P<step>...)",
+    ),
 ]
 
 

@@ -37,8 +37,9 @@ FULLNAME = f"{RELEASE}-kubetune"
 CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
                   "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 HELM_ANNOTATIONS = ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace")
-# The operator grants pods get to kubetune-trial, so it must hold it, though it never calls it.
-GRANTED_UNUSED = {("", "pods", "get")}
+# The operator grants pods get to kubetune-trial, so it must hold it, though it never calls it;
+# it reads pods/log only for a study with metricsFrom.log, which this release does not run.
+GRANTED_UNUSED = {("", "pods", "get"), ("", "pods/log", "get")}
 
 
 @dataclass

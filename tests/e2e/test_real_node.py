@@ -5,7 +5,8 @@ What only a real kubelet shows: containers in their own pid namespace and cgroup
 service-account token mounted by the kubelet (no kubeconfig) that the SDK reports with, the
 trial admission policy against a kubelet's own pod updates, termination messages, the
 kubelet ending a pod at its activeDeadlineSeconds (timeouts, pruning), OOM kills at a memory
-limit, and the operator killed and restarted while trials run.
+limit, metrics read from a container's termination message and from its log through the
+kubelet, and the operator killed and restarted while trials run.
 """
 
 from __future__ import annotations
@@ -146,6 +147,57 @@ def test_a_failed_trial_carries_its_termination_message(
     assert (result.state.value, result.reason) == ("Failed", "ExitCode")
     assert "exited with code 3" in result.message
     assert "dataset shard 7 is corrupt" in result.message
+
+
+# Training code that knows nothing of kubetune: the loss of (x1, x2) on the toy quadratic.
+_LOSS = ("import os; x1 = float(os.environ['KUBETUNE_PARAM_X1']); "
+         "x2 = float(os.environ['KUBETUNE_PARAM_X2']); loss = (x1 - 0.5)**2 + (x2 - 0.5)**2")
+
+
+def _losses(cluster: Cluster, ns: str, name: str) -> dict[int, tuple[float, protocol.TrialResult]]:
+    """Per trial: the loss its params give, and its recorded result."""
+    jobs = trial_jobs(cluster, ns, name)
+    got = results(jobs)
+    out = {}
+    for job in jobs:
+        p = json.loads(job["metadata"]["annotations"][names.PARAMS_ANNOTATION])
+        n = int(job["metadata"]["labels"][names.TRIAL_LABEL])
+        out[n] = ((p["x1"] - 0.5) ** 2 + (p["x2"] - 0.5) ** 2, got[n])
+    return out
+
+
+def test_metrics_come_from_the_termination_message_the_kubelet_reads(
+        real_cluster: Cluster, running_real_operator: OperatorProcess, real_namespace: str):
+    script = (f"{_LOSS}; open('/dev/termination-log', 'w').write("
+              "f'val_loss={loss}\\nnote=written by an unmodified script\\n')")
+    manifest = toy_study("termination", ["quadratic"], objective={
+        "metric": "val_loss", "direction": "minimize"}, budget={
+        "maxTrials": 2, "parallelism": 2, "maxFailedTrials": 0},
+        container={"command": ["python", "-c", script]})
+    manifest["spec"]["metricsFrom"] = {"terminationMessage": {}}
+    real_cluster.apply(manifest, real_namespace)
+    wait_condition(real_cluster, real_namespace, "termination", "Succeeded", timeout=240)
+    seen = _losses(real_cluster, real_namespace, "termination")
+    assert sorted(seen) == [0, 1]
+    for loss, result in seen.values():
+        assert result.state.value == "Succeeded"
+        assert result.value == pytest.approx(loss, rel=1e-12)
+
+
+def test_metrics_come_from_the_log_through_the_kubelet(
+        real_cluster: Cluster, running_real_operator: OperatorProcess, real_namespace: str):
+    script = (f"{_LOSS}\nfor epoch in (1, 2):\n"
+              "    print(f'epoch {epoch} val_loss={loss * epoch}', flush=True)")
+    manifest = toy_study("logged", ["quadratic"], budget={
+        "maxTrials": 2, "parallelism": 2, "maxFailedTrials": 0},
+        container={"command": ["python", "-c", script]})
+    manifest["spec"]["metricsFrom"] = {"log": {
+        "pattern": r"epoch (?P<step>[0-9]+) val_loss=(?P<value>[0-9.e+-]+)"}}
+    real_cluster.apply(manifest, real_namespace)
+    wait_condition(real_cluster, real_namespace, "logged", "Succeeded", timeout=240)
+    for loss, result in _losses(real_cluster, real_namespace, "logged").values():
+        assert (result.state.value, result.step) == ("Succeeded", 2)
+        assert result.value == pytest.approx(2 * loss, rel=1e-12)
 
 
 def test_an_oom_killed_trial_fails_with_a_clear_reason(

@@ -87,6 +87,7 @@ class FakeApi:
         self.failures: list[tuple[str, str, BaseException]] = []  # (method, path prefix, error)
         self.log: list[tuple[str, str, str, dict[str, Any]]] = []  # version, type, path, obj
         self.compacted: set[str] = set()
+        self.logs: dict[str, str] = {}  # pod path -> its container's log, as the kubelet serves it
 
     # --- helpers for tests -------------------------------------------------------------------
 
@@ -171,6 +172,16 @@ class FakeApi:
         if path not in self.objects:
             raise error_like("get missing lease", path, name, "GET")
         return copy.deepcopy(self.objects[path])
+
+    async def text(self, path: str, **params: str) -> str:
+        """A pod's log: the last ``tailLines`` lines of ``logs[pod path]``."""
+        self._enter("GET", path)
+        pod = path.removesuffix("/log")
+        if pod not in self.objects:
+            raise error_like("get missing lease", pod, _parts(pod)[3] or "", "GET")
+        lines = self.logs.get(pod, "").splitlines()
+        tail = int(params.get("tailLines") or len(lines))
+        return "\n".join(lines[-tail:]) if tail else ""
 
     async def create(self, path: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
         self._enter("POST", path)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from kubetune.core import protocol
+from kubetune.core import spec as specs
 from kubetune.core.protocol import TrialResult
 from kubetune.core.trials import Trial, TrialState
 from kubetune.kube import conventions as names
@@ -132,7 +133,7 @@ def pod(
 def look(
     jobs: list[dict], pods: list[dict], *, minimize: bool = True, next_trial: int = 0
 ) -> observe.Observation:
-    return observe.observe(jobs, pods, metric="val_loss", minimize=minimize, next_trial=next_trial)
+    return observe.observe(jobs, pods, observe.Reader("val_loss", minimize), next_trial=next_trial)
 
 
 def only(seen: observe.Observation) -> Trial:
@@ -597,3 +598,67 @@ def test_a_container_killed_at_its_memory_limit_fails_the_trial_with_reason_oomk
     t = only(look([job(0, failed="BackoffLimitExceeded")], [killed]))
     assert (t.state, t.reason, t.value) == (TrialState.FAILED, "OOMKilled", 0.2)
     assert "memory" in t.message and "trainer" in t.message
+
+
+# ---- metrics from the termination message or the log (spec.metricsFrom) ---------------------
+
+
+def source_reader(source: dict, logs: dict[int, str] | None = None,
+                  containers: tuple[str, ...] = ("trainer",)) -> observe.Reader:
+    spec = specs.parse_spec({
+        "objective": {"metric": "val_loss", "direction": "minimize"},
+        "searchSpace": {"lr": {"type": "float", "low": 0.001, "high": 0.1}},
+        "metricsFrom": source,
+        "jobTemplate": {"spec": {"template": {"spec": {"containers": [
+            {"name": c, "image": "i"} for c in containers]}}}}})
+    return observe.Reader.of(spec, logs)
+
+
+def terminated(p: dict, container: str, message: str | None, code: int = 0) -> dict:
+    state: dict[str, Any] = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+    if message is not None:
+        state["message"] = message
+    p["status"].setdefault("containerStatuses", []).append(
+        {"name": container, "state": {"terminated": state}})
+    return p
+
+
+def test_the_termination_message_of_the_named_container_is_the_result() -> None:
+    reader = source_reader({"terminationMessage": {"container": "trainer"}},
+                           containers=("sidecar", "trainer"))
+    p = terminated(terminated(pod(0, phase="Succeeded"), "sidecar", "val_loss=9"),
+                   "trainer", "val_loss=0.125\n")
+    seen = observe.observe([job(0, complete=True)], [p], reader)
+    assert seen.to_record[0].state is TrialState.SUCCEEDED
+    assert seen.to_record[0].value == 0.125 and seen.to_record[0].curve == ((0, 0.125),)
+
+
+def test_a_trial_without_a_termination_message_fails_metric_missing() -> None:
+    reader = source_reader({"terminationMessage": {}})
+    p = terminated(pod(0, phase="Succeeded"), "trainer", None)
+    (trial,) = observe.observe([job(0, complete=True)], [p], reader).trials
+    assert (trial.state, trial.reason) == (TrialState.FAILED, protocol.METRIC_MISSING)
+    assert "/dev/termination-log" in (trial.message or "")
+
+
+def test_a_failed_container_keeps_its_exit_reason_whatever_its_message_says() -> None:
+    reader = source_reader({"terminationMessage": {}})
+    p = terminated(pod(0, phase="Failed"), "trainer", "val_loss=0.1", code=2)
+    (trial,) = observe.observe([job(0, failed="BackoffLimitExceeded")], [p], reader).trials
+    assert (trial.state, trial.reason, trial.value) == (TrialState.FAILED, "ExitCode", 0.1)
+
+
+def test_a_running_trial_has_no_value_from_a_termination_message() -> None:
+    reader = source_reader({"terminationMessage": {}})
+    (trial,) = observe.observe([job(0)], [pod(0, metrics={"step": 1, "metrics": {
+        "val_loss": 3.0}})], reader).trials
+    assert trial.state is TrialState.RUNNING and trial.value is None and trial.curve == ()
+
+
+def test_an_ended_trial_whose_log_is_not_read_yet_waits_running() -> None:
+    log_source = {"log": {"pattern": r"val_loss=(?P<value>\S+)"}}
+    ended = ([job(0, complete=True)], [pod(0, phase="Succeeded")])
+    (waiting,) = observe.observe(*ended, source_reader(log_source)).trials
+    assert waiting.state is TrialState.RUNNING
+    seen = observe.observe(*ended, source_reader(log_source, {0: "val_loss=0.5"}))
+    assert seen.to_record[0].value == 0.5

@@ -269,3 +269,106 @@ def test_a_new_best_trial_is_an_event_and_a_plain_success_is_not() -> None:
     assert ("NewBestTrial", "trial 0: value 0.25") in events
     assert ("NewBestTrial", "trial 2: value 0.125 (was 0.25, trial 0)") in events
     assert not [reason for reason, _ in events if reason.startswith("Trial")]
+
+
+# ---- metrics from the log (spec.metricsFrom.log) ---------------------------------------------
+
+LOG_PATTERN = r"epoch (?P<step>[0-9]+) loss=(?P<value>[0-9.e+-]+)"
+
+
+def log_study(fake: FakeApi, **extra) -> None:
+    spec = copy.deepcopy(SPEC)
+    spec["metricsFrom"] = {"log": {"pattern": LOG_PATTERN}}
+    spec.update(extra)
+    add_study(fake, spec)
+
+
+def pod_of(fake: FakeApi, number: int) -> str:
+    return paths.pod_path(NS, jobs(fake)[number]["metadata"]["name"] + "-p")
+
+
+def log_reads(fake: FakeApi) -> list[str]:
+    return [path for method, path in fake.calls if method == "GET" and path.endswith("/log")]
+
+
+def ended_with_log(text: str) -> tuple[FakeApi, Reconciler]:
+    """A log study whose trial 0 ended (its SDK annotation says 9.0: not the source) with
+    ``text`` as its log; trial 1 runs."""
+    fake = FakeApi()
+    log_study(fake)
+    r = reconciler(fake)
+    reconcile(r, fake)
+    finish(fake, 0, loss=9.0, now=NOW + 10)
+    fake.logs[pod_of(fake, 0)] = text
+    return fake, r
+
+
+def result_of(fake: FakeApi, number: int) -> protocol.TrialResult:
+    return protocol.parse_result(jobs(fake)[number]["metadata"]["annotations"][
+        names.RESULT_ANNOTATION])
+
+
+def test_a_trial_whose_log_has_its_metric_is_recorded_with_the_last_match() -> None:
+    fake, r = ended_with_log("starting\nepoch 1 loss=0.5\nepoch 2 loss=0.25\ndone\n")
+    reconcile(r, fake)
+    result = result_of(fake, 0)
+    assert (result.state, result.value, result.step) == (TrialState.SUCCEEDED, 0.25, 2)
+    assert result.curve == ((1, 0.5), (2, 0.25))
+    assert log_reads(fake) == [f"{pod_of(fake, 0)}/log"]  # the running trial 1 is not read
+
+
+def test_a_log_without_a_match_fails_the_trial_with_the_pattern() -> None:
+    fake, r = ended_with_log("loss went down\n")
+    reconcile(r, fake)
+    result = result_of(fake, 0)
+    assert (result.state, result.reason) == (TrialState.FAILED, protocol.METRIC_MISSING)
+    assert LOG_PATTERN in (result.message or "")
+
+
+def test_a_log_the_operator_may_not_read_fails_the_reconcile_and_records_nothing() -> None:
+    fake, r = ended_with_log("epoch 1 loss=0.5\n")
+    fake.fail("GET", f"{pod_of(fake, 0)}/log", errors.api_error(
+        403, '{"kind":"Status","reason":"Forbidden","message":"pods/log is forbidden"}',
+        method="GET", path=pod_of(fake, 0)))
+    with pytest.raises(errors.Forbidden):
+        reconcile(r, fake)
+    assert names.RESULT_ANNOTATION not in jobs(fake)[0]["metadata"]["annotations"]
+    reconcile(r, fake)  # allowed again: recorded on the retry
+    assert names.RESULT_ANNOTATION in jobs(fake)[0]["metadata"]["annotations"]
+
+
+def test_running_trials_logs_are_read_at_most_once_an_interval_for_early_stopping() -> None:
+    clock = [NOW]
+    fake = FakeApi()
+    log_study(fake, earlyStopping={"name": "median", "minStep": 1, "minTrials": 1})
+    r = reconciler(fake, clock)
+    reconcile(r, fake)
+    for n in (0, 1):
+        run_pod(fake, jobs(fake)[n], NOW)
+        fake.logs[pod_of(fake, n)] = "epoch 1 loss=1.0\n"
+    outcome = reconcile(r, fake)
+    assert len(log_reads(fake)) == 2
+    assert outcome.requeue_after == pytest.approx(r.logs.interval)
+    clock[0] += 1
+    fake.logs[pod_of(fake, 1)] = "epoch 1 loss=1.0\nepoch 2 loss=0.5\n"
+    reconcile(r, fake)
+    assert len(log_reads(fake)) == 2  # read a second ago: the text read then serves
+    clock[0] += r.logs.interval
+    reconcile(r, fake)
+    assert len(log_reads(fake)) == 4
+    status = study_of(fake)["status"]
+    assert status["trials"]["running"] == 2
+
+
+def test_early_stopping_prunes_a_running_trial_from_its_log() -> None:
+    fake = FakeApi()
+    log_study(fake, earlyStopping={"name": "median", "minStep": 1, "minTrials": 1})
+    r = reconciler(fake)
+    reconcile(r, fake)
+    finish(fake, 0, loss=9.0, now=NOW + 10)
+    fake.logs[pod_of(fake, 0)] = "epoch 1 loss=0.2\nepoch 2 loss=0.1\n"
+    run_pod(fake, jobs(fake)[1], NOW)
+    fake.logs[pod_of(fake, 1)] = "epoch 1 loss=4.0\nepoch 2 loss=3.0\n"
+    reconcile(r, fake)
+    result = result_of(fake, 1)
+    assert result.state is TrialState.PRUNED and result.curve == ((1, 4.0), (2, 3.0))

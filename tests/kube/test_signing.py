@@ -17,6 +17,7 @@ from kubetune.kube import jobs as builders
 from test_observe import job, pod
 
 KEY = b"k" * 32
+READER = observe.Reader("val_loss", True)
 RESULT = TrialResult(TrialState.SUCCEEDED, None, 0.25, 3, ((1, 0.9), (3, 0.25)))
 
 
@@ -36,7 +37,7 @@ def edit(j: dict, **changes) -> dict:
 
 
 def look(jobs: list[dict], pods: list[dict]) -> observe.Observation:
-    return observe.observe(jobs, pods, metric="val_loss", minimize=True, key=KEY)
+    return observe.observe(jobs, pods, observe.Reader("val_loss", True), key=KEY)
 
 
 def test_a_signature_binds_the_text_the_job_and_the_key() -> None:
@@ -86,7 +87,7 @@ def test_an_edited_pruned_result_is_lost_as_its_pod_cannot_tell_it() -> None:
 def test_an_unsigned_result_is_not_believed_and_without_a_key_it_is() -> None:
     j = job(0, complete=True, result=protocol.encode_result(RESULT))
     assert look([j], []).trials[0].state is TrialState.LOST
-    plain = observe.observe([j], [], metric="val_loss", minimize=True)
+    plain = observe.observe([j], [], observe.Reader("val_loss", True))
     assert plain.trials[0].state is TrialState.SUCCEEDED
 
 
@@ -117,7 +118,7 @@ def test_the_last_key_of_the_ring_signs_and_every_key_verifies() -> None:
     sig = j["metadata"]["annotations"][signing.SIGNATURE_ANNOTATION]
     assert sig.split(":")[1] == signing.key_id(NEW_KEY)
     old = signed_with(OLD_KEY, 1, RESULT, complete=True)
-    seen = observe.observe([j, old], [], metric="val_loss", minimize=True, key=ring)
+    seen = observe.observe([j, old], [], observe.Reader("val_loss", True), key=ring)
     assert [t.state for t in seen.trials] == [TrialState.SUCCEEDED] * 2
     assert seen.unverified == () and seen.to_record == {}
 
@@ -125,8 +126,8 @@ def test_the_last_key_of_the_ring_signs_and_every_key_verifies() -> None:
 def test_a_result_signed_with_a_key_not_in_the_ring_is_never_rewritten() -> None:
     # Another operator (or the same after its key was replaced) reads a finished history.
     j = signed_with(OLD_KEY, 0, STOPPED, failed="DeadlineExceeded")
-    seen = observe.observe([j], [a_pod_that_tells_another_story(0)], metric="val_loss",
-                           minimize=True, key=NEW_KEY)
+    seen = observe.observe([j], [a_pod_that_tells_another_story(0)], READER,
+                           key=NEW_KEY)
     assert seen.to_record == {}, "a recorded result was re-derived"
     (t,) = seen.trials
     assert (t.state, t.reason) == (TrialState.LOST, "ResultKeyUnknown")
@@ -134,8 +135,8 @@ def test_a_result_signed_with_a_key_not_in_the_ring_is_never_rewritten() -> None
     assert seen.unverified == (0,)
     # Given the old key back (a rotation keeps it), the result is believed as recorded.
     ring = signing.Keyring((OLD_KEY, NEW_KEY))
-    again = observe.observe([j], [a_pod_that_tells_another_story(0)], metric="val_loss",
-                            minimize=True, key=ring)
+    again = observe.observe([j], [a_pod_that_tells_another_story(0)], READER,
+                           key=ring)
     assert again.trials[0].state is TrialState.STOPPED and again.to_record == {}
 
 
@@ -149,8 +150,8 @@ def test_a_signature_in_the_first_format_is_verified_by_any_key_and_never_rewrit
     assert signing.judge(ring, j, text, f"hmac-sha256:{digest}") is signing.Verdict.VERIFIED
     assert signing.judge(NEW_KEY, j, text, f"hmac-sha256:{digest}") is \
         signing.Verdict.UNKNOWN_KEY
-    seen = observe.observe([j], [a_pod_that_tells_another_story(0)], metric="val_loss",
-                           minimize=True, key=NEW_KEY)
+    seen = observe.observe([j], [a_pod_that_tells_another_story(0)], READER,
+                           key=NEW_KEY)
     assert seen.to_record == {} and seen.trials[0].reason == "ResultKeyUnknown"
 
 

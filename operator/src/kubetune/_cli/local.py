@@ -439,7 +439,7 @@ class LocalRunner:
 
     def view(self) -> views.StudyView:
         jobs, pods = self.objects()
-        seen = observing.observe(jobs, pods, metric=self.metric, minimize=self.minimize,
+        seen = observing.observe(jobs, pods, observing.Reader.of(self.spec),
                                  next_trial=self.next_trial)
         return views.StudyView(name=self.study["metadata"]["name"], namespace=None,
                                spec=self.spec, status={}, trials=seen.trials)
@@ -503,6 +503,21 @@ class LocalCluster:
         raise errors.NotFound(404, f"{path}: a local run serves no reads", method="GET",
                               path=path)
 
+    async def text(self, path: str, **params: str) -> str:
+        """A trial's log (stdout and stderr, as its file holds them), its last ``tailLines``
+        lines: what pods/log answers for a trial pod."""
+        if not path.endswith("/log"):
+            raise errors.NotFound(404, f"{path}: a local run serves only logs", method="GET",
+                                  path=path)
+        number = self._number(path.removesuffix("/log"))
+        log_file = self.runner.log_dir / f"trial-{number}.log"
+        try:
+            lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        tail = int(params.get("tailLines") or len(lines))
+        return "\n".join(lines[-tail:]) if tail else ""
+
     async def create(self, path: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
         if path == paths.jobs_path(NAMESPACE) and not dry_run:
             if int(body["metadata"]["labels"][names.TRIAL_LABEL]) in self.runner.trials:
@@ -560,6 +575,11 @@ def run_local(path: Path, *, parallel: int | None, journal_path: Path | None,
     if parallel is not None:
         spec_obj.setdefault("budget", {})["parallelism"] = parallel
     spec = specs.parse_spec(spec_obj)
+    if spec.metrics_from is not None and spec.metrics_from.termination_message is not None:
+        raise StudyFileError(
+            f"{path}: spec.metricsFrom.terminationMessage needs a container of its own "
+            "(the kubelet reads /dev/termination-log there), which a local run does not give a "
+            "process; run it on the cluster, or use metricsFrom.log or kubetune.sdk.report")
     where = journal_path or Path(".kubetune") / f"{name}.jsonl"
     journal, state = Journal.open(where, name, spec_obj)
     if spec.algorithm.seed is None:

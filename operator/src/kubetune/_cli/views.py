@@ -207,7 +207,7 @@ def view_of(study: Mapping[str, Any], jobs: Sequence[dict] = (), pods: Sequence[
     pending: tuple[str, ...] = ()
     if spec is not None:
         seen = observing.observe(
-            list(jobs), list(pods), metric=spec.objective.metric, minimize=specs.minimize(spec),
+            list(jobs), list(pods), observing.Reader.of(spec),
             next_trial=int(status.get("nextTrial") or 0),
         )
         trials, pending = seen.trials, seen.pending_reasons

@@ -64,7 +64,7 @@ class StudyReader:
         if changed:
             seen = observing.observe(
                 [groups[n].job for n in changed],  # type: ignore[misc]
-                [p for n in changed for p in groups[n].pods], metric=metric, minimize=minimize)
+                [p for n in changed for p in groups[n].pods], observing.Reader(metric, minimize))
             wanted = set(changed)
             for t in seen.trials:
                 if t.number in wanted:
@@ -73,7 +73,7 @@ class StudyReader:
         # Numbers without a Job are Lost, as observe says of them.
         high = max([next_trial, *(n + 1 for n in groups)], default=0)
         if len(groups) < high:
-            lost = observing.observe([], [], metric=metric, minimize=minimize,
+            lost = observing.observe([], [], observing.Reader(metric, minimize),
                                      next_trial=high).trials
             trials += [t for t in lost if t.number not in groups]
         trials.sort(key=lambda t: t.number)

@@ -31,6 +31,7 @@ __all__ = [
     "describe",
     "early_stopping_problems",
     "job_template_problems",
+    "metrics_from_problems",
     "param_problems",
     "show",
     "study_problems",
@@ -38,6 +39,9 @@ __all__ = [
 
 MAX_PARAMS = 64
 MAX_PARAM_NAME_LENGTH = 63
+MAX_PATTERN_LENGTH = 1024
+# The named groups a metricsFrom.log pattern may have: the number, and the step it belongs to.
+PATTERN_GROUPS = ("value", "step")
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 # |low|, |high| <= 1e15 keeps every whole number exact as a double (2**53 ~ 9e15).
 MAX_BOUND = 1e15
@@ -253,6 +257,66 @@ def early_stopping_problems(e: Any) -> list[Problem]:
     return out
 
 
+def metrics_from_problems(m: Any) -> list[Problem]:
+    """What is wrong with ``metricsFrom``: a log pattern Python cannot compile, or without
+    the group that holds the number, or not exactly one source."""
+    if (m.log is None) == (m.termination_message is None):
+        return [Problem((), "needs exactly one of terminationMessage and log",
+                        "both" if m.log is not None else "neither",
+                        "keep the one the trainer writes to (or remove metricsFrom to report "
+                        "with kubetune.sdk)")]
+    if m.log is None:
+        return []
+    try:
+        compiled = re.compile(m.log.pattern)
+    except re.error as e:
+        return [Problem(("log", "pattern"), f"is not a valid regular expression ({e})",
+                        show(m.log.pattern), "fix the expression, e.g. "
+                        "val_loss=(?P<value>[0-9.e+-]+)")]
+    out = []
+    if "value" not in compiled.groupindex:
+        out.append(Problem(("log", "pattern"), "has no named group (?P<value>...)",
+                           show(m.log.pattern), "put (?P<value>...) around the number, e.g. "
+                           "val_loss=(?P<value>[0-9.e+-]+)"))
+    extra = sorted(set(compiled.groupindex) - set(PATTERN_GROUPS))
+    if extra:
+        out.append(Problem(("log", "pattern"), f"has named groups {extra} that mean nothing "
+                           "here", show(m.log.pattern), "name only value and step, and make "
+                           "other groups unnamed: (...) or (?:...)"))
+    return out
+
+
+def _metrics_from_study_problems(s: Any) -> list[Problem]:
+    """metricsFrom against the rest of the spec: the container it names, and early stopping,
+    which needs values while a trial runs, at known steps."""
+    source = s.metrics_from
+    if source is None:
+        return []
+    kind = "log" if source.log is not None else "terminationMessage"
+    chosen = source.log if source.log is not None else source.termination_message
+    out = []
+    pod = ((s.job_template.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = [c.get("name") for c in pod.get("containers") or [] if isinstance(c, Mapping)]
+    if chosen.container is not None and containers and chosen.container not in containers:
+        out.append(Problem(("metricsFrom", kind, "container"),
+                           f"names no container of the trial's pod (it has {containers})",
+                           show(chosen.container), "name one of those, or leave it out for "
+                           "the first"))
+    if s.early_stopping is not None:
+        if kind == "terminationMessage":
+            out.append(Problem(("metricsFrom", kind), "is read only when a trial ends, and "
+                               "early stopping needs values while it runs", None,
+                               "use metricsFrom.log with a (?P<step>...) group, or "
+                               "kubetune.sdk.report, or remove earlyStopping"))
+        elif "(?P<step>" not in source.log.pattern:
+            out.append(Problem(("metricsFrom", "log", "pattern"), "has no named group "
+                               "(?P<step>...), which early stopping needs to compare trials "
+                               "at the same step", show(source.log.pattern),
+                               "capture the step too, e.g. "
+                               "epoch=(?P<step>[0-9]+) val_loss=(?P<value>[0-9.e+-]+)"))
+    return out
+
+
 def budget_problems(b: Any) -> list[Problem]:
     """What is wrong with ``budget`` as a whole."""
     if b.parallelism > b.max_trials:
@@ -285,6 +349,7 @@ def study_problems(s: Any) -> list[Problem]:
         else:
             owner[var] = name
     out += _enqueue_problems(s)
+    out += _metrics_from_study_problems(s)
     if s.algorithm.name == "grid":
         for name, p in s.search_space.items():
             if p.type == "float" and p.step is None:

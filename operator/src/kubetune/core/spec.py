@@ -54,11 +54,14 @@ __all__ = [
     "BudgetSpec",
     "Condition",
     "EarlyStoppingSpec",
+    "LogSource",
+    "MetricsFromSpec",
     "ObjectiveSpec",
     "ParamSpec",
     "SpecError",
     "StudySpec",
     "StudyStatus",
+    "TerminationMessageSource",
     "TrialCounts",
     "TrialSummary",
     "minimize",
@@ -79,6 +82,7 @@ MAX_SEED = 2**53  # exact in JSON and a CRD integer bound
 MAX_METRIC_NAME_LENGTH = 128
 MAX_TIMEOUT_SECONDS = 365 * 24 * 3600
 MAX_JOB_NAME_LENGTH = 63
+MAX_PATTERN_LENGTH = problems.MAX_PATTERN_LENGTH
 MAX_COUNT = 10**9
 MAX_GENERATION = 2**63 - 1
 
@@ -307,6 +311,80 @@ class BudgetSpec(_Model):
         return self
 
 
+ContainerName = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+]
+"""A container's name in the trial's pod template (a DNS label)."""
+
+
+class TerminationMessageSource(_Model):
+    """Read the metrics from the container's termination message when the trial ends: the
+    trainer writes JSON ({"val_loss": 0.12}) or name=value lines to /dev/termination-log (the
+    container's terminationMessagePath), and the kubelet puts it in the pod's status."""
+
+    container: ContainerName | None = None
+    """The container whose message holds the metrics; the template's first one when omitted."""
+
+
+class LogSource(_Model):
+    """Read the metrics from the container's log: every line that matches pattern is a
+    report, the last one the trial's value."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.pattern.contains('(?P<value>')",
+                    "message": "pattern needs a named group (?P<value>...) around the number,"
+                    " e.g. val_loss=(?P<value>[0-9.e+-]+)",
+                },
+                {
+                    # Either side is true for a valid expression; on one that RE2 cannot
+                    # compile both fail to evaluate, which refuses the object with RE2's message.
+                    "rule": "self.pattern.matches(self.pattern)"
+                    " || !self.pattern.matches(self.pattern)",
+                    "message": "pattern is not a valid regular expression (RE2 syntax: no"
+                    " lookaround or backreferences)",
+                },
+            ]
+        }
+    )
+
+    pattern: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATTERN_LENGTH)]
+    """A regular expression (RE2 syntax, as Go and CEL read it) with a named group
+    (?P<value>...) around the objective's number and optionally (?P<step>...) around the step
+    it was measured at (needed by early stopping); each line of the log is matched on its own,
+    e.g. "epoch (?P<step>[0-9]+) val_loss=(?P<value>[0-9.e+-]+)"."""
+    container: ContainerName | None = None
+    """The container whose log is read; the template's first one when omitted."""
+
+
+class MetricsFromSpec(_Model):
+    """Where the trials' metrics come from when the training code does not call
+    kubetune.sdk.report: exactly one of terminationMessage and log."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.terminationMessage) != has(self.log)",
+                    "message": "give exactly one of terminationMessage and log",
+                }
+            ]
+        }
+    )
+
+    termination_message: TerminationMessageSource | None = None
+    """The container's termination message, read when the trial ends."""
+    log: LogSource | None = None
+    """The container's log, read through the pods/log API with a pattern."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MetricsFromSpec:
+        _refuse(problems.metrics_from_problems(self))
+        return self
+
+
 _IMMUTABLE: JsonDict = {
     "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable"}]
 }
@@ -360,6 +438,9 @@ class StudySpec(_Model):
     """How many trials, how many at once, how many may fail, how long each may run."""
     suspend: bool = False
     """While true no new trial starts; running ones go on."""
+    metrics_from: MetricsFromSpec | None = Field(default=None, json_schema_extra=_IMMUTABLE)
+    """Where metrics come from without kubetune.sdk.report: the termination message or the
+    log; omitted, the trainer reports with the SDK; immutable."""
     enqueue: Annotated[
         list[Annotated[dict[Name, ParamValue], Field(max_length=MAX_PARAMS)]],
         Field(max_length=MAX_ENQUEUED),

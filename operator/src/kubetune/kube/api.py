@@ -20,6 +20,7 @@ __all__ = [
     "job_path",
     "jobs_path",
     "merged",
+    "pod_log_path",
     "pod_path",
     "study_path",
 ]
@@ -29,6 +30,8 @@ class Api(Protocol):
     """JSON calls on API paths; each returns the object as the server answered it."""
 
     async def get(self, path: str, **params: str) -> dict[str, Any]: ...
+
+    async def text(self, path: str, **params: str) -> str: ...
 
     async def create(self, path: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]: ...
 
@@ -54,6 +57,10 @@ def job_path(namespace: str, name: str) -> str:
 
 def pod_path(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/pods/{name}"
+
+
+def pod_log_path(namespace: str, name: str) -> str:
+    return f"{pod_path(namespace, name)}/log"
 
 
 def events_path(namespace: str) -> str:

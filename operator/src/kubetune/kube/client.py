@@ -65,8 +65,9 @@ class Client:
             await self._session.close()
 
     @staticmethod
-    def _headers(credentials: Credentials, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": "application/json", **credentials.headers()}
+    def _headers(credentials: Credentials, content_type: str | None,
+                 accept: str = "application/json") -> dict[str, str]:
+        headers = {"Accept": accept, **credentials.headers()}
         if content_type:
             headers["Content-Type"] = content_type
         return headers
@@ -75,18 +76,28 @@ class Client:
         self, method: str, path: str, *, body: Any = None,
         params: Mapping[str, str] | None = None, content_type: str = "application/json",
     ) -> dict[str, Any]:
+        text = await self._call(method, path, body=body, params=params,
+                                content_type=content_type, accept="application/json")
+        return dict(json.loads(text)) if text else {}
+
+    async def _call(
+        self, method: str, path: str, *, body: Any = None,
+        params: Mapping[str, str] | None = None, content_type: str = "application/json",
+        accept: str,
+    ) -> str:
         data = None if body is None else json.dumps(body)
         for attempt in (1, 2):
             credentials = await self._current()
             http = await self._http(credentials)
             async with http.request(
                 method, path, data=data, params=params,
-                headers=self._headers(credentials, content_type if body is not None else None),
+                headers=self._headers(credentials, content_type if body is not None else None,
+                                      accept),
                 timeout=self._timeout,
             ) as r:
-                text = await r.text()
+                text = await r.text(errors="replace")
                 if r.status < 400:
-                    return dict(json.loads(text)) if text else {}
+                    return text
                 error = api_error(r.status, text, method=method, path=path)
             if not isinstance(error, Unauthorized) or attempt == 2:
                 raise error
@@ -95,6 +106,10 @@ class Client:
 
     async def get(self, path: str, **params: str) -> dict[str, Any]:
         return await self.request("GET", path, params=params or None)
+
+    async def text(self, path: str, **params: str) -> str:
+        """A read whose answer is text, not JSON: a pod's log."""
+        return await self._call("GET", path, params=params or None, accept="*/*")
 
     async def create(self, path: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
         params = {"dryRun": "All"} if dry_run else None

@@ -16,13 +16,13 @@ maxTrials, and a new trial takes its place.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetune.core import protocol
+from kubetune.core import metric_sources, protocol, stopping
+from kubetune.core import spec as specs
 from kubetune.core.protocol import ProtocolError, TrialResult
 from kubetune.core.trials import Trial, TrialState
 from kubetune.kube import conventions as names
@@ -32,12 +32,14 @@ Keys = bytes | signing.Keyring
 
 __all__ = [
     "Observation",
+    "Reader",
     "TrialObjects",
     "group_by_trial",
     "job_condition",
     "observe",
     "parse_time",
     "releasable_pods",
+    "source_container",
 ]
 
 
@@ -133,6 +135,86 @@ def _with_last(curve: tuple[tuple[int, float], ...], report: protocol.MetricsRep
     return tuple(protocol.append_point(list(curve), point[0], point[1], minimize=minimize))
 
 
+def source_container(spec_template: Mapping[str, Any], source: Any) -> str:
+    """The container ``source`` (a metricsFrom entry) reads: the one it names, or the
+    template's first. Pure."""
+    if source.container:
+        return str(source.container)
+    pod = ((spec_template.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return str((pod.get("containers") or [{}])[0].get("name") or "")
+
+
+def _termination_message(pod: Mapping[str, Any] | None, container: str) -> str | None:
+    for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            terminated = status.get("state", {}).get("terminated") or {}
+            return terminated.get("message")
+    return None
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Where a study's trials report: the SDK's pod annotations (``source`` None), the
+    container's termination message, or its log (``logs``: the text read per trial number;
+    a trial without one has not been read, and is not judged yet)."""
+
+    metric: str
+    minimize: bool
+    source: specs.MetricsFromSpec | None = None
+    container: str = ""
+    logs: Mapping[int, str] = field(default_factory=dict)
+    keep_steps: tuple[int, ...] = ()
+
+    @property
+    def reads_log(self) -> bool:
+        return self.source is not None and self.source.log is not None
+
+    @classmethod
+    def of(cls, spec: specs.StudySpec, logs: Mapping[int, str] | None = None) -> Reader:
+        """The reader of ``spec``'s trials, with the logs read for them (if any)."""
+        source = spec.metrics_from
+        chosen = None if source is None else (source.log or source.termination_message)
+        return cls(spec.objective.metric, specs.minimize(spec), source,
+                   "" if chosen is None else source_container(spec.job_template, chosen),
+                   logs or {}, stopping.keep_steps(spec.early_stopping))
+
+    def ready(self, number: int) -> bool:
+        """Whether an ended trial can be judged: its log was read, where that is the source."""
+        return not self.reads_log or number in self.logs
+
+    def read(self, number: int, pod: Mapping[str, Any] | None, *, ended: bool
+             ) -> tuple[protocol.MetricsReport | None, tuple[tuple[int, float], ...]]:
+        """The trial's latest report (None: nothing yet) and curve. Raises ProtocolError for
+        a report that fails the trial if it is the last."""
+        source = self.source
+        if source is None:
+            curve = _curve(pod)
+            try:
+                report = _report(pod, self.metric)
+            except ProtocolError:
+                if ended:
+                    raise
+                return None, curve  # a bad report fails the trial only when it ends
+            return report, _with_last(curve, report, self.metric, self.minimize)
+        if source.log is not None:
+            text = self.logs.get(number)
+            if text is None:
+                return None, ()
+            try:
+                return metric_sources.log_reading(text, source.log.pattern, self.metric,
+                                                  minimize=self.minimize,
+                                                  keep_steps=self.keep_steps)
+            except ProtocolError:
+                if ended:
+                    raise
+                return None, ()
+        if not ended:
+            return None, ()
+        report = metric_sources.termination_report(
+            _termination_message(pod, self.container), self.metric, self.container)
+        return report, ((report.step, float(report.metrics[self.metric])),)
+
+
 def _exit_message(pod: Mapping[str, Any] | None) -> str:
     if pod is None:
         return "the trial's pod is gone"
@@ -168,32 +250,34 @@ def _finished_pod(objs: TrialObjects, phase: str) -> dict[str, Any] | None:
     return objs.current_pod
 
 
-def _ended(objs: TrialObjects, metric: str, minimize: bool) -> TrialResult | None:
-    """The result of a trial whose Job finished, or None while it runs."""
+def _ended(objs: TrialObjects, reader: Reader) -> TrialResult | None:
+    """The result of a trial whose Job finished, or None while it runs (or while its log,
+    where that is the source, has not been read)."""
     job = objs.job
     assert job is not None
     complete = job_condition(job, "Complete") is not None
     failed = job_condition(job, "Failed") is not None
-    if not (complete or failed):
+    if not (complete or failed) or not reader.ready(objs.number):
         return None
     pod = _finished_pod(objs, "Succeeded" if complete else "Failed")
-    curve = _curve(pod)
     problem: ProtocolError | None = None
     report: protocol.MetricsReport | None = None
+    curve: tuple[tuple[int, float], ...] = ()
     try:
-        report = _report(pod, metric)
+        report, curve = reader.read(objs.number, pod, ended=True)
     except ProtocolError as e:
         problem = e
-    curve = _with_last(curve, report, metric, minimize)
+        if reader.source is None:
+            curve = _curve(pod)
     step = curve[-1][0] if curve else None
-    final = report is not None and report.final
+    final = report is not None and report.final and reader.source is None
     if complete or final:
         if problem is not None:
             return TrialResult(TrialState.FAILED, problem.reason, None, step, curve, str(problem))
-        assert report is not None  # _report returns a report or raises
-        return TrialResult(TrialState.SUCCEEDED, None, float(report.metrics[metric]), report.step,
-                           curve)
-    value = None if report is None else float(report.metrics[metric])
+        assert report is not None  # read returns a report or raises when ended
+        return TrialResult(TrialState.SUCCEEDED, None, float(report.metrics[reader.metric]),
+                           report.step, curve)
+    value = None if report is None else float(report.metrics[reader.metric])
     if _ended_by_deadline(job, pod):
         return TrialResult(TrialState.FAILED, "TimedOut", value, step, curve,
                            "the trial ran past trialTimeoutSeconds")
@@ -266,10 +350,11 @@ def _rederivable(objs: TrialObjects, result: TrialResult | None) -> bool:
 
 
 def observe(
-    jobs: Sequence[dict[str, Any]], pods: Sequence[dict[str, Any]], *, metric: str,
-    minimize: bool, next_trial: int = 0, key: Keys | None = None,
+    jobs: Sequence[dict[str, Any]], pods: Sequence[dict[str, Any]], reader: Reader, *,
+    next_trial: int = 0, key: Keys | None = None,
 ) -> Observation:
-    """Read the trials of one study from its Jobs and pods (both selected by its UID label).
+    """Read the trials of one study from its Jobs and pods (both selected by its UID label),
+    their metrics as ``reader`` says.
 
     With ``key`` (the operator's keyring, or one key) recorded results are verified; without
     one (a reader that only displays) they are taken as written.
@@ -313,7 +398,7 @@ def observe(
                 continue
             if key is not None:
                 unverified.append(number)
-                result = _ended(objs, metric, minimize)
+                result = _ended(objs, reader)
                 if not _rederivable(objs, result):
                     trials.append(Trial(
                         number=number, params=params, state=TrialState.LOST,
@@ -322,15 +407,15 @@ def observe(
                                 "the operator and its pod cannot tell the result again",
                         start_time=start, end_time=end, job=job["metadata"]["name"]))
                     continue
-        result = _ended(objs, metric, minimize)
+        result = _ended(objs, reader)
         if result is not None:
             to_record[number] = result
             trials.append(_trial_from_result(number, params, result, job, start, end))
             continue
-        running = pod is not None and pod.get("status", {}).get("phase") == "Running"
-        curve = _curve(pod)
-        with contextlib.suppress(ProtocolError):  # a bad report fails the trial when it ends
-            curve = _with_last(curve, _report(pod, metric), metric, minimize)
+        # A Job that ended but whose log is not read yet is judged later: Running till then.
+        running = (pod is not None and pod.get("status", {}).get("phase") == "Running") or (
+            job_condition(job, "Complete") is not None or job_condition(job, "Failed") is not None)
+        _, curve = reader.read(number, pod, ended=False)
         state = TrialState.RUNNING if running else TrialState.PENDING
         if not running:
             reason = _pending_reason(objs)

@@ -35,6 +35,7 @@ from kubetune.kube import status as statuses
 from kubetune.kube.api import Api
 from kubetune.kube.apply import Applier, TrialStore
 from kubetune.kube.events import EventPoster
+from kubetune.kube.logs import LogReader
 from kubetune.kube.metrics import Metrics
 from kubetune.kube.rbac import TrialAccess
 from kubetune.kube.status_writer import INTERVAL as STATUS_INTERVAL
@@ -75,6 +76,7 @@ class Reconciler:
         self.events = EventPoster(api)
         self.apply = Applier(api, store, self.events, self.metrics)
         self.status = StatusWriter(api, interval=status_interval, clock=clock)
+        self.logs = LogReader(api, clock)
         self.suggest = suggest or self.metrics.timed_suggest(core.suggest)
         self._warned: set[tuple[str, str]] = set()
 
@@ -108,13 +110,13 @@ class Reconciler:
         jobs, pods = self.store.jobs_of(uid), self.store.pods_of(uid)
         next_trial = int(previous.get("nextTrial") or 0)
         key = self.key
+        logs, log_due = await self._read_logs(uid, spec, jobs, pods)
 
         def look() -> tuple[observing.Observation, plans.Plan,
                             dict[int, observing.TrialObjects]]:
             # On lists of cached objects, which the store replaces, never mutates.
-            seen = observing.observe(jobs, pods, metric=spec.objective.metric,
-                                     minimize=specs.minimize(spec), next_trial=next_trial,
-                                     key=key)
+            seen = observing.observe(jobs, pods, observing.Reader.of(spec, logs),
+                                     next_trial=next_trial, key=key)
             plan = plans.decide(spec, seen.trials, now, next_trial=next_trial,
                                 suggest=self.suggest)
             return seen, plan, observing.group_by_trial(jobs, pods)
@@ -168,9 +170,22 @@ class Reconciler:
                                    plan.finished.message, kind)
         stopped = {stop.number for stop in plan.stop}
         look_again = next_look([t for t in seen.trials if t.number not in stopped], spec, now)
-        if hold:
-            look_again = hold if look_again is None else min(look_again, hold)
+        for due in (hold, log_due):
+            if due:
+                look_again = due if look_again is None else min(look_again, due)
         return Outcome(plan=plan, requeue_after=look_again)
+
+    async def _read_logs(self, uid: str, spec: specs.StudySpec, jobs: list[dict[str, Any]],
+                         pods: list[dict[str, Any]]) -> tuple[dict[int, str], float | None]:
+        """The logs the trials' metrics come from, where ``metricsFrom.log`` says so, and when
+        running trials' logs are due again (``kube.logs``)."""
+        source = spec.metrics_from
+        if source is None or source.log is None:
+            return {}, None
+        container = observing.source_container(spec.job_template, source.log)
+        return await self.logs.read(uid, observing.group_by_trial(jobs, pods), container,
+                                    source.log.pattern,
+                                    running_too=spec.early_stopping is not None)
 
     async def _post_new_best(self, study: dict[str, Any],
                              before: Mapping[str, Any] | None) -> None:

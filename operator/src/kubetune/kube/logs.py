@@ -1,0 +1,115 @@
+"""Trial logs for ``metricsFrom.log``: bounded reads of a container's log through the
+pods/log API, the kubelet's own, with no sidecar in the trial's pod.
+
+A trial's log is read when its Job has ended and its result is not recorded yet (then it
+decides the result), and, while it runs, when early stopping watches it: at most once every
+``interval`` seconds per pod, the text read last serving the reconciles in between. Each
+read asks for the last ``TAIL_LINES`` lines and at most ``LIMIT_BYTES`` bytes; when that
+many bytes come back (long lines), the last ``SHORT_TAIL_LINES`` lines are read instead, so
+the newest lines are never the ones cut. Only the lines that match the pattern are kept,
+at most ``KEPT_BYTES`` of the newest, and between reconciles only for pods that still run: a
+restarted operator reads again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubetune.kube import api as paths
+from kubetune.kube import conventions as names
+from kubetune.kube import errors
+from kubetune.kube.api import Api
+from kubetune.kube.observe import TrialObjects, job_condition
+
+__all__ = ["INTERVAL", "LIMIT_BYTES", "TAIL_LINES", "LogReader"]
+
+log = logging.getLogger("kubetune.logs")
+
+INTERVAL = 10.0
+TAIL_LINES = 5000
+SHORT_TAIL_LINES = 200
+LIMIT_BYTES = 1024 * 1024
+KEPT_BYTES = 64 * 1024
+
+
+def _ended(objs: TrialObjects) -> bool:
+    job = objs.job or {}
+    return bool(job_condition(job, "Complete") or job_condition(job, "Failed"))
+
+
+def _recorded(objs: TrialObjects) -> bool:
+    return names.RESULT_ANNOTATION in ((objs.job or {}).get("metadata", {})
+                                       .get("annotations") or {})
+
+
+class LogReader:
+    """Reads the logs a reconcile needs; ``clock`` times the reads of running trials."""
+
+    def __init__(self, api: Api, clock: Callable[[], float], interval: float = INTERVAL):
+        self.api = api
+        self.clock = clock
+        self.interval = interval
+        # study uid -> running pod uid -> (read at, matching lines)
+        self._last: dict[str, dict[str, tuple[float, str]]] = {}
+
+    async def _read(self, pod: Mapping[str, Any], container: str,
+                    pattern: re.Pattern[str]) -> str | None:
+        """The lines of ``container``'s log tail that match ``pattern``, or None when there is
+        no log to read (the pod or its container is gone, or has not started)."""
+        meta = pod["metadata"]
+        path = paths.pod_log_path(meta["namespace"], meta["name"])
+        try:
+            text = await self.api.text(path, container=container, tailLines=str(TAIL_LINES),
+                                       limitBytes=str(LIMIT_BYTES))
+            if len(text.encode()) >= LIMIT_BYTES:
+                text = await self.api.text(path, container=container,
+                                           tailLines=str(SHORT_TAIL_LINES),
+                                           limitBytes=str(LIMIT_BYTES))
+        except (errors.NotFound, errors.BadRequest) as e:
+            # BadRequest: the container is waiting to start, or was never created.
+            log.info("no log of %s/%s container %s: %s", meta["namespace"], meta["name"],
+                     container, e.message)
+            return None
+        kept = "\n".join(line for line in text.splitlines() if pattern.search(line))
+        return kept[-KEPT_BYTES:].partition("\n")[2] if len(kept) > KEPT_BYTES else kept
+
+    async def read(self, study_uid: str, trials: Mapping[int, TrialObjects], container: str,
+                   pattern: str, *, running_too: bool) -> tuple[dict[int, str], float | None]:
+        """(matching log lines per trial number, seconds until a running trial's log is due
+        again, or None when none is watched).
+
+        Ended trials without a recorded result are read every time; an ended trial whose pod
+        is gone reads as an empty log. Running ones only with ``running_too`` (early
+        stopping), at most once per ``interval``.
+        """
+        compiled = re.compile(pattern)
+        now = self.clock()
+        out: dict[int, str] = {}
+        before = self._last.pop(study_uid, {})
+        kept: dict[str, tuple[float, str]] = {}
+        due: float | None = None
+        for number, objs in trials.items():
+            pod = objs.current_pod
+            if objs.job is None or _recorded(objs):
+                continue
+            if _ended(objs):
+                text = None if pod is None else await self._read(pod, container, compiled)
+                out[number] = text or ""
+                continue
+            if not running_too or pod is None or pod.get("status", {}).get("phase") != "Running":
+                continue
+            uid = str(pod["metadata"].get("uid") or pod["metadata"]["name"])
+            last = before.get(uid)
+            if last is None or now - last[0] >= self.interval:
+                text = await self._read(pod, container, compiled)
+                last = (now, text or "")
+            kept[uid] = last
+            out[number] = last[1]
+            wait = max(last[0] + self.interval - now, 0.0)
+            due = wait if due is None else min(due, wait)
+        if kept:
+            self._last[study_uid] = kept
+        return out, due
