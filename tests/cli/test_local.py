@@ -214,3 +214,27 @@ def test_a_termination_message_study_is_refused_locally_with_what_to_do(tmp_path
                                                    r"metricsFrom\.log or kubetune\.sdk"):
         local.run_local(path, parallel=None, journal_path=tmp_path / "j.jsonl",
                         out=io.StringIO())
+
+
+def test_a_local_study_warm_starts_from_an_earlier_local_studys_journal(tmp_path):
+    from kubetune import core
+    from kubetune.core import warm_start as warm
+    from kubetune.core.trials import Trial
+
+    before = write_study(tmp_path, ["toy", "quadratic"], earlyStopping=None,
+                         budget={"maxTrials": 5, "parallelism": 1},
+                         algorithm={"name": "random", "seed": 2})
+    assert local.run_local(before, parallel=None, journal_path=tmp_path / "demo.jsonl",
+                           out=io.StringIO()) == 0
+    done = read_journal(tmp_path / "demo.jsonl")
+    after = write_study(tmp_path, ["toy", "quadratic"], earlyStopping=None,
+                        budget={"maxTrials": 1, "parallelism": 1},
+                        algorithm={"name": "gp", "seed": 4}, warmStart={"studies": ["demo"]})
+    journal = tmp_path / "after.jsonl"
+    assert local.run_local(after, parallel=None, journal_path=journal, out=io.StringIO()) == 0
+    spec = specs.parse_spec(yaml.safe_load(after.read_text())["spec"])
+    prior = warm.prior_history(spec, [warm.PriorStudy("demo", "loss", "minimize", tuple(
+        Trial(number=n, params=done.trials[n], state=r.result.state, value=r.result.value)
+        for n, r in sorted(done.results.items())))])
+    assert len(prior.trials) == 5
+    assert read_journal(journal).trials[0] == core.suggest(spec, list(prior.trials), 1)[0]

@@ -475,14 +475,14 @@ def test_asha_is_wired_too():
 
 def test_status_counts_best_and_leaderboard():
     trials = [
-        tr(0, OK, 0.30, job="s-0"),
+        tr(0, OK, 0.30, job="s-0", retries=2),
         tr(1, OK, 0.10, job="s-1"),
         tr(2, OK, 0.20, job="s-2"),
         tr(3, PRUNED, 0.01),  # partial training: never ranked
-        tr(4, FAIL),
+        tr(4, FAIL, retries=3),
         tr(5, STOPPED, 0.05),
         tr(6, LOST),
-        tr(7, RUN),
+        tr(7, RUN, retries=1),
     ]
     status = plan_of(spec(budget={"maxTrials": 20}), trials).status
     assert status["trials"] == {
@@ -494,6 +494,7 @@ def test_status_counts_best_and_leaderboard():
         "stopped": 1,
         "lost": 1,
         "total": 10,
+        "retries": 6,  # pods re-run, apart from the failed count
     }
     assert status["nextTrial"] == 10
     assert status["bestTrial"] == {"number": 1, "params": {"x": 0.5}, "value": 0.1, "job": "s-1"}

@@ -21,6 +21,7 @@ from conftest import Cluster, OperatorProcess, wait_for
 from kubetune.core import protocol
 from kubetune.core.trials import TrialState
 from kubetune.kube import conventions as names
+from kubetune.kube import observe as observing
 from kubetune.kube import signing
 from kubetune_devcluster import cluster as devcluster
 from studies import study
@@ -62,6 +63,7 @@ def finished(cluster: Cluster, ns: str, name: str, max_trials: int,
     expected = {s.value.lower(): by_state.get(s.value.lower(), 0) for s in TrialState}
     expected["lost"] = lost
     expected["total"] = status["nextTrial"]
+    expected["retries"] = sum(observing.retries(j) for j in jobs)
     assert status["trials"] == expected
     assert status["nextTrial"] >= max(numbers) + 1
     values = [(r.value, n) for n, r in res.items() if r.state is TrialState.SUCCEEDED]
@@ -286,3 +288,51 @@ def test_study_deleted_in_the_foreground_starts_no_new_trials(cluster: Cluster,
     time.sleep(2)  # time for a wrong replacement to show
     assert created_jobs(cluster, namespace) == 2
     assert trial_jobs(cluster, namespace, "fg") == []
+
+
+def evict(cluster: Cluster, ns: str, pod: str) -> None:
+    """Evict ``pod`` through the Eviction API, as a node drain does."""
+    cluster.kubectl("create", "--raw", f"/api/v1/namespaces/{ns}/pods/{pod}/eviction", "-f", "-",
+                    input=json.dumps({"apiVersion": "policy/v1", "kind": "Eviction",
+                                      "metadata": {"name": pod, "namespace": ns}}))
+
+
+def running_pod(cluster: Cluster, ns: str, name: str, trial: int) -> dict:
+    def running() -> dict | None:
+        for p in cluster.get("pods", "-n", ns, "-l", f"{names.STUDY_LABEL}={name},"
+                             f"{names.TRIAL_LABEL}={trial}")["items"]:
+            if p["status"].get("phase") == "Running" and not p["metadata"].get(
+                    "deletionTimestamp"):
+                return p
+        return None
+    return wait_for(running, timeout=60, what=f"trial {trial}'s pod running")
+
+
+def test_an_evicted_trial_is_re_run_with_its_params_and_counted_apart(
+        cluster: Cluster, running_operator, namespace):
+    start(cluster, namespace, "evicted", ["quadratic", "--steps", "8", "--sleep", "0.5"],
+          {"maxTrials": 3, "parallelism": 3, "maxFailedTrials": 0, "maxRetries": 1})
+    first = running_pod(cluster, namespace, "evicted", 0)
+    evict(cluster, namespace, first["metadata"]["name"])
+    second = wait_for(lambda: (lambda p: p if p["metadata"]["uid"] != first["metadata"]["uid"]
+                               else None)(running_pod(cluster, namespace, "evicted", 0)),
+                      timeout=60, what="a new pod for trial 0")
+    env = {e["name"]: e.get("value") for e in second["spec"]["containers"][0]["env"]}
+    assert json.loads(env["KUBETUNE_PARAMS"]) == json.loads(
+        first["spec"]["containers"][0]["env"][0]["value"])
+    obj = finished(cluster, namespace, "evicted", 3)
+    assert obj["status"]["trials"]["retries"] == 1
+    assert obj["status"]["trials"]["failed"] == 0
+    assert results(trial_jobs(cluster, namespace, "evicted"))[0].state is TrialState.SUCCEEDED
+
+
+def test_a_trial_evicted_past_max_retries_fails_as_pod_lost(cluster: Cluster, running_operator,
+                                                             namespace):
+    start(cluster, namespace, "no-retries", ["quadratic", "--steps", "8", "--sleep", "0.5"],
+          {"maxTrials": 1, "parallelism": 1, "maxFailedTrials": 0, "maxRetries": 0})
+    evict(cluster, namespace,
+           running_pod(cluster, namespace, "no-retries", 0)["metadata"]["name"])
+    wait_condition(cluster, namespace, "no-retries", "Failed")
+    result = results(trial_jobs(cluster, namespace, "no-retries"))[0]
+    assert (result.state, result.reason) == (TrialState.FAILED, "PodLost")
+    assert "EvictionByEvictionAPI" in (result.message or "")

@@ -353,3 +353,31 @@ def test_examples_are_valid(cluster: Cluster, running_operator, namespace):
             if doc and doc.get("kind") == "TuningStudy":
                 cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-",
                                 input=json.dumps(doc))
+
+
+def test_a_warm_started_study_proposes_from_the_earlier_studys_trials(
+        cluster: Cluster, running_operator, namespace):
+    from kubetune import core
+    from kubetune.core import spec as specs
+    from kubetune.core import warm_start as warm
+    from kubetune.kube.reconcile import prior_study
+
+    cluster.apply(study("source", algorithm={"name": "random", "seed": 1},
+                        budget={"maxTrials": 6, "parallelism": 3, "maxFailedTrials": 0}),
+                  namespace)
+    wait_condition(cluster, namespace, "source", "Succeeded")
+    manifest = study("warmed", algorithm={"name": "gp", "seed": 3},
+                     budget={"maxTrials": 2, "parallelism": 1, "maxFailedTrials": 0})
+    manifest["spec"]["warmStart"] = {"studies": ["source"]}
+    cluster.apply(manifest, namespace)
+    obj = wait_condition(cluster, namespace, "warmed", "Succeeded")
+    assert obj["status"]["warmStart"] == {
+        "trials": 6, "message": "source: 6 of 6 succeeded trials"}
+    assert obj["status"]["trials"]["total"] == 2  # the earlier trials are not this study's
+    spec = specs.parse_spec(manifest["spec"])
+    prior = warm.prior_history(spec, [prior_study(
+        "source", trial_jobs(cluster, namespace, "source"), None)])
+    first = trial_jobs(cluster, namespace, "warmed")[0]
+    # gp is past its 6-point startup design at once: trial 0 is its model's proposal.
+    assert json.loads(first["metadata"]["annotations"][names.PARAMS_ANNOTATION]) == \
+        core.suggest(spec, list(prior.trials), 1)[0]

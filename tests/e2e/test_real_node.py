@@ -6,7 +6,7 @@ service-account token mounted by the kubelet (no kubeconfig) that the SDK report
 trial admission policy against a kubelet's own pod updates, termination messages, the
 kubelet ending a pod at its activeDeadlineSeconds (timeouts, pruning), OOM kills at a memory
 limit, metrics read from a container's termination message and from its log through the
-kubelet, and the operator killed and restarted while trials run.
+kubelet, an evicted trial run again, and the operator killed and restarted while trials run.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from kubetune.core import protocol
 from kubetune.kube import conventions as names
 from kubetune_devcluster import cluster as devcluster
 from studies import study
+from test_faults import evict, running_pod
 from test_operator import results, trial_jobs, wait_condition
 
 pytestmark = pytest.mark.e2e
@@ -198,6 +199,25 @@ def test_metrics_come_from_the_log_through_the_kubelet(
     for loss, result in _losses(real_cluster, real_namespace, "logged").values():
         assert (result.state.value, result.step) == ("Succeeded", 2)
         assert result.value == pytest.approx(2 * loss, rel=1e-12)
+
+
+def test_a_trial_evicted_from_a_real_kubelet_runs_again_and_counts_as_a_retry(
+        real_cluster: Cluster, running_real_operator: OperatorProcess, real_namespace: str):
+    # The trainer runs as pid 1, which SIGTERM does not end: a grace period of 1 s makes the
+    # eviction kill it (else it finishes its steps within the 30 s and its pod Succeeds).
+    real_cluster.apply(toy_study("evicted", ["quadratic", "--steps", "6", "--sleep", "1"],
+                                 budget={"maxTrials": 1, "parallelism": 1, "maxFailedTrials": 0,
+                                         "maxRetries": 1},
+                                 pod_spec={"terminationGracePeriodSeconds": 1}),
+                       real_namespace)
+    first = running_pod(real_cluster, real_namespace, "evicted", 0)
+    evict(real_cluster, real_namespace, first["metadata"]["name"])
+    obj = wait_condition(real_cluster, real_namespace, "evicted", "Succeeded", timeout=240)
+    (job,) = trial_jobs(real_cluster, real_namespace, "evicted")
+    pods = trial_pods(real_cluster, real_namespace, "evicted")
+    assert job["status"].get("failed") == 1 and job["status"]["succeeded"] == 1, (
+        job["status"], [(p["metadata"]["name"], p["status"]) for p in pods])
+    assert obj["status"]["trials"]["retries"] == 1 and obj["status"]["trials"]["failed"] == 0
 
 
 def test_an_oom_killed_trial_fails_with_a_clear_reason(

@@ -32,6 +32,10 @@ class Store:
     def pods_of(self, uid: str) -> list[dict[str, Any]]:
         return self.fake.labelled("pods", names.STUDY_UID_LABEL, uid)
 
+    def jobs_named(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        return [j for j in self.fake.labelled("jobs", names.STUDY_LABEL, names.label_value(name))
+                if j["metadata"].get("namespace") == namespace]
+
     def wrote(self, kind: str, obj: dict[str, Any]) -> None:
         self.wrote_kinds.append(kind)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kubetune.core import protocol
-from kubetune.core.spec import StudySpec, parse_spec
+from kubetune.core.spec import SpecError, StudySpec, parse_spec
 from kubetune.core.trials import TrialState
 from kubetune.kube import conventions as names
 from kubetune.kube import jobs
@@ -17,7 +17,8 @@ from kubetune.kube import jobs
 UID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 STUDY = {"metadata": {"name": "digits-mlp", "namespace": "ml", "uid": UID}}
 PARAMS = {"lr": 0.001, "batch-size": 64, "optimizer": "adam", "use.bn": True}
-DISRUPTION_RULE = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+DISRUPTION_RULE = {"action": "Count", "onPodConditions": [{"type": "DisruptionTarget"}]}
+EXIT_CODE_RULE = {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}}
 
 
 def template(**job_spec: Any) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def test_users_container_is_kept() -> None:
 
 
 def test_input_spec_is_not_mutated() -> None:
-    spec = study_spec(template(suspend=True, backoffLimit=2))
+    spec = study_spec(template(suspend=True, backoffLimit=0))
     before = copy.deepcopy(spec.model_dump(by_alias=True))
     job = build(spec)
     assert spec.model_dump(by_alias=True) == before
@@ -353,35 +354,44 @@ def test_active_deadline_is_the_smaller(
 # ---- Job spec: retries and disruptions ------------------------------------------------------
 
 
-def test_backoff_limit_defaults_to_zero_and_is_kept() -> None:
-    assert build()["spec"]["backoffLimit"] == 0
-    assert build(study_spec(template(backoffLimit=3)))["spec"]["backoffLimit"] == 3
+def test_backoff_limit_is_max_retries() -> None:
+    assert build()["spec"]["backoffLimit"] == 3  # budget.maxRetries' default
+    spec = study_spec(template(backoffLimit=0))
+    spec = spec.model_copy(update={"budget": spec.budget.model_copy(update={"max_retries": 0})})
+    assert build(spec)["spec"]["backoffLimit"] == 0
 
 
-def test_pod_failure_policy_ignores_disruptions_first() -> None:
-    assert build()["spec"]["podFailurePolicy"] == {"rules": [DISRUPTION_RULE]}
+def test_a_template_backoff_limit_above_zero_is_refused_with_max_retries_named() -> None:
+    with pytest.raises(SpecError, match=r"jobTemplate\.spec\.backoffLimit: must be 0 .*"
+                                        r"budget\.maxRetries"):
+        study_spec(template(backoffLimit=2))
+
+
+def test_disruptions_count_first_and_the_training_codes_exit_fails_the_job_last() -> None:
+    assert build()["spec"]["podFailurePolicy"] == {"rules": [DISRUPTION_RULE, EXIT_CODE_RULE]}
     users = {
-        "action": "FailJob",
+        "action": "Ignore",
         "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [42]},
     }
     t = template(podFailurePolicy={"rules": [users, copy.deepcopy(DISRUPTION_RULE)]})
-    assert build(study_spec(t))["spec"]["podFailurePolicy"] == {"rules": [DISRUPTION_RULE, users]}
+    assert build(study_spec(t))["spec"]["podFailurePolicy"] == {
+        "rules": [DISRUPTION_RULE, users, EXIT_CODE_RULE]}
 
 
 def test_no_pod_failure_policy_for_restart_on_failure() -> None:
     # The API server refuses a podFailurePolicy unless restartPolicy is Never.
-    t = template(backoffLimit=2)
+    t = template()
     t["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
     job = build(study_spec(t))
     assert "podFailurePolicy" not in job["spec"]
-    assert job["spec"]["backoffLimit"] == 2
+    assert job["spec"]["backoffLimit"] == 3
 
 
 def test_missing_restart_policy_becomes_never() -> None:
     t = template()
     del t["spec"]["template"]["spec"]["restartPolicy"]
     job = build(study_spec(t))
-    assert job["spec"]["podFailurePolicy"] == {"rules": [DISRUPTION_RULE]}
+    assert job["spec"]["podFailurePolicy"] == {"rules": [DISRUPTION_RULE, EXIT_CODE_RULE]}
     assert pod_spec_of(job)["restartPolicy"] == "Never"
 
 

@@ -578,6 +578,14 @@ def test_released_when_disrupted_or_deleting_while_the_job_runs() -> None:
     }
 
 
+def test_a_disrupted_pod_the_job_has_not_replaced_is_kept() -> None:
+    # Its Job may yet fail past maxRetries: its DisruptionTarget says why, so it waits for the
+    # result, or for the Job's next pod.
+    evicted = pod(0, phase="Failed", name="evicted", created=1, conditions=EVICTED)
+    assert released([job(0)], [evicted]) == set()
+    assert released([job(0)], [evicted, pod(0, name="next", created=2)]) == {"evicted"}
+
+
 def test_only_pods_with_our_finalizer() -> None:
     result = TrialResult(TrialState.SUCCEEDED, None, 0.2, 5, ())
     p = pod(0, phase="Succeeded", name="p0", finalizer=False)
@@ -662,3 +670,44 @@ def test_an_ended_trial_whose_log_is_not_read_yet_waits_running() -> None:
     assert waiting.state is TrialState.RUNNING
     seen = observe.observe(*ended, source_reader(log_source, {0: "val_loss=0.5"}))
     assert seen.to_record[0].value == 0.5
+
+
+# ---- pods lost to their node (budget.maxRetries) ----------------------------------------------
+
+EVICTED = [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting"}]
+
+
+def with_failed_pods(j: dict, failed: int) -> dict:
+    j["status"]["failed"] = failed
+    return j
+
+
+def test_a_running_trial_counts_the_pods_its_node_lost() -> None:
+    j = with_failed_pods(job(0), 2)
+    lost = pod(0, phase="Failed", conditions=EVICTED, created=1.0)
+    (trial,) = look([j], [lost, pod(0, created=2.0)]).trials
+    assert trial.state is TrialState.RUNNING and trial.retries == 2
+
+
+def test_a_trial_that_succeeds_after_a_re_run_keeps_its_count() -> None:
+    j = with_failed_pods(job(0, complete=True, done=100), 1)
+    ok = pod(0, phase="Succeeded", created=2.0,
+             metrics={"step": 2, "metrics": {"val_loss": 0.5}, "final": True})
+    seen = look([j], [pod(0, phase="Failed", conditions=EVICTED), ok])
+    assert seen.to_record[0].state is TrialState.SUCCEEDED and seen.trials[0].retries == 1
+
+
+def test_a_pod_lost_once_more_than_max_retries_fails_the_trial_as_pod_lost() -> None:
+    j = with_failed_pods(job(0, failed="BackoffLimitExceeded"), 4)
+    last = pod(0, phase="Failed", conditions=EVICTED, exit_code=137, created=4.0)
+    (trial,) = look([j], [last]).trials
+    assert (trial.state, trial.reason, trial.retries) == (TrialState.FAILED, "PodLost", 3)
+    assert "EvictionByEvictionAPI" in (trial.message or "")
+    assert "after 3 re-runs" in (trial.message or "")
+
+
+def test_the_training_codes_failure_is_not_a_retry() -> None:
+    j = with_failed_pods(job(0, failed="PodFailurePolicy"), 1)
+    (trial,) = look([j], [pod(0, phase="Failed", exit_code=2)]).trials
+    assert (trial.reason, trial.retries) == ("ExitCode", 0)

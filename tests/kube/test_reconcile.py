@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 
 import pytest
 from fakeapi import FakeApi
+from kubetune import core
 from kubetune.core import protocol
-from kubetune.core.trials import TrialState
+from kubetune.core import spec as specs
+from kubetune.core import warm_start as warm
+from kubetune.core.trials import Trial, TrialState
 from kubetune.kube import api as paths
 from kubetune.kube import conventions as names
 from kubetune.kube import errors, signing
+from kubetune.kube import jobs as builders
 from kubetune.kube.rbac import TrialAccess
 from kubetune.kube.reconcile import Reconciler
 from studycluster import KEY, NS, SPEC, UID, Store, add_study, finish, jobs, run_pod, study_of
@@ -372,3 +377,63 @@ def test_early_stopping_prunes_a_running_trial_from_its_log() -> None:
     reconcile(r, fake)
     result = result_of(fake, 1)
     assert result.state is TrialState.PRUNED and result.curve == ((1, 4.0), (2, 3.0))
+
+
+# ---- warm starts (spec.warmStart) ------------------------------------------------------------
+
+BEFORE_UID = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+
+
+def earlier_study(fake: FakeApi, values: dict[float, float | None], *,
+                  metric: str = "loss", signed_with: bytes = KEY) -> None:
+    """Study "before" (another UID) with one finished trial per x in ``values`` (None: Failed),
+    recorded and signed as the operator records them."""
+    spec = copy.deepcopy(SPEC)
+    spec["objective"]["metric"] = metric
+    before = {"metadata": {"name": "before", "namespace": NS, "uid": BEFORE_UID}}
+    for n, (x, value) in enumerate(values.items()):
+        job = builders.build_trial_job(before, specs.parse_spec(spec), n, {"x": x})
+        stored = fake.put(paths.job_path(NS, job["metadata"]["name"]), job)
+        state = TrialState.SUCCEEDED if value is not None else TrialState.FAILED
+        result = protocol.TrialResult(state, None if value is not None else "ExitCode", value)
+        fake.put(paths.job_path(NS, job["metadata"]["name"]), paths.merged(
+            stored, builders.result_patch(result, stored, signed_with)))
+
+
+def warm_spec() -> dict:
+    spec = copy.deepcopy(SPEC)
+    spec["algorithm"] = {"name": "gp", "seed": 3}
+    spec["warmStart"] = {"studies": ["before", "missing"]}
+    return spec
+
+
+def test_a_warm_started_studys_first_trials_come_from_the_earlier_studys_history() -> None:
+    fake = FakeApi()
+    earlier_study(fake, {-1.5: 2.25, -0.5: 0.25, 0.25: 0.0625, 1.0: 1.0, 1.8: None})
+    add_study(fake, warm_spec())
+    reconcile(reconciler(fake), fake)
+    status = study_of(fake)["status"]
+    assert status["warmStart"] == {"trials": 4, "message": (
+        "before: 4 of 4 succeeded trials; missing: no trials found in this namespace")}
+    prior = warm.prior_history(specs.parse_spec(warm_spec()), [warm.PriorStudy(
+        "before", "loss", "minimize", tuple(
+            Trial(number=n, params={"x": x}, state=TrialState.SUCCEEDED, value=x * x)
+            for n, x in enumerate((-1.5, -0.5, 0.25, 1.0))))])
+    proposals = core.suggest(specs.parse_spec(warm_spec()), list(prior.trials), 2)
+    assert [json.loads(j["metadata"]["annotations"][names.PARAMS_ANNOTATION])
+            for _, j in sorted(jobs(fake).items())] == proposals
+    assert status["nextTrial"] == 2 and status["trials"]["total"] == 2
+
+
+def test_results_another_key_signed_and_other_objectives_do_not_carry_over() -> None:
+    fake = FakeApi()
+    earlier_study(fake, {-1.5: 2.25, -0.5: 0.25}, signed_with=b"x" * 32)
+    add_study(fake, warm_spec())
+    reconcile(reconciler(fake), fake)
+    assert study_of(fake)["status"]["warmStart"]["trials"] == 0
+    fake = FakeApi()
+    earlier_study(fake, {-1.5: 2.25}, metric="accuracy")
+    add_study(fake, warm_spec())
+    reconcile(reconciler(fake), fake)
+    assert study_of(fake)["status"]["warmStart"]["message"].startswith(
+        "before: not used, it optimises accuracy (minimize)")

@@ -43,7 +43,7 @@ import yaml
 
 from kubetune._cli import render, views
 from kubetune._cli.errors import CommandError
-from kubetune._cli.journal import Journal, JournalState, Recorded
+from kubetune._cli.journal import Journal, JournalState, Recorded, read_journal
 from kubetune.core import plan as plans
 from kubetune.core import protocol, stopping, times
 from kubetune.core import spec as specs
@@ -179,7 +179,8 @@ def trial_objects(trial: LocalTrial) -> tuple[dict, dict]:
         ok = trial.exit_code == 0
         status["completionTime"] = ended
         status["conditions"] = [{"type": "Complete" if ok else "Failed", "status": "True",
-                                 "reason": "Completed" if ok else "BackoffLimitExceeded",
+                                 # The Job's pod failure policy fails it on an exit code.
+                                 "reason": "Completed" if ok else "PodFailurePolicy",
                                  "lastTransitionTime": ended}]
         pod_status["phase"] = "Succeeded" if ok else "Failed"
         if not ok:
@@ -485,6 +486,25 @@ class LocalCluster:
 
     def pods_of(self, uid: str) -> list[dict[str, Any]]:
         return self.runner.objects()[1]
+
+    def jobs_named(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The trials of the earlier local study ``name`` (its journal beside this one's), as
+        the Jobs its results would be recorded on: what ``spec.warmStart`` reads."""
+        state = read_journal(self.runner.log_dir.parent / f"{name}.jsonl")
+        if not state.results:
+            return []
+        try:
+            spec = specs.parse_spec(state.spec)
+        except specs.SpecError:
+            return []
+        study = {"metadata": {"name": state.name, "namespace": NAMESPACE, "uid": state.uid}}
+        out = []
+        for n, recorded in sorted(state.results.items()):
+            job = builders.build_trial_job(study, spec, n, state.trials.get(n, {}))
+            job["metadata"]["annotations"][names.RESULT_ANNOTATION] = protocol.encode_result(
+                recorded.result)
+            out.append(job)
+        return out
 
     def wrote(self, kind: str, obj: dict[str, Any]) -> None:
         """Nothing to keep: the next read builds the objects from the trials afresh."""

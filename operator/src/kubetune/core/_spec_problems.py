@@ -435,6 +435,16 @@ def job_template_problems(t: Mapping[str, Any]) -> list[Problem]:
                 "remove it; trial Jobs go when the study is deleted",
             )
         )
+    backoff = spec.get("backoffLimit")
+    if backoff not in (None, 0):
+        out.append(
+            Problem(
+                ("spec", "backoffLimit"),
+                "must be 0 or absent: a failure of the training code is the trial's result",
+                show(backoff),
+                "remove it; budget.maxRetries re-runs a trial whose pod its node lost",
+            )
+        )
     pod = spec.get("template")
     pod_spec = pod.get("spec") if isinstance(pod, Mapping) else None
     containers = pod_spec.get("containers") if isinstance(pod_spec, Mapping) else None
@@ -451,6 +461,16 @@ def job_template_problems(t: Mapping[str, Any]) -> list[Problem]:
 
 
 # ---- wording of pydantic's own errors -------------------------------------------------------
+
+# What to do about a string that does not match its field's pattern, by pattern.
+_PATTERN_FIXES = {
+    r"^[A-Za-z_][A-Za-z0-9_./-]*$": "start with a letter or '_', then use letters, digits, "
+    "'_', '.', '/' or '-'",
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "use lower-case letters, digits and '-', starting and "
+    "ending with a letter or digit (a DNS label)",
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$": "name a TuningStudy "
+    "as Kubernetes names one: lower-case letters, digits, '-' and '.'",
+}
 
 # The union members of a parameter value, as pydantic names them in an error's location.
 _TAGS = {"bool", "int", "float", "str"}
@@ -509,7 +529,7 @@ def _wording(
         "string_too_short": ("must not be empty", "give a value"),
         "string_pattern_mismatch": (
             f"must match {ctx.get('pattern')}",
-            "use letters, digits, '_', '.', '/' or '-'",
+            _PATTERN_FIXES.get(str(ctx.get("pattern")), "change it to match"),
         ),
         "too_long": (
             f"has {_size(value)} entries, more than the limit of {ctx.get('max_length')}",

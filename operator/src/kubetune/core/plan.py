@@ -45,6 +45,7 @@ from kubetune.core import suggest as default_suggest
 from kubetune.core.protocol import TrialResult
 from kubetune.core.space import CategoricalParam, FloatParam
 from kubetune.core.trials import Trial, TrialState, as_trials
+from kubetune.core.warm_start import Prior
 
 __all__ = [
     "Creation",
@@ -129,12 +130,14 @@ def decide(
     *,
     next_trial: int = 0,
     suggest: Suggest | None = None,
+    prior: Prior | None = None,
 ) -> Plan:
     """The plan for one reconcile of a study. Pure, given a pure ``suggest``.
 
     ``spec``: a StudySpec or its dict; ``trials``: every trial of the study (numbers unique);
     ``now``: a Unix timestamp; ``next_trial``: ``status.nextTrial`` as last written;
-    ``suggest``: the sampler entry point, ``kubetune.core.suggest`` unless given.
+    ``suggest``: the sampler entry point, ``kubetune.core.suggest`` unless given; ``prior``:
+    what ``spec.warmStart`` carries over (``core.warm_start``), history the sampler sees first.
 
     Raises ``SpecError`` for an invalid spec (the kube layer's Stalled / InvalidSpec) and
     ValueError when two trials share a number.
@@ -178,7 +181,8 @@ def decide(
         n = min(budget.parallelism - active, budget.max_trials - counted - active)
         if n > 0:
             propose = default_suggest if suggest is None else suggest
-            proposals = propose(spec, history, n)[:n]
+            learned = [*(prior.trials if prior else ()), *history]
+            proposals = propose(spec, learned, n)[:n]
             create = [Creation(start + i, enqueued(spec, start + i, p))
                       for i, p in enumerate(proposals)]
 
@@ -188,6 +192,9 @@ def decide(
     status["progress"] = progress(status["trials"], budget.max_trials)
     status["bestValue"] = None if status["bestTrial"] is None else \
         best_text(status["bestTrial"]["value"])
+    if spec.warm_start is not None:
+        carried = prior or Prior()
+        status["warmStart"] = {"trials": len(carried.trials), "message": carried.message}
     summary = finished.message if finished else _summary(spec, status, phase)
     return Plan(
         create=tuple(create),
@@ -376,6 +383,7 @@ def _status(
         "trials": {
             **{s.value.lower(): counts[s] for s in TrialState},
             "total": len(history) + len(create),
+            "retries": sum(t.retries for t in history),
         },
         "nextTrial": start + len(create),
         "bestTrial": best,

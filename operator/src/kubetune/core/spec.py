@@ -6,7 +6,7 @@ and CEL rules stay within their cost budget. Defaults live here too:
 
 - ``algorithm``: name ``auto``, no seed (the kube layer derives one from the study's UID);
 - ``budget``: ``maxTrials`` 20, ``parallelism`` 1, ``maxFailedTrials`` 5 (the study fails when
-  more than that many trials have Failed), no ``trialTimeoutSeconds``;
+  more than that many trials have Failed), no ``trialTimeoutSeconds``, ``maxRetries`` 3;
 - ``earlyStopping``: none; when given, ``minStep`` 1, ``reductionFactor`` 3 (asha) and
   ``minTrials`` 5 (median);
 - ``suspend``: false.
@@ -64,6 +64,8 @@ __all__ = [
     "TerminationMessageSource",
     "TrialCounts",
     "TrialSummary",
+    "WarmStartSpec",
+    "WarmStartStatus",
     "minimize",
     "parse_spec",
     "space_of",
@@ -77,10 +79,12 @@ MAX_VALUE_LENGTH = 256
 MAX_BOUND = problems.MAX_BOUND
 MAX_TRIALS = 10_000
 MAX_ENQUEUED = 100  # spec.enqueue entries: configurations a user already knows
+MAX_WARM_START_STUDIES = 10
 MAX_STEP = 1_000_000_000
 MAX_SEED = 2**53  # exact in JSON and a CRD integer bound
 MAX_METRIC_NAME_LENGTH = 128
 MAX_TIMEOUT_SECONDS = 365 * 24 * 3600
+MAX_RETRIES = 100
 MAX_JOB_NAME_LENGTH = 63
 MAX_PATTERN_LENGTH = problems.MAX_PATTERN_LENGTH
 MAX_COUNT = 10**9
@@ -304,6 +308,10 @@ class BudgetSpec(_Model):
     """The study Fails when more than this many trials have Failed (0: on the first)."""
     trial_timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
     """A trial pod's activeDeadlineSeconds: time Pending for a node does not count."""
+    max_retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 3
+    """Re-runs of a trial, with the same params, whose pod was lost to its node (evicted,
+    preempted, drained, its node gone, refused at admission), counted apart from failed
+    trials; a failure of the training code is the trial's result and never re-run."""
 
     @model_validator(mode="after")
     def _consistent(self) -> BudgetSpec:
@@ -385,6 +393,22 @@ class MetricsFromSpec(_Model):
         return self
 
 
+StudyName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=253,
+                      pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+]
+"""A TuningStudy's name (a DNS subdomain)."""
+
+
+class WarmStartSpec(_Model):
+    """Earlier studies whose finished trials the sampler learns from before this study's own."""
+
+    studies: Annotated[list[StudyName], Field(min_length=1, max_length=MAX_WARM_START_STUDIES)]
+    """TuningStudies in this namespace: their Succeeded trials that fit this search space, with
+    the same objective metric and direction, carry over (at most 200, the best first)."""
+
+
 _IMMUTABLE: JsonDict = {
     "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable"}]
 }
@@ -441,6 +465,9 @@ class StudySpec(_Model):
     metrics_from: MetricsFromSpec | None = Field(default=None, json_schema_extra=_IMMUTABLE)
     """Where metrics come from without kubetune.sdk.report: the termination message or the
     log; omitted, the trainer reports with the SDK; immutable."""
+    warm_start: WarmStartSpec | None = None
+    """Earlier studies to learn from: their trials shape the first proposals, without counting
+    toward this study's budget or leaderboard."""
     enqueue: Annotated[
         list[Annotated[dict[Name, ParamValue], Field(max_length=MAX_PARAMS)]],
         Field(max_length=MAX_ENQUEUED),
@@ -508,6 +535,8 @@ class TrialCounts(_StatusModel):
     """Still running when the study ended; they do not count toward maxTrials."""
     lost: Count = 0
     """Whose Job was deleted, or whose result could not be verified; not counted."""
+    retries: Count = 0
+    """Pods re-run because their node lost them (not failures of the training code)."""
     total: Count = 0
     """All trials ever created."""
 
@@ -523,6 +552,15 @@ class TrialSummary(_StatusModel):
     """Its parameters, name -> value."""
     job: Annotated[str, StringConstraints(max_length=MAX_JOB_NAME_LENGTH)] | None = None
     """The name of the trial's Job, which holds its recorded result."""
+
+
+class WarmStartStatus(_StatusModel):
+    """What spec.warmStart carried over."""
+
+    trials: Count = 0
+    """Trials of the earlier studies the sampler learns from."""
+    message: Annotated[str, StringConstraints(max_length=1024)] = ""
+    """Per earlier study, how many of its trials carried over, or why none did."""
 
 
 StudyPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed", "Invalid"]
@@ -557,6 +595,8 @@ class StudyStatus(_StatusModel):
     """The best value to 6 significant digits: the BEST column of kubectl get."""
     leaderboard: Annotated[list[TrialSummary], Field(max_length=10)] = []
     """The best Succeeded trials, best first (at most 10)."""
+    warm_start: WarmStartStatus | None = None
+    """What spec.warmStart carried over from earlier studies; absent without one."""
     start_time: datetime | None = None
     """When the operator first acted on the study."""
     completion_time: datetime | None = None

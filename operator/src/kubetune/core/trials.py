@@ -57,6 +57,7 @@ class Trial:
     start_time: float | None = None
     end_time: float | None = None
     job: str | None = None
+    retries: int = 0  # pods re-run because their node lost them
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

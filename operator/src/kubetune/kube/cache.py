@@ -83,6 +83,18 @@ class TrialCache:
     def pods_of(self, uid: str) -> list[dict[str, Any]]:
         return list(self.store["pods"].get(uid, {}).values())
 
+    def jobs_named(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The trial Jobs of the study called ``name`` in ``namespace`` (of each study that
+        had the name, while the garbage collector removes a deleted one's)."""
+        label = names.label_value(name)
+        out: list[dict[str, Any]] = []
+        for jobs in self.store["jobs"].values():
+            first = next(iter(jobs.values()), None)
+            if first is not None and first["metadata"].get("namespace") == namespace and (
+                    first["metadata"].get("labels") or {}).get(names.STUDY_LABEL) == label:
+                out += jobs.values()
+        return out
+
     def wrote(self, kind: str, obj: dict[str, Any]) -> None:
         """Take an object as the operator's write returned it: it stands until the watch
         brings this version (or a deletion, or a re-list). An answer that the watch

@@ -26,8 +26,11 @@ __all__ = [
     "trial_service_account",
 ]
 
-# Evictions and node drains are not the trial's fault: the Job retries the pod.
-_IGNORE_DISRUPTIONS = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+# A pod its node lost (eviction, preemption, drain, node gone) is re-run, up to backoffLimit
+# (budget.maxRetries); a container that exited non-zero is the trial's result: the Job fails.
+_COUNT_DISRUPTIONS = {"action": "Count", "onPodConditions": [{"type": "DisruptionTarget"}]}
+_FAIL_ON_EXIT_CODE = {"action": "FailJob",
+                      "onExitCodes": {"operator": "NotIn", "values": [0]}}
 
 
 def param_env_value(value: Any) -> str:
@@ -69,7 +72,7 @@ def build_trial_job(
     study: Mapping[str, Any], spec: StudySpec, number: int, params: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The Job of trial ``number``: the study's jobTemplate as given, plus kubetune's labels,
-    params annotation, owner reference, env vars, result finalizer, timeout and disruption rule.
+    params annotation, owner reference, env vars, result finalizer, timeout and retry rules.
     """
     meta = study["metadata"]
     study_name, uid = meta["name"], meta["uid"]
@@ -101,12 +104,14 @@ def build_trial_job(
     if timeout is not None:
         given = pod_spec.get("activeDeadlineSeconds")
         pod_spec["activeDeadlineSeconds"] = timeout if given is None else min(given, timeout)
-    # A failed trial is a result, not something to retry, unless the template says otherwise.
-    job_spec.setdefault("backoffLimit", 0)
+    # Failures the pod failure policy counts (its node lost it, or it never started) are
+    # re-run up to maxRetries; the training code's own failures fail the Job at once.
+    job_spec["backoffLimit"] = spec.budget.max_retries
     if pod_spec["restartPolicy"] == "Never":
         policy = job_spec.setdefault("podFailurePolicy", {})
-        rules = [r for r in policy.get("rules") or [] if r != _IGNORE_DISRUPTIONS]
-        policy["rules"] = [_IGNORE_DISRUPTIONS, *rules]
+        own_rules = (_COUNT_DISRUPTIONS, _FAIL_ON_EXIT_CODE)
+        rules = [r for r in policy.get("rules") or [] if r not in own_rules]
+        policy["rules"] = copy.deepcopy([_COUNT_DISRUPTIONS, *rules, _FAIL_ON_EXIT_CODE])
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

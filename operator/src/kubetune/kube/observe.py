@@ -36,9 +36,11 @@ __all__ = [
     "TrialObjects",
     "group_by_trial",
     "job_condition",
+    "objective_of",
     "observe",
     "parse_time",
     "releasable_pods",
+    "retries",
     "source_container",
 ]
 
@@ -144,6 +146,17 @@ def source_container(spec_template: Mapping[str, Any], source: Any) -> str:
     return str((pod.get("containers") or [{}])[0].get("name") or "")
 
 
+def objective_of(job: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(metric, direction) a trial Job's containers were told (KUBETUNE_METRIC,
+    KUBETUNE_DIRECTION), or Nones. Pure."""
+    pod = job.get("spec", {}).get("template", {}).get("spec", {})
+    for container in pod.get("containers") or []:
+        env = {e.get("name"): e.get("value") for e in container.get("env") or []}
+        if "KUBETUNE_METRIC" in env:
+            return env["KUBETUNE_METRIC"], env.get("KUBETUNE_DIRECTION")
+    return None, None
+
+
 def _termination_message(pod: Mapping[str, Any] | None, container: str) -> str | None:
     for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
         if status.get("name") == container:
@@ -243,6 +256,34 @@ def _ended_by_deadline(job: Mapping[str, Any], pod: Mapping[str, Any] | None) ->
     return pod is not None and pod.get("status", {}).get("reason") == "DeadlineExceeded"
 
 
+def retries(job: Mapping[str, Any]) -> int:
+    """Pods of ``job`` re-run after their node lost them: the Job's failed pods but the one
+    that failed it (its pod failure policy fails it at once on the training code's failure, so
+    every other counted failure was a pod lost to its node, or one that never started). Pure."""
+    failed = int(job.get("status", {}).get("failed") or 0)
+    if job_condition(job, "Failed") is not None:
+        failed -= 1
+    return max(failed, 0)
+
+
+def _retries_exhausted(job: Mapping[str, Any]) -> bool:
+    """Whether the Job failed for more counted pod failures than its backoffLimit: under the
+    operator's pod failure policy (the training code's failure fails the Job at once, with
+    reason PodFailurePolicy), those are pods their node lost. Without a policy (restartPolicy
+    OnFailure) the count is the container's own restarts."""
+    failed = job_condition(job, "Failed")
+    return bool(failed and failed.get("reason") == "BackoffLimitExceeded"
+                and job.get("spec", {}).get("podFailurePolicy"))
+
+
+def _disruption(pod: Mapping[str, Any] | None) -> str | None:
+    """What its node did to ``pod`` (the DisruptionTarget condition), or None."""
+    for c in (pod or {}).get("status", {}).get("conditions") or []:
+        if c.get("type") == "DisruptionTarget" and c.get("status") == "True":
+            return f"{c.get('reason') or 'Disrupted'}: {c.get('message') or 'no message'}"
+    return None
+
+
 def _finished_pod(objs: TrialObjects, phase: str) -> dict[str, Any] | None:
     for pod in reversed(objs.pods):
         if pod.get("status", {}).get("phase") == phase:
@@ -281,6 +322,13 @@ def _ended(objs: TrialObjects, reader: Reader) -> TrialResult | None:
     if _ended_by_deadline(job, pod):
         return TrialResult(TrialState.FAILED, "TimedOut", value, step, curve,
                            "the trial ran past trialTimeoutSeconds")
+    lost = _disruption(pod)
+    if lost is not None or _retries_exhausted(job):
+        n = retries(job)
+        what = lost[:300] if lost else "it was lost or never started"
+        return TrialResult(TrialState.FAILED, "PodLost", value, step, curve,
+                           f"its pod was lost to its node ({what}) after {n} re-run"
+                           f"{'' if n == 1 else 's'}, all that budget.maxRetries allows")
     oom = _oom_killed(pod)
     if oom is not None:
         return TrialResult(TrialState.FAILED, "OOMKilled", value, step, curve,
@@ -295,7 +343,7 @@ def _trial_from_result(number: int, params: dict[str, Any], result: TrialResult,
     return Trial(
         number=number, params=params, state=result.state, value=result.value,
         curve=tuple(result.curve), reason=result.reason, message=result.message,
-        start_time=start, end_time=end, job=job["metadata"]["name"],
+        start_time=start, end_time=end, job=job["metadata"]["name"], retries=retries(job),
     )
 
 
@@ -424,7 +472,7 @@ def observe(
         trials.append(Trial(
             number=number, params=params, state=state,
             value=curve[-1][1] if curve else None, curve=curve, start_time=start,
-            job=job["metadata"]["name"],
+            job=job["metadata"]["name"], retries=retries(job),
         ))
     present = {t.number for t in trials}
     high = max([next_trial - 1, *present], default=-1)
@@ -442,7 +490,9 @@ def releasable_pods(
 ) -> list[dict[str, Any]]:
     """Pods whose ``kubetune.dev/result`` finalizer can go: their result is on the Job (or in
     ``recorded``, written this reconcile), their Job is gone, or they were disrupted or deleted
-    while the Job goes on (the Job runs a new pod; this one's partial metrics are superseded).
+    and the Job, still going, has made a newer pod (this one's partial metrics are superseded).
+    A disrupted pod that is its trial's last stays until the trial's result is recorded, so
+    that a trial past budget.maxRetries says what its node did.
     """
     grouped = group_by_trial(jobs, pods)
     out = []
@@ -454,12 +504,13 @@ def releasable_pods(
         )
         finished = job is not None and (
             job_condition(job, "Complete") or job_condition(job, "Failed"))
-        for pod in objs.pods:
+        for i, pod in enumerate(objs.pods):
             if names.FINALIZER not in (pod["metadata"].get("finalizers") or []):
                 continue
             deleting = bool(pod["metadata"].get("deletionTimestamp"))
-            disrupted = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
-                            for c in pod.get("status", {}).get("conditions") or [])
-            if job is None or has_result or ((deleting or disrupted) and not finished):
+            disrupted = _disruption(pod) is not None
+            # A pod the Job has replaced: the newer pod tells the trial's story now.
+            replaced = i < len(objs.pods) - 1 and not finished
+            if job is None or has_result or ((deleting or disrupted) and replaced):
                 out.append(pod)
     return out

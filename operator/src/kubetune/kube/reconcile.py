@@ -26,6 +26,7 @@ from typing import Any
 import kubetune.core as core
 from kubetune.core import plan as plans
 from kubetune.core import spec as specs
+from kubetune.core import warm_start as warm
 from kubetune.core.trials import Trial
 from kubetune.kube import conventions as names
 from kubetune.kube import errors, signing
@@ -41,7 +42,7 @@ from kubetune.kube.rbac import TrialAccess
 from kubetune.kube.status_writer import INTERVAL as STATUS_INTERVAL
 from kubetune.kube.status_writer import StatusWriter
 
-__all__ = ["Outcome", "Reconciler", "finished", "next_look", "trial_account"]
+__all__ = ["Outcome", "Reconciler", "finished", "next_look", "prior_study", "trial_account"]
 
 log = logging.getLogger("kubetune.reconcile")
 
@@ -112,13 +113,17 @@ class Reconciler:
         key = self.key
         logs, log_due = await self._read_logs(uid, spec, jobs, pods)
 
+        earlier = self._earlier_jobs(study, spec)
+
         def look() -> tuple[observing.Observation, plans.Plan,
                             dict[int, observing.TrialObjects]]:
             # On lists of cached objects, which the store replaces, never mutates.
             seen = observing.observe(jobs, pods, observing.Reader.of(spec, logs),
                                      next_trial=next_trial, key=key)
+            prior = None if earlier is None else warm.prior_history(spec, [
+                prior_study(name, found, key) for name, found in earlier])
             plan = plans.decide(spec, seen.trials, now, next_trial=next_trial,
-                                suggest=self.suggest)
+                                suggest=self.suggest, prior=prior)
             return seen, plan, observing.group_by_trial(jobs, pods)
 
         seen, plan, by_number = await asyncio.to_thread(look)
@@ -174,6 +179,18 @@ class Reconciler:
             if due:
                 look_again = due if look_again is None else min(look_again, due)
         return Outcome(plan=plan, requeue_after=look_again)
+
+    def _earlier_jobs(self, study: dict[str, Any], spec: specs.StudySpec
+                      ) -> list[tuple[str, list[dict[str, Any]]]] | None:
+        """The trial Jobs of each study ``spec.warmStart`` names (not this one's), from the
+        store; None without a warm start."""
+        if spec.warm_start is None:
+            return None
+        meta = study["metadata"]
+        return [(name, [j for j in self.store.jobs_named(meta["namespace"], name)
+                        if (j["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
+                        != meta["uid"]])
+                for name in spec.warm_start.studies]
 
     async def _read_logs(self, uid: str, spec: specs.StudySpec, jobs: list[dict[str, Any]],
                          pods: list[dict[str, Any]]) -> tuple[dict[int, str], float | None]:
@@ -238,6 +255,18 @@ class Reconciler:
             f"trial {meta['labels'].get(names.TRIAL_LABEL)} (Job {meta['name']}): its "
             f"{names.RESULT_ANNOTATION} annotation is not the operator's (edited by hand?), so "
             f"it is not used; {what}", "Warning")
+
+
+def prior_study(name: str, jobs: Sequence[dict[str, Any]],
+                key: signing.Keyring | None) -> warm.PriorStudy:
+    """An earlier study as its trial Jobs tell it: the objective its trials were given and
+    its trials, each result verified with ``key`` as this study's are. Pure."""
+    if not jobs:
+        return warm.PriorStudy(name)
+    metric, direction = observing.objective_of(jobs[0])
+    reader = observing.Reader(metric or "", direction != "maximize")
+    seen = observing.observe(list(jobs), [], reader, key=key)
+    return warm.PriorStudy(name, metric, direction, seen.trials)
 
 
 def trial_account(spec: specs.StudySpec) -> str | None:
