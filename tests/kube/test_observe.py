@@ -711,3 +711,12 @@ def test_the_training_codes_failure_is_not_a_retry() -> None:
     j = with_failed_pods(job(0, failed="PodFailurePolicy"), 1)
     (trial,) = look([j], [pod(0, phase="Failed", exit_code=2)]).trials
     assert (trial.reason, trial.retries) == ("ExitCode", 0)
+
+
+def test_pods_of_a_job_being_deleted_are_released_disrupted_or_not() -> None:
+    # A foreground deletion removes the Job only once its pods are gone.
+    going = job(0)
+    going["metadata"]["deletionTimestamp"] = ts(200)
+    evicted = pod(0, phase="Failed", name="evicted", conditions=EVICTED)
+    assert released([going], [evicted, pod(0, name="running", created=2.0, deleting=True)]) == {
+        "evicted", "running"}

@@ -489,10 +489,11 @@ def releasable_pods(
     jobs: Sequence[dict[str, Any]], pods: Sequence[dict[str, Any]], recorded: set[int]
 ) -> list[dict[str, Any]]:
     """Pods whose ``kubetune.dev/result`` finalizer can go: their result is on the Job (or in
-    ``recorded``, written this reconcile), their Job is gone, or they were disrupted or deleted
-    and the Job, still going, has made a newer pod (this one's partial metrics are superseded).
-    A disrupted pod that is its trial's last stays until the trial's result is recorded, so
-    that a trial past budget.maxRetries says what its node did.
+    ``recorded``, written this reconcile), their Job is gone or being deleted, they are deleted
+    while the Job goes on, or they were disrupted and the Job, still going, has made a newer
+    pod (either way this one's partial metrics are superseded). A disrupted pod that is its
+    trial's last stays until the trial's result is recorded, so that a trial past
+    budget.maxRetries says what its node did.
     """
     grouped = group_by_trial(jobs, pods)
     out = []
@@ -504,13 +505,16 @@ def releasable_pods(
         )
         finished = job is not None and (
             job_condition(job, "Complete") or job_condition(job, "Failed"))
+        job_going = job is None or bool(job["metadata"].get("deletionTimestamp"))
         for i, pod in enumerate(objs.pods):
             if names.FINALIZER not in (pod["metadata"].get("finalizers") or []):
                 continue
             deleting = bool(pod["metadata"].get("deletionTimestamp"))
-            disrupted = _disruption(pod) is not None
-            # A pod the Job has replaced: the newer pod tells the trial's story now.
-            replaced = i < len(objs.pods) - 1 and not finished
-            if job is None or has_result or ((deleting or disrupted) and replaced):
+            if _disruption(pod) is not None:
+                # Kept until the Job has a newer pod, which tells the trial's story now.
+                going = i < len(objs.pods) - 1 and not finished
+            else:
+                going = deleting and not finished
+            if job_going or has_result or going:
                 out.append(pod)
     return out
