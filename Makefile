@@ -67,10 +67,12 @@ measure: $(INSTALLED)devcluster,trainer
 	$(PY) benchmarks/measure_devcluster.py --readme
 	$(PY) benchmarks/measure_trainer.py --readme
 
-# Our samplers against nevergrad, Optuna and SMAC3 on COCO bbob (benchmarks/bench_peers.py).
+# Our samplers against nevergrad, Optuna and SMAC3 on COCO bbob (benchmarks/bench_peers.py) and
+# on conditional spaces (benchmarks/bench_conditional.py).
 bench-samplers: $(INSTALLED)dev,bench
 	$(PY) -m pip install -q -e '.[bench-rf]' || echo "pyrfr did not build (it needs swig): smac-hpo is reported as not run"
 	nice -n 10 $(PY) benchmarks/bench_peers.py --readme
+	nice -n 10 $(PY) benchmarks/bench_conditional.py --readme
 
 # devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
 demo: $(INSTALLED)devcluster,trainer

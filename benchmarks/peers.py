@@ -153,12 +153,22 @@ class _Optuna:
         }[name]()
         self.study = optuna.create_study(direction="minimize", sampler=sampler)
         self.dists = optuna_distributions(space)
+        self.space = space
+        self.conditional = any(p.get("when") for p in space.values())
         self.asked: dict[tuple, list[Any]] = {}
 
     def ask(self, k: int) -> list[dict[str, Any]]:
         out = []
         for _ in range(k):
-            trial = self.study.ask(self.dists)
+            if self.conditional:
+                # Define-by-run, as an Optuna user writes a conditional space: a parameter is
+                # suggested only when the choices made before it activate it.
+                trial = self.study.ask()
+                for name, p in self.space.items():
+                    if _active(p, trial.params):
+                        _suggest(trial, name, p)
+            else:
+                trial = self.study.ask(self.dists)
             self.asked.setdefault(_key(trial.params), []).append(trial)
             out.append(dict(trial.params))
         return out
@@ -166,6 +176,24 @@ class _Optuna:
     def tell(self, params: Sequence[Mapping[str, Any]], values: Sequence[float]) -> None:
         for p, v in zip(params, values, strict=True):
             self.study.tell(self.asked[_key(p)].pop(0), v)
+
+
+def _suggest(trial: Any, name: str, p: Mapping[str, Any]) -> None:
+    if p["type"] == "categorical":
+        trial.suggest_categorical(name, list(p["values"]))
+    elif p["type"] == "int":
+        trial.suggest_int(name, p["low"], p["high"], log=p.get("log", False),
+                          step=p.get("step") or 1)
+    else:
+        trial.suggest_float(name, p["low"], p["high"], log=p.get("log", False),
+                            step=p.get("step"))
+
+
+def _active(p: Mapping[str, Any], chosen: Mapping[str, Any]) -> bool:
+    """Whether parameter ``p`` is active given the values ``chosen`` so far (its parents come
+    first in the search space)."""
+    return all(parent in chosen and chosen[parent] in values
+               for parent, values in (p.get("when") or {}).items())
 
 
 def _key(params: Mapping[str, Any]) -> tuple:
@@ -219,6 +247,8 @@ def _snap(space: Space, values: Mapping[str, Any]) -> dict[str, Any]:
     """Plain Python values inside the bounds (peers return numpy scalars, ints as floats)."""
     out: dict[str, Any] = {}
     for name, p in space.items():
+        if name not in values:
+            continue  # inactive in a conditional space
         v = values[name]
         if p["type"] == "categorical":
             out[name] = v.item() if hasattr(v, "item") else v
@@ -231,19 +261,34 @@ def _snap(space: Space, values: Mapping[str, Any]) -> dict[str, Any]:
 
 class _SMAC:
     def __init__(self, name: str, space: Space, seed: int, budget: int, noisy: bool) -> None:
-        from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
+        from ConfigSpace import (
+            AndConjunction,
+            Categorical,
+            ConfigurationSpace,
+            Float,
+            InCondition,
+            Integer,
+        )
         from smac import BlackBoxFacade, HyperparameterOptimizationFacade, Scenario
 
         for logger in ("smac", "ConfigSpace"):
             logging.getLogger(logger).setLevel(logging.ERROR)
         cs = ConfigurationSpace(seed=seed)
+        hps = {}
         for pname, p in space.items():
             if p["type"] == "categorical":
-                cs.add(Categorical(pname, list(p["values"])))
+                hps[pname] = Categorical(pname, list(p["values"]))
             elif p["type"] == "int":
-                cs.add(Integer(pname, (p["low"], p["high"]), log=p.get("log", False)))
+                hps[pname] = Integer(pname, (p["low"], p["high"]), log=p.get("log", False))
             else:
-                cs.add(Float(pname, (p["low"], p["high"]), log=p.get("log", False)))
+                hps[pname] = Float(pname, (p["low"], p["high"]), log=p.get("log", False))
+            cs.add(hps[pname])
+        for pname, p in space.items():
+            # ConfigSpace's own conditions: SMAC handles inactive parameters itself.
+            conds = [InCondition(hps[pname], hps[parent], list(values))
+                     for parent, values in (p.get("when") or {}).items()]
+            if conds:
+                cs.add(conds[0] if len(conds) == 1 else AndConjunction(*conds))
         self._dir = tempfile.TemporaryDirectory(prefix="smac-")
         scenario = Scenario(
             cs,

@@ -223,3 +223,60 @@ def test_env_var_name():
 def test_unknown_type_names_the_field():
     with pytest.raises(ValueError, match=r"searchSpace\.x\.type"):
         Space.from_search_space({"x": {"type": "bool"}})
+
+
+# ---- conditional parameters (when) --------------------------------------------------------
+
+CONDITIONAL = {
+    "opt": {"type": "categorical", "values": ["sgd", "adam"]},
+    "momentum": {"type": "float", "low": 0.5, "high": 0.9, "step": 0.1, "when": {"opt": ["sgd"]}},
+    "nesterov": {"type": "categorical", "values": [True, False], "when": {"opt": ["sgd"]}},
+    "dampening": {"type": "int", "low": 0, "high": 2, "when": {"nesterov": [False]}},
+    "layers": {"type": "int", "low": 1, "high": 3},
+}
+
+
+def test_an_inactive_parameter_is_absent_and_nan_on_the_cube() -> None:
+    space = Space.from_search_space(CONDITIONAL)
+    adam = space.from_unit(np.array([0.9, 0.1, 0.1, 0.1, 0.1]))
+    assert adam == {"opt": "adam", "layers": 1}
+    u = space.to_unit(adam)
+    assert np.isnan(u[1:4]).all() and not np.isnan(u[[0, 4]]).any()
+    assert space.from_unit(u) == adam and space.key(adam) == (1, None, None, None, 1)
+    sgd = space.from_unit(np.array([0.1, 0.1, 0.9, 0.9, 0.9]))
+    assert sgd == {"opt": "sgd", "momentum": 0.5, "nesterov": False, "dampening": 2,
+                   "layers": 3}
+    assert space.contains(adam) and space.contains(sgd)
+    assert not space.contains({**adam, "momentum": 0.5})  # inactive, yet given
+    assert not space.contains({k: v for k, v in sgd.items() if k != "dampening"})  # active
+
+
+def test_mask_marks_what_from_unit_leaves_out() -> None:
+    space = Space.from_search_space(CONDITIONAL)
+    rng = np.random.default_rng(0)
+    points = rng.random((200, space.dim))
+    masked = space.mask(points)
+    for u, m in zip(points, masked, strict=True):
+        np.testing.assert_array_equal(np.isnan(m), np.isnan(space.to_unit(space.from_unit(u))))
+
+
+def test_size_counts_only_valid_combinations() -> None:
+    space = Space.from_search_space(CONDITIONAL)
+    # sgd: 5 momenta x (nesterov True: 1, False: 3 dampenings) x 3 layers; adam: 3 layers.
+    assert space.size == 5 * 4 * 3 + 3
+    rng = np.random.default_rng(1)
+    seen = {space.key(space.from_unit(u)) for u in rng.random((5000, space.dim))}
+    assert len(seen) == space.size
+
+
+def test_prune_drops_what_a_configurations_own_choices_turn_off() -> None:
+    space = Space.from_search_space(CONDITIONAL)
+    assert space.prune({"opt": "adam", "momentum": 0.5, "layers": 2}) == {"opt": "adam",
+                                                                           "layers": 2}
+
+
+def test_conditions_that_form_a_cycle_are_refused() -> None:
+    with pytest.raises(ValueError, match="form a cycle"):
+        Space.from_search_space({
+            "a": {"type": "categorical", "values": [1, 2], "when": {"b": ["x"]}},
+            "b": {"type": "categorical", "values": ["x", "y"], "when": {"a": [1]}}})

@@ -381,3 +381,35 @@ def test_a_warm_started_study_proposes_from_the_earlier_studys_trials(
     # gp is past its 6-point startup design at once: trial 0 is its model's proposal.
     assert json.loads(first["metadata"]["annotations"][names.PARAMS_ANNOTATION]) == \
         core.suggest(spec, list(prior.trials), 1)[0]
+
+
+CONDITIONAL_SCRIPT = """
+import json, os
+p = json.loads(os.environ["KUBETUNE_PARAMS"])
+assert ("KUBETUNE_PARAM_MOMENTUM" in os.environ) == (p["optimizer"] == "sgd"), p
+loss = (p["x1"] - 0.5) ** 2 + ((p["momentum"] - 0.9) ** 2 if "momentum" in p else 0.2)
+print(f"loss={loss}")
+"""
+
+
+def test_a_conditional_parameter_reaches_only_the_trials_that_activate_it(
+        cluster: Cluster, running_operator, namespace):
+    manifest = study("conditional", container={"command": ["python", "-c", CONDITIONAL_SCRIPT],
+                                               "args": []},
+                     space={"optimizer": {"type": "categorical", "values": ["sgd", "adam"]},
+                            "x1": {"type": "float", "low": 0.0, "high": 1.0},
+                            "momentum": {"type": "float", "low": 0.5, "high": 0.99,
+                                         "when": {"optimizer": ["sgd"]}}},
+                     budget={"maxTrials": 8, "parallelism": 4, "maxFailedTrials": 0})
+    manifest["spec"]["metricsFrom"] = {"log": {"pattern": r"loss=(?P<value>[0-9.e+-]+)"}}
+    cluster.apply(manifest, namespace)
+    obj = wait_condition(cluster, namespace, "conditional", "Succeeded")
+    assert obj["status"]["trials"]["succeeded"] == 8  # the script's own check passed in each
+    optimizers = set()
+    for job in trial_jobs(cluster, namespace, "conditional"):
+        params = json.loads(job["metadata"]["annotations"][names.PARAMS_ANNOTATION])
+        env = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+        optimizers.add(params["optimizer"])
+        assert ("momentum" in params) == (params["optimizer"] == "sgd") == (
+            "KUBETUNE_PARAM_MOMENTUM" in env)
+    assert optimizers == {"sgd", "adam"}

@@ -45,9 +45,25 @@ NUMERIC = Space.from_search_space(
 )
 
 
+# A conditional space: an optimizer with parameters of its own, one of them nested twice.
+CONDITIONAL = Space.from_search_space({
+    "optimizer": {"type": "categorical", "values": ["sgd", "adam", "rmsprop"]},
+    "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+    "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer": ["sgd"]}},
+    "nesterov": {"type": "categorical", "values": [True, False],
+                 "when": {"optimizer": ["sgd"]}},
+    "dampening": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.1,
+                  "when": {"nesterov": [False]}},
+    "beta2": {"type": "float", "low": 0.9, "high": 0.9999, "when": {"optimizer": ["adam"]}},
+    "layers": {"type": "int", "low": 1, "high": 6,
+               "when": {"optimizer": ["adam", "rmsprop"]}},
+})
+
+
 def objective(space: Space, params: dict) -> float:
-    """A smooth bowl on the unit cube with its minimum inside, so models have something to fit."""
-    u = space.to_unit(params)
+    """A smooth bowl on the unit cube with its minimum inside, so models have something to fit
+    (an inactive parameter's axis reads as the bowl's bottom)."""
+    u = np.nan_to_num(space.to_unit(params), nan=0.3)
     return float(np.sum((u - 0.3) ** 2) + 0.1 * math.sin(7.0 * float(u[0])))
 
 

@@ -9,7 +9,7 @@ import pytest
 from kubetune.core.samplers.base import history_of
 from kubetune.core.space import Space
 from kubetune.core.trials import Trial, TrialState
-from sampler_cases import CATEGORICAL, MIXED, NUMERIC, ONE_D, SMALL, history
+from sampler_cases import CATEGORICAL, CONDITIONAL, MIXED, NUMERIC, ONE_D, SMALL, history
 
 # (prior trials, n): sparse on purpose, so the file stays fast.
 SIZES = [(0, 1), (5, 4), (40, 16), (500, 3)]
@@ -23,6 +23,8 @@ def _assert_admissible(space: Space, proposals: list[dict]) -> None:
     for p in proposals:
         assert space.contains(p), f"{p} is not in the space"
         for param in space.params:
+            if param.name not in p:
+                continue  # inactive: contains() checked that its conditions say so
             v = p[param.name]
             if param.kind == "int":
                 assert type(v) is int, f"{param.name}={v!r} should be a Python int"
@@ -63,6 +65,18 @@ def test_other_spaces(sampler, space, prior):
     assert len(out) == 3
     _assert_admissible(space, out)
     _assert_new(space, trials, out)
+
+
+@pytest.mark.parametrize("prior", [0, 12, 40])
+def test_a_conditional_space_never_gets_an_inactive_parameter(sampler, prior):
+    trials = history(CONDITIONAL, prior, seed=2)
+    out = _ask(sampler, CONDITIONAL, trials, 4)
+    assert len(out) == 4
+    _assert_admissible(CONDITIONAL, out)  # exactly the active parameters, each admissible
+    _assert_new(CONDITIONAL, trials, out)
+    for p in out:
+        assert ("momentum" in p) == (p["optimizer"] == "sgd")
+        assert ("dampening" in p) == (p.get("nesterov") is False)
 
 
 def test_deterministic(sampler):

@@ -354,7 +354,7 @@ def test_near_copies_of_known_points_are_not_informative() -> None:
     ls = post.params.lengthscales
     near = post.x[:2] + np.array([0.1, 0, 0, 0, 0, 0]) * ls * gp._MIN_STEP
     far = post.x[:2] + np.array([3.0, 0, 0, 0, 0, 0]) * ls * gp._MIN_STEP
-    kept = gp._informative(np.vstack([near, far]), post)
+    kept = gp._informative(np.vstack([near, far]), post, MIXED)
     np.testing.assert_array_equal(kept, far)
 
 
@@ -435,3 +435,44 @@ def test_trust_region_is_a_box_around_the_incumbent_on_continuous_axes() -> None
     assert (upper - lower)[0] == pytest.approx(0.4 / 4 ** (1 / 3))
     assert lower[1] == pytest.approx(0.9 - 0.2 * 4 / 4 ** (1 / 3)) and upper[1] == 1.0
     assert (lower[2], upper[2]) == (0.0, 1.0)  # a discrete axis keeps its whole range
+
+
+# ---- conditional spaces: NaN is "inactive", never a number ----------------------------------
+
+
+def test_an_inactive_axis_adds_nothing_between_two_points_without_it_and_all_otherwise() -> None:
+    from kubetune.core.samplers._gp import kernels
+
+    w = np.array([4.0, 9.0])
+    is_cat = np.array([False, False])
+    a = np.array([[0.2, np.nan], [0.2, 0.5], [0.2, np.nan]])
+    b = np.array([[0.2, np.nan], [0.2, 0.1]])
+    r2 = kernels.scaled_sq_dist(a, b, w, is_cat)
+    np.testing.assert_allclose(r2, [[0.0, 9.0], [9.0, 9.0 * 0.16], [0.0, 9.0]])
+    d = kernels.axis_sq_dists(a, is_cat)
+    np.testing.assert_allclose(d[1], [[0, 1, 0], [1, 0, 1], [0, 1, 0]])
+
+
+def test_conditional_posterior_gradients_match_finite_differences() -> None:
+    from sampler_cases import CONDITIONAL
+
+    rng = np.random.default_rng(8)
+    x = CONDITIONAL.mask(rng.random((25, CONDITIONAL.dim)))
+    is_cat = np.array([p.kind == "categorical" for p in CONDITIONAL.params])
+    y = warping.standardize(np.nan_to_num(x, nan=0.3).sum(axis=1))
+    params = fit.KernelParams(np.full(CONDITIONAL.dim, 2.0), 1.0, 1e-4)
+    post = fit.Posterior.fit(x, y, params, is_cat)
+    xq = CONDITIONAL.mask(np.random.default_rng(9).random((6, CONDITIONAL.dim)))
+    mean, _var, dmean, dvar = post.predict_with_grad(xq)
+    h = 1e-6
+    for j in np.flatnonzero(~is_cat):
+        e = np.zeros(CONDITIONAL.dim)
+        e[j] = h
+        (m1, v1), (m0, v0) = post.predict(xq + e), post.predict(xq - e)
+        rows = ~np.isnan(xq[:, j])
+        np.testing.assert_allclose(dmean[rows, j], ((m1 - m0) / (2 * h))[rows], rtol=1e-4,
+                                   atol=1e-6)
+        np.testing.assert_allclose(dvar[rows, j], ((v1 - v0) / (2 * h))[rows], rtol=1e-4,
+                                   atol=1e-6)
+        assert not dmean[~rows, j].any()
+    np.testing.assert_allclose(post.predict(xq)[0], mean)

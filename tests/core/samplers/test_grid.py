@@ -88,3 +88,26 @@ def test_a_batch_equals_one_at_a_time():
         (p,) = GridSampler().suggest(MIXED, trials, 1, minimize=True, seed=9)
         trials.append(Trial(i, p, TrialState.RUNNING))
     assert [dict(t.params) for t in trials] == batch
+
+
+def test_a_conditional_grid_visits_each_valid_combination_once() -> None:
+    space = Space.from_search_space(CONDITIONAL_SPEC)
+    points = list(iter_grid(space, 5))
+    # sgd: 5 momenta x 2 nesterov; adam and rmsprop: 6 layers each.
+    assert len(points) == grid_size(space) == space.size == 5 * 2 + 6 + 6
+    assert len({space.key(p) for p in points}) == len(points)
+    assert all(space.contains(p) for p in points)
+    taken: list = []
+    while (out := GridSampler().suggest(space, taken, 7, minimize=True, seed=5)):
+        taken += [Trial(len(taken) + i, p, TrialState.SUCCEEDED, 1.0) for i, p in enumerate(out)]
+    assert len(taken) == space.size and grid_exhausted(space, taken)
+
+
+CONDITIONAL_SPEC = {
+    "optimizer": {"type": "categorical", "values": ["sgd", "adam", "rmsprop"]},
+    "momentum": {"type": "float", "low": 0.5, "high": 0.9, "step": 0.1,
+                 "when": {"optimizer": ["sgd"]}},
+    "nesterov": {"type": "categorical", "values": [True, False],
+                 "when": {"optimizer": ["sgd"]}},
+    "layers": {"type": "int", "low": 1, "high": 6, "when": {"optimizer": ["adam", "rmsprop"]}},
+}

@@ -82,7 +82,10 @@ def importances(space: Space, trials: Sequence[Trial], *, minimize: bool) -> Imp
         grid = _grid(param)
         rows = np.repeat(design[None, :, :], len(grid), axis=0)
         rows[:, :, i] = grid[:, None]
-        means = posterior.predict(rows.reshape(-1, space.dim))[0].reshape(len(grid), _SAMPLES)
+        # Where the design's choices leave parameter i inactive, it stays absent (NaN).
+        flat = space.mask(rows.reshape(-1, space.dim)) if space.conditional else \
+            rows.reshape(-1, space.dim)
+        means = posterior.predict(flat)[0].reshape(len(grid), _SAMPLES)
         effects.append(float(np.var(means.mean(axis=1))))
     explained = sum(effects)
     if explained <= 0 or total <= 0:

@@ -83,6 +83,9 @@ def _num(v: float) -> float:
     return float(f"{v:.6g}")
 
 
+_OFF = -0.15  # where an inactive parameter's line crosses its axis
+
+
 def _unit(v: float) -> float:
     return round(float(v), 4)  # a unit-cube position: 1/10,000 of an axis is below a pixel
 
@@ -199,7 +202,9 @@ def parallel(view: StudyView) -> dict[str, Any] | None:
     dims: list[dict[str, Any]] = []
     cube = [space.to_unit(t.params) for t in lines]
     for i, (name, param) in enumerate(zip(space.names, space.params, strict=True)):
-        units = [_unit(u[i]) for u in cube]
+        # A trial that leaves a conditional parameter inactive crosses its axis at "off",
+        # below the range.
+        units = [_OFF if math.isnan(u[i]) else _unit(u[i]) for u in cube]
         if isinstance(param, CategoricalParam):
             n = param.n_values
             ticks = [(k + 0.5) / n for k in range(n)]
@@ -207,7 +212,10 @@ def parallel(view: StudyView) -> dict[str, Any] | None:
         else:
             ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
             labels = [format_value(_round(param.from_unit(u))) for u in ticks]
-        dims.append({"label": name, "values": units, "range": [0, 1],
+        axis_range = [0, 1]
+        if _OFF in units:
+            ticks, labels, axis_range = [_OFF, *ticks], ["off", *labels], [_OFF - 0.05, 1]
+        dims.append({"label": name, "values": units, "range": axis_range,
                      "tickvals": ticks, "ticktext": labels})
     values = [_num(t.value) for t in lines]  # type: ignore[arg-type]
     dims.append({"label": view.metric, "values": values})

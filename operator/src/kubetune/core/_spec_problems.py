@@ -17,7 +17,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from kubetune.core.space import Space, env_var_name
+from kubetune.core.space import CategoricalParam, Space, env_var_name
 
 __all__ = [
     "MAX_BOUND",
@@ -348,6 +348,7 @@ def study_problems(s: Any) -> list[Problem]:
             )
         else:
             owner[var] = name
+    out += _when_problems(s)
     out += _enqueue_problems(s)
     out += _metrics_from_study_problems(s)
     if s.algorithm.name == "grid":
@@ -364,15 +365,60 @@ def study_problems(s: Any) -> list[Problem]:
     return out
 
 
+def _when_problems(s: Any) -> list[Problem]:
+    """Conditions that cannot hold: a parent that is not another categorical parameter, a
+    value it cannot take, parameters that are each other's condition."""
+    out = []
+    space = s.search_space
+    for name, p in space.items():
+        for parent, values in (p.when or {}).items():
+            where = ("searchSpace", name, "when", parent)
+            other = space.get(parent)
+            if other is None or parent == name:
+                out.append(Problem(where, "names no other parameter of searchSpace", show(parent),
+                                   "name the parameter this one depends on, e.g. optimizer"))
+            elif other.type != "categorical":
+                out.append(Problem(where, f"names a {other.type} parameter; a condition needs a "
+                                   "categorical one", show(parent),
+                                   f"make {parent} categorical (values: [...])"))
+            else:
+                allowed = CategoricalParam(parent, tuple(other.values or ()))
+                for i, v in enumerate(values):
+                    if not allowed.contains(v):
+                        out.append(Problem((*where, i), f"is not one of {parent}'s values "
+                                           f"{list(other.values or [])[:10]}", show(v),
+                                           "list values the parameter can take"))
+    if not out:
+        try:
+            Space.from_search_space(space)
+        except ValueError as e:
+            out.append(Problem(("searchSpace",), str(e).split(": ", 1)[-1], None,
+                               "remove one of the conditions so that none depends on itself"))
+    return out
+
+
 def _enqueue_problems(s: Any) -> list[Problem]:
     """Each enqueued configuration names only parameters of the space, each with a value the
     parameter admits (on its step, in its bounds, one of its values)."""
     if not s.enqueue:
         return []
     out = []
-    space = Space.from_search_space(s.search_space)
+    try:
+        space = Space.from_search_space(s.search_space)
+    except ValueError:
+        return []  # conditions that cannot hold: _when_problems names them
     params = {p.name: p for p in space.params}
     for i, entry in enumerate(s.enqueue):
+        if space.conditional:
+            decided = {c.parent for c in space.conditions
+                       if space.params[c.parent].name in entry}
+            inactive = [p.name for j, p in enumerate(space.params)
+                        if p.name in entry and p.name not in space.active_names(entry)
+                        and all(c.parent in decided for c in space.conditions if c.param == j)]
+            out += [Problem(("enqueue", i, name), "is inactive under this entry's own choices "
+                            "(see its when)", show(entry[name]),
+                            "leave it out, or change the parameter its when names")
+                    for name in inactive]
         for name, value in entry.items():
             param = params.get(name)
             if param is None:

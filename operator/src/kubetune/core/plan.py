@@ -359,7 +359,8 @@ def enqueued(spec: specs.StudySpec, number: int, proposal: Mapping[str, Any]) ->
         return dict(proposal)
     given = spec.enqueue[number]
     params = dict(proposal)
-    for p in specs.space_of(spec).params:
+    space = specs.space_of(spec)
+    for p in space.params:
         if p.name not in given:
             continue
         value = given[p.name]
@@ -367,6 +368,14 @@ def enqueued(spec: specs.StudySpec, number: int, proposal: Mapping[str, Any]) ->
             params[p.name] = p.values[p.index(value)]
         else:
             params[p.name] = float(value) if isinstance(p, FloatParam) else int(value)
+    if space.conditional:
+        # The entry's choices decide which parameters are active: drop the others, and give a
+        # parameter it turns on without a value the middle of its range.
+        params = space.prune(params)
+        for p in space.params:
+            if p.name not in params and p.name in space.active_names(params):
+                params[p.name] = p.from_unit(0.5)
+        params = space.prune(params)
     return params
 
 

@@ -11,6 +11,12 @@ parameter values and back. Every parameter owns its transform:
   draw and ``to_unit`` returns the centre of the value's cell.
 - categorical: ``k`` equal cells, one per value.
 
+A parameter may be conditional (``when``): active only when each categorical parameter it
+names has one of the listed values (parents may be conditional too, to any depth). An inactive
+parameter is absent from a configuration: ``from_unit`` leaves it out, ``to_unit`` gives NaN on
+its axis (never a number), ``key`` gives None, and ``mask`` marks the inactive axes of points
+of the cube. A space without conditions behaves as if the feature did not exist.
+
 ``from_unit(to_unit(v)) == v`` holds exactly for every admissible int, categorical and stepped
 float value; for a continuous float it holds to within 1e-12 of the range (linear) or of the value
 (log), since an affine or exponential map of doubles cannot be inverted bit for bit.
@@ -29,6 +35,7 @@ import numpy as np
 
 __all__ = [
     "CategoricalParam",
+    "Condition",
     "FloatParam",
     "IntParam",
     "Param",
@@ -244,23 +251,135 @@ def _param_from_mapping(name: str, p: Mapping[str, Any]) -> Param:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """Axis ``param`` is active only where the categorical axis ``parent`` is active and
+    holds one of the values whose indices are ``allowed``."""
+
+    param: int
+    parent: int
+    allowed: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Space:
-    """An ordered set of parameters; the order fixes the unit cube's axes."""
+    """An ordered set of parameters; the order fixes the unit cube's axes. ``conditions``
+    make some of them conditional (see the module docstring)."""
 
     params: tuple[Param, ...]
+    conditions: tuple[Condition, ...] = ()
 
     @classmethod
     def from_search_space(cls, search_space: Mapping[str, Any]) -> Space:
         """Build from a TuningStudy ``spec.searchSpace`` (plain dicts or pydantic models).
 
-        Axes follow the mapping's order, so the same spec always gives the same cube.
+        Axes follow the mapping's order, so the same spec always gives the same cube. A
+        ``when`` that names an unknown or non-categorical parameter, or a value it cannot take,
+        raises ValueError (``parse_spec`` refuses such specs first, naming the field).
         """
         params = []
+        whens: list[tuple[int, Mapping[str, Any]]] = []
         for name, p in search_space.items():
             if hasattr(p, "model_dump"):
                 p = p.model_dump(by_alias=True, exclude_none=True)
             params.append(_param_from_mapping(name, p))
-        return cls(tuple(params))
+            if p.get("when"):
+                whens.append((len(params) - 1, p["when"]))
+        index = {p.name: i for i, p in enumerate(params)}
+        conditions = []
+        for i, when in whens:
+            for parent, values in when.items():
+                j = index.get(parent)
+                if j is None or j == i or not isinstance(params[j], CategoricalParam):
+                    raise ValueError(f"searchSpace.{params[i].name}.when: {parent!r} is not "
+                                     "another categorical parameter")
+                cat = params[j]
+                assert isinstance(cat, CategoricalParam)
+                conditions.append(Condition(i, j, frozenset(cat.index(v) for v in values)))
+        space = cls(tuple(params), tuple(conditions))
+        space.order  # noqa: B018 - refuses a cycle now rather than at the first use
+        return space
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.conditions)
+
+    @functools.cached_property
+    def order(self) -> tuple[int, ...]:
+        """Axes with every parent before its children. Raises ValueError on a cycle."""
+        parents: dict[int, set[int]] = {}
+        for c in self.conditions:
+            parents.setdefault(c.param, set()).add(c.parent)
+        done: list[int] = []
+        placed: set[int] = set()
+        pending = list(range(len(self.params)))
+        while pending:
+            ready = [i for i in pending if parents.get(i, set()) <= placed]
+            if not ready:
+                cycle = ", ".join(self.params[i].name for i in pending)
+                raise ValueError(f"searchSpace: the when conditions of {cycle} form a cycle")
+            done += ready
+            placed.update(ready)
+            pending = [i for i in pending if i not in placed]
+        return tuple(done)
+
+    @functools.cached_property
+    def _conditions_of(self) -> dict[int, tuple[Condition, ...]]:
+        out: dict[int, list[Condition]] = {}
+        for c in self.conditions:
+            out.setdefault(c.param, []).append(c)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def _active(self, index_of: Any) -> list[bool]:
+        """Which axes are active, given ``index_of(j)``: the value index of categorical axis j
+        (called only for active parents)."""
+        active = [True] * len(self.params)
+        for i in self.order:
+            for c in self._conditions_of.get(i, ()):
+                if not active[c.parent] or index_of(c.parent) not in c.allowed:
+                    active[i] = False
+                    break
+        return active
+
+    def active_names(self, values: Mapping[str, Any]) -> frozenset[str]:
+        """The parameters active in ``values`` (its parents' values decide; a parent that is
+        missing or not one of its values makes its children inactive)."""
+        if not self.conditions:
+            return self._name_set
+
+        def index_of(j: int) -> int:
+            p = self.params[j]
+            assert isinstance(p, CategoricalParam)
+            try:
+                return p.index(values[p.name])
+            except (KeyError, ValueError):
+                return -1
+        return frozenset(p.name for p, on in zip(self.params, self._active(index_of),
+                                                 strict=True) if on)
+
+    def prune(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` without the parameters its own choices make inactive."""
+        active = self.active_names(values)
+        return {k: v for k, v in values.items() if k in active}
+
+    def mask(self, u: np.ndarray) -> np.ndarray:
+        """A copy of the points ``u`` (m, d) of the cube with NaN on each point's inactive
+        axes: what ``to_unit`` gives for the configurations ``from_unit`` makes of them."""
+        out = np.array(u, dtype=float, copy=True)
+        if not self.conditions:
+            return out
+        active = np.ones(out.shape, dtype=bool)
+        cells = {}
+        for c in self.conditions:
+            if c.parent not in cells:
+                n = self.params[c.parent].n_values
+                assert n is not None
+                cells[c.parent] = np.clip(np.floor(np.nan_to_num(out[:, c.parent]) * n), 0,
+                                          n - 1).astype(np.int64)
+        for i in self.order:
+            for c in self._conditions_of.get(i, ()):
+                active[:, i] &= active[:, c.parent] & np.isin(cells[c.parent], list(c.allowed))
+        out[~active] = np.nan
+        return out
 
     @property
     def dim(self) -> int:
@@ -276,35 +395,66 @@ class Space:
         return frozenset(self.names)
 
     def to_unit(self, values: Mapping[str, Any]) -> np.ndarray:
-        """Map a parameter dict to a point of the unit cube."""
-        return np.array([p.to_unit(values[p.name]) for p in self.params], dtype=float)
+        """Map a parameter dict to a point of the unit cube (NaN on an absent, inactive
+        parameter's axis)."""
+        if not self.conditions:
+            return np.array([p.to_unit(values[p.name]) for p in self.params], dtype=float)
+        return np.array([p.to_unit(values[p.name]) if p.name in values else math.nan
+                         for p in self.params], dtype=float)
 
     def from_unit(self, u: Sequence[float] | np.ndarray) -> dict[str, Any]:
-        """Map a point of the unit cube to a parameter dict."""
-        return {p.name: p.from_unit(x) for p, x in zip(self.params, u, strict=True)}
+        """Map a point of the unit cube to a parameter dict, without the parameters that
+        point's own choices make inactive."""
+        values = {p.name: p.from_unit(x) for p, x in zip(self.params, u, strict=True)
+                  if not (isinstance(x, float) and math.isnan(x))}
+        return self.prune(values) if self.conditions else values
 
     def contains(self, values: Mapping[str, Any]) -> bool:
-        """Whether ``values`` names exactly this space's parameters, each admissible."""
-        return values.keys() == self._name_set and all(
-            p.contains(values[p.name]) for p in self.params
-        )
+        """Whether ``values`` names exactly this space's parameters that it makes active,
+        each admissible."""
+        if not self.conditions:
+            return values.keys() == self._name_set and all(
+                p.contains(values[p.name]) for p in self.params
+            )
+        if not all(p.contains(values[p.name]) for p in self.params if p.name in values):
+            return False
+        return values.keys() == self.active_names(values)
 
     def key(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """A hashable identity of a parameter dict, equal for equal configurations.
 
         Floats compare on 12 significant digits (not 12 decimals, which would merge every
         learning rate below 1e-12); categoricals on their index, so that ``True`` and ``1``
-        stay apart; ints as ints.
+        stay apart; ints as ints; an absent (inactive) parameter as None.
         """
-        return tuple(_key_part(p, values[p.name]) for p in self.params)
+        return tuple(_key_part(p, values[p.name]) if p.name in values else None
+                     for p in self.params)
 
     @property
     def size(self) -> int | None:
-        """Number of distinct configurations, or None when some parameter is continuous."""
-        total = 1
-        for p in self.params:
-            n = p.n_values
-            if n is None:
-                return None
-            total *= n
-        return total
+        """Number of distinct configurations (only active parameters count), or None when
+        some parameter is continuous."""
+        if any(p.n_values is None for p in self.params):
+            return None
+        return self.combinations([int(p.n_values or 1) for p in self.params])
+
+    def combinations(self, sizes: Sequence[int]) -> int:
+        """Distinct configurations when axis j takes ``sizes[j]`` values (categorical axes
+        their own number): inactive parameters do not multiply."""
+        if not self.conditions:
+            return math.prod(sizes)
+        parents = {c.parent for c in self.conditions}
+        order = self.order
+
+        def count(k: int, chosen: dict[int, int]) -> int:
+            if k == len(order):
+                return 1
+            i = order[k]
+            if not all(c.parent in chosen and chosen[c.parent] in c.allowed
+                       for c in self._conditions_of.get(i, ())):
+                return count(k + 1, chosen)
+            n = int(sizes[i])
+            if i not in parents:
+                return n * count(k + 1, chosen)
+            return sum(count(k + 1, {**chosen, i: v}) for v in range(n))
+        return count(0, {})

@@ -79,6 +79,7 @@ MAX_VALUE_LENGTH = 256
 MAX_BOUND = problems.MAX_BOUND
 MAX_TRIALS = 10_000
 MAX_ENQUEUED = 100  # spec.enqueue entries: configurations a user already knows
+MAX_CONDITIONS = 4  # parameters one parameter's `when` may name
 MAX_WARM_START_STUDIES = 10
 MAX_STEP = 1_000_000_000
 MAX_SEED = 2**53  # exact in JSON and a CRD integer bound
@@ -232,6 +233,18 @@ class ParamSpec(_Model):
         Annotated[list[ParamValue], Field(min_length=1, max_length=MAX_CATEGORICAL_VALUES)] | None
     ) = None
     """The choices of a categorical parameter: strings, numbers or booleans, each once."""
+    when: (
+        Annotated[
+            dict[Name, Annotated[list[ParamValue],
+                                 Field(min_length=1, max_length=MAX_CATEGORICAL_VALUES)]],
+            Field(min_length=1, max_length=MAX_CONDITIONS),
+        ]
+        | None
+    ) = None
+    """Makes the parameter conditional: it is active only when each categorical parameter
+    named here has one of the listed values, e.g. {optimizer: [sgd]}; an inactive parameter is
+    left out of the trial's KUBETUNE_PARAMS and its variable is not set. (Its lists hold mixed
+    types, which CEL cannot read: the operator checks it.)"""
 
     @model_validator(mode="after")
     def _consistent(self) -> ParamSpec:

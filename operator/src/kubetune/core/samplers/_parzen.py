@@ -13,6 +13,11 @@ the cube, bandwidth 1), as in Optuna's multivariate TPE:
   ``prior_weight / (n + 1)`` over every category (Aitchison-Aitken style; the prior kernel is
   uniform).
 
+In a conditional space an observation is NaN on the axes it leaves inactive: its kernel there
+is the prior's (it says nothing about that axis), and a point that is NaN on an axis is scored
+on its other axes only. The same holds for both estimators, so l/g compares configurations on
+what they share; an absent value is never read as a number.
+
 Bandwidths follow Optuna: the larger distance to the neighbouring observation (in sorted order,
 the cube's ends count as neighbours for interior points), clipped to
 ``[1 / min(100, n + 2), 1]`` ("magic clip"), so that neither lone points nor clusters give
@@ -211,9 +216,12 @@ class ParzenEstimator:
         return out
 
     def log_pdf(self, x: np.ndarray) -> np.ndarray:
-        """Log density (log probability on discrete and categorical axes) at points ``x`` (m, d)."""
+        """Log density (log probability on discrete and categorical axes) at points ``x`` (m, d);
+        a NaN axis (inactive) is left out of a point's density."""
         axes = self.axes
         x = np.atleast_2d(np.asarray(x, dtype=float))
+        if np.isnan(x).any():
+            return self._log_pdf_partial(x)
         total = np.broadcast_to(np.log(self.weights), (len(x), len(self.weights))).copy()
         if len(axes.numeric):
             xn = x[:, axes.numeric]
@@ -243,6 +251,51 @@ class ParzenEstimator:
             return np.log(np.exp(total - peak[:, None]).sum(axis=1)) + peak
 
 
+    def _log_pdf_partial(self, x: np.ndarray) -> np.ndarray:
+        """``log_pdf`` for points with NaN (inactive) axes: each axis term only where the point
+        has a value."""
+        axes = self.axes
+        total = np.broadcast_to(np.log(self.weights), (len(x), len(self.weights))).copy()
+        for j, axis in enumerate(axes.numeric):
+            has = ~np.isnan(x[:, axis])
+            if not has.any():
+                continue
+            v = x[has, axis]
+            mu, sigma = self.mus[None, :, j], self.sigmas[None, :, j]
+            cells = axes.cells[j]
+            if cells is None:
+                z = (v[:, None] - mu) / sigma
+                term = -0.5 * z * z - (np.log(sigma) + _LOG_SQRT_2PI + self.log_mass[None, :, j])
+            else:
+                lower, upper = cells.bounds(cells.index(v))
+                term = log_gauss_mass((lower[:, None] - mu) / sigma,
+                                      (upper[:, None] - mu) / sigma) - self.log_mass[None, :, j]
+            total[has] += term
+        for c, axis in enumerate(axes.categorical):
+            has = ~np.isnan(x[:, axis])
+            if not has.any():
+                continue
+            n = axes.choices[c]
+            pick = np.clip(np.floor(x[has, axis] * n), 0, n - 1).astype(np.int64)
+            with np.errstate(divide="ignore"):
+                total[has] += np.log(self.categorical[c][:, pick].T)
+        peak = total.max(axis=1)
+        peak = np.where(np.isfinite(peak), peak, 0.0)
+        with np.errstate(divide="ignore"):
+            return np.log(np.exp(total - peak[:, None]).sum(axis=1)) + peak
+
+
+def _partial_bandwidths(observed: np.ndarray) -> np.ndarray:
+    """``_bandwidths`` axis by axis over the observations that have the axis; 1 (the prior's)
+    where an observation leaves it inactive."""
+    out = np.ones_like(observed)
+    for j in range(observed.shape[1]):
+        has = ~np.isnan(observed[:, j])
+        if has.any():
+            out[has, j] = _bandwidths(observed[has, j][:, None])[:, 0]
+    return out
+
+
 def build_estimator(
     axes: Axes,
     points: np.ndarray,
@@ -263,7 +316,12 @@ def build_estimator(
     k = len(axes.numeric)
     if k:
         observed = points[:, axes.numeric]
-        sigmas = _bandwidths(observed) if n else np.empty((0, k))
+        if np.isnan(observed).any():
+            # Inactive in an observation: that kernel is the prior's on the axis.
+            sigmas = _partial_bandwidths(observed)
+            observed = np.where(np.isnan(observed), 0.5, observed)
+        else:
+            sigmas = _bandwidths(observed) if n else np.empty((0, k))
         mus = np.vstack([observed, np.full((1, k), 0.5)])
         sigmas = np.vstack([sigmas, np.ones((1, k))])
         log_mass = log_gauss_mass(-mus / sigmas, (1.0 - mus) / sigmas)
@@ -273,8 +331,9 @@ def build_estimator(
     for c, axis in enumerate(axes.categorical):
         choices = axes.choices[c]
         table = np.full((n + 1, choices), prior_weight / (n + 1))
-        picks = np.clip(np.floor(points[:, axis] * choices), 0, choices - 1).astype(np.int64)
-        table[np.arange(n), picks] += 1.0
+        has = ~np.isnan(points[:, axis])
+        picks = np.clip(np.floor(points[has, axis] * choices), 0, choices - 1).astype(np.int64)
+        table[np.flatnonzero(has), picks] += 1.0  # an inactive observation: uniform
         table[n] = 1.0  # the prior kernel: uniform
         categorical.append(table / table.sum(axis=1, keepdims=True))
     return ParzenEstimator(axes, weights, mus, sigmas, log_mass, tuple(categorical))

@@ -371,7 +371,9 @@ def _positions(
         else:
             keys.append(math.inf)
     x = np.array(rows, dtype=float).reshape(-1, space.dim)
-    return x, np.array(keys, dtype=float), taken
+    # An axis a trial left inactive (conditional space) reads as the cube's centre: the search
+    # distribution spans every axis, and an inactive one does not change the configuration.
+    return np.nan_to_num(x, nan=0.5), np.array(keys, dtype=float), taken
 
 
 def _draw(

@@ -141,22 +141,26 @@ class GPSampler:
         # points count at their posterior mean (the kriging believer).
         mean_obs = posterior.predict(x_obs)[0]
         best = float(np.min(np.concatenate([mean_obs, posterior.predict(history.pending)[0]])))
+        center = x_obs[int(np.argmin(mean_obs))]
         box = trust_region(
-            x_obs[int(np.argmin(mean_obs))],
+            np.nan_to_num(center, nan=0.5),
             trust_length(history.y, default_n_startup(space.dim), space.dim),
             params.lengthscales,
-            domain.continuous,
+            domain.continuous & ~np.isnan(center),  # an axis the incumbent lacks: all of it
         )
         posterior = posterior.with_fantasies(history.pending)
-        anchors = x_obs[np.argsort(y[: len(y_obs)], kind="stable")[:5]]
+        # Starting points of the search only (the model reads NaN as inactive, never as 0.5).
+        anchors = np.nan_to_num(x_obs[np.argsort(y[: len(y_obs)], kind="stable")[:5]], nan=0.5)
         out: list[dict[str, Any]] = []
         for _ in range(n):
-            acq = acquisition.LogEI(posterior, best)
+            acq: optimize.Acquisition = acquisition.LogEI(posterior, best)
+            if space.conditional:
+                acq = _Masked(acq, space)
             xs, _ = optimize.maximize(
                 acq, domain, rng, anchors=anchors, lengthscales=params.lengthscales, box=box
             )
             chosen = (
-                _first_unseen(space, _informative(xs, posterior), seen)
+                _first_unseen(space, _informative(xs, posterior, space), seen)
                 or _first_unseen(space, xs, seen)
                 or _random_unseen(space, rng, seen)
             )
@@ -203,7 +207,25 @@ def trust_region(
     return np.clip(center - half, 0.0, 1.0), np.clip(center + half, 0.0, 1.0)
 
 
-def _informative(xs: np.ndarray, posterior: fit.Posterior) -> np.ndarray:
+class _Masked:
+    """An acquisition that sees each point with its inactive axes NaN (``Space.mask``), and
+    gives no gradient along them, so the search does not wander on axes that do not exist."""
+
+    def __init__(self, acq: Any, space: Space) -> None:
+        self.acq, self.space = acq, space
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.acq(self.space.mask(x)))
+
+    def with_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        masked = self.space.mask(x)
+        value, grad = self.acq.with_grad(masked)
+        grad = np.array(grad, copy=True)
+        grad[np.isnan(masked)] = 0.0
+        return value, grad
+
+
+def _informative(xs: np.ndarray, posterior: fit.Posterior, space: Space) -> np.ndarray:
     """The rows of ``xs`` at least ``_MIN_STEP`` lengthscales from every known point.
 
     A noise-free GP that has settled on a local optimum keeps proposing near-copies of its
@@ -214,7 +236,7 @@ def _informative(xs: np.ndarray, posterior: fit.Posterior) -> np.ndarray:
     from kubetune.core.samplers._gp import kernels
 
     p = posterior.params
-    r2 = kernels.scaled_sq_dist(xs, posterior.x, p.inv_sq_ls, posterior.is_cat)
+    r2 = kernels.scaled_sq_dist(space.mask(xs), posterior.x, p.inv_sq_ls, posterior.is_cat)
     return xs[r2.min(axis=1) >= _MIN_STEP**2]
 
 

@@ -1,4 +1,5 @@
-"""Grid search: every combination of the parameters' values, each tried once.
+"""Grid search: every combination of the parameters' values, each tried once (in a
+conditional space, every valid combination: an inactive parameter's values do not multiply).
 
 Purely computational. The grid has one axis per parameter:
 
@@ -87,8 +88,8 @@ def _axis_index(param: Param, value: Any) -> int | None:
 
 
 def grid_size(space: Space) -> int:
-    """Number of grid points of ``space``."""
-    return math.prod(axis_size(p) for p in space.params)
+    """Number of grid points of ``space``: combinations of the active parameters' values."""
+    return space.combinations([axis_size(p) for p in space.params])
 
 
 def _point(space: Space, index: int) -> dict[str, Any]:
@@ -101,7 +102,8 @@ def _point(space: Space, index: int) -> dict[str, Any]:
 
 
 def _on_grid(space: Space, params: Mapping[str, Any]) -> bool:
-    return all(_axis_index(p, params[p.name]) is not None for p in space.params)
+    return all(_axis_index(p, params[p.name]) is not None for p in space.params
+               if p.name in params)
 
 
 def _taken(space: Space, trials: Sequence[Trial]) -> frozenset[tuple[Any, ...]]:
@@ -136,11 +138,21 @@ def _visit_order(size: int, seed: int) -> tuple[int, int]:
 
 
 def iter_grid(space: Space, seed: int) -> Iterator[dict[str, Any]]:
-    """Every grid point once, in the seed's shuffled order."""
-    size = grid_size(space)
+    """Every grid point once, in the seed's shuffled order. In a conditional space the
+    product of all axes is walked and each configuration (inactive parameters left out) is
+    given at its first point."""
+    size = math.prod(axis_size(p) for p in space.params)
     a, b = _visit_order(size, seed)
+    given: set[tuple[Any, ...]] = set()
     for i in range(size):
-        yield _point(space, (a * i + b) % size)
+        point = _point(space, (a * i + b) % size)
+        if space.conditional:
+            point = space.prune(point)
+            key = space.key(point)
+            if key in given:
+                continue
+            given.add(key)
+        yield point
 
 
 class GridSampler:

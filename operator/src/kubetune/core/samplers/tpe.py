@@ -97,7 +97,8 @@ class TPESampler:
     ) -> dict[str, Any]:
         """The candidate from l(x) with the best l/g that no trial holds; adds it to ``taken``."""
         for _ in range(_CANDIDATE_ROUNDS):
-            candidates = below.sample(rng, _N_EI_CANDIDATES)
+            # NaN on the axes each candidate's own choices leave inactive.
+            candidates = space.mask(below.sample(rng, _N_EI_CANDIDATES))
             score = below.log_pdf(candidates) - above.log_pdf(candidates)
             for i in np.argsort(-score, kind="stable"):
                 params = space.from_unit(candidates[i])

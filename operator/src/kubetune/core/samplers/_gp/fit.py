@@ -230,8 +230,26 @@ class Posterior:
         a = p.signal * kd * self.alpha[None, :]
         b = p.signal * kd * kinv_k.T
         two_w = 2.0 * p.inv_sq_ls
-        dmean = two_w * (xq * a.sum(1)[:, None] - a @ self.x)
-        dvar = -2.0 * two_w * (xq * b.sum(1)[:, None] - b @ self.x)
+        if np.isnan(xq).any() or np.isnan(self.x).any():
+            dmean, dvar = _conditional_grads(xq, self.x, a, b, two_w)
+        else:
+            dmean = two_w * (xq * a.sum(1)[:, None] - a @ self.x)
+            dvar = -2.0 * two_w * (xq * b.sum(1)[:, None] - b @ self.x)
         dmean[:, self.is_cat] = 0.0
         dvar[:, self.is_cat] = 0.0
         return k @ self.alpha, np.maximum(var, 0.0), dmean, dvar
+
+
+def _conditional_grads(xq: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray,
+                       two_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean's and variance's gradients when points may be NaN (inactive) on some axes: an
+    axis moves the kernel only between two points that both have it; a query point without it
+    has no gradient there."""
+    dmean, dvar = np.zeros(xq.shape), np.zeros(xq.shape)
+    xq0, x0 = np.nan_to_num(xq), np.nan_to_num(x)
+    for j in range(xq.shape[1]):
+        both = ~np.isnan(xq[:, j, None]) & ~np.isnan(x[None, :, j])
+        aj, bj = a * both, b * both
+        dmean[:, j] = two_w[j] * (xq0[:, j] * aj.sum(1) - aj @ x0[:, j])
+        dvar[:, j] = -2.0 * two_w[j] * (xq0[:, j] * bj.sum(1) - bj @ x0[:, j])
+    return dmean, dvar
