@@ -99,3 +99,23 @@ def test_incremental_reader_reads_as_observe_does_after_changes():
     assert got == views.view_of(obj, changed).trials
     assert got[3].params == {"lr": 0.5} and got[7].state.value == "Lost"
     assert [t.number for t in got] == list(range(45))
+
+
+def test_an_inactive_parameter_crosses_its_axis_at_off_and_the_json_has_no_nan():
+    from kubetune.core import spec as specs
+    from kubetune.core.trials import Trial, TrialState
+
+    spec = specs.parse_spec({
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "searchSpace": {"opt": {"type": "categorical", "values": ["sgd", "adam"]},
+                        "mom": {"type": "float", "low": 0.5, "high": 0.9,
+                                "when": {"opt": ["sgd"]}}},
+        "jobTemplate": {"spec": {"template": {"spec": {"containers": [
+            {"name": "t", "image": "i"}]}}}}})
+    trials = (Trial(0, {"opt": "sgd", "mom": 0.6}, TrialState.SUCCEEDED, 1.0),
+              Trial(1, {"opt": "adam"}, TrialState.SUCCEEDED, 0.5))
+    view = views.StudyView(name="s", namespace="ns", spec=spec, status={}, trials=trials)
+    chart = charts.parallel(view)
+    json.dumps(chart, allow_nan=False)  # a browser's JSON.parse refuses NaN
+    (mom,) = [d for d in chart["data"][0]["dimensions"] if d["label"] == "mom"]
+    assert mom["ticktext"][0] == "off" and mom["values"] == [mom["tickvals"][0], 0.25]

@@ -437,3 +437,17 @@ def test_results_another_key_signed_and_other_objectives_do_not_carry_over() -> 
     reconcile(reconciler(fake), fake)
     assert study_of(fake)["status"]["warmStart"]["message"].startswith(
         "before: not used, it optimises accuracy (minimize)")
+
+
+def test_a_log_the_kubelet_does_not_serve_now_waits_without_holding_the_study_back() -> None:
+    fake, r = ended_with_log("epoch 1 loss=0.5\n")
+    fake.fail("GET", f"{pod_of(fake, 0)}/log", errors.api_error(
+        500, '{"kind":"Status","reason":"InternalError","message":"dial tcp: connection '
+        'refused"}', method="GET", path=pod_of(fake, 0)))
+    outcome = reconcile(r, fake)
+    assert names.RESULT_ANNOTATION not in jobs(fake)[0]["metadata"]["annotations"]
+    assert outcome.requeue_after == pytest.approx(r.logs.interval)  # a later read is due
+    counts = study_of(fake)["status"]["trials"]
+    assert (counts["running"], counts["succeeded"]) == (1, 0)  # trial 0 waits for its log
+    reconcile(r, fake)
+    assert result_of(fake, 0).value == 0.5

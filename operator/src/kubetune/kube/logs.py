@@ -6,7 +6,9 @@ decides the result), and, while it runs, when early stopping watches it: at most
 ``interval`` seconds per pod, the text read last serving the reconciles in between. Each
 read asks for the last ``TAIL_LINES`` lines and at most ``LIMIT_BYTES`` bytes; when that
 many bytes come back (long lines), the last ``SHORT_TAIL_LINES`` lines are read instead, so
-the newest lines are never the ones cut. Only the lines that match the pattern are kept,
+the newest lines are never the ones cut. A read the kubelet does not answer (its node is down)
+leaves that trial for a later read, logged once; a read the operator may not make (RBAC)
+fails the reconcile. Only the lines that match the pattern are kept,
 at most ``KEPT_BYTES`` of the newest, and between reconciles only for pods that still run: a
 restarted operator reads again.
 """
@@ -22,6 +24,7 @@ from kubetune.kube import api as paths
 from kubetune.kube import conventions as names
 from kubetune.kube import errors
 from kubetune.kube.api import Api
+from kubetune.kube.failures import FailureLog
 from kubetune.kube.observe import TrialObjects, job_condition
 
 __all__ = ["INTERVAL", "LIMIT_BYTES", "TAIL_LINES", "LogReader"]
@@ -45,6 +48,10 @@ def _recorded(objs: TrialObjects) -> bool:
                                        .get("annotations") or {})
 
 
+class _UnreadableError(Exception):
+    """A log read that failed for now; the trial waits for the next."""
+
+
 class LogReader:
     """Reads the logs a reconcile needs; ``clock`` times the reads of running trials."""
 
@@ -52,6 +59,7 @@ class LogReader:
         self.api = api
         self.clock = clock
         self.interval = interval
+        self.failures = FailureLog(log)
         # study uid -> running pod uid -> (read at, matching lines)
         self._last: dict[str, dict[str, tuple[float, str]]] = {}
 
@@ -61,6 +69,9 @@ class LogReader:
         no log to read (the pod or its container is gone, or has not started)."""
         meta = pod["metadata"]
         path = paths.pod_log_path(meta["namespace"], meta["name"])
+        key = f"log {meta['namespace']}/{meta['name']}"
+        what = (f"reading the log of pod {meta['namespace']}/{meta['name']} (its trial is "
+                "judged once it can be read)")
         try:
             text = await self.api.text(path, container=container, tailLines=str(TAIL_LINES),
                                        limitBytes=str(LIMIT_BYTES))
@@ -72,7 +83,16 @@ class LogReader:
             # BadRequest: the container is waiting to start, or was never created.
             log.info("no log of %s/%s container %s: %s", meta["namespace"], meta["name"],
                      container, e.message)
+            self.failures.forget(key)
             return None
+        except (errors.Forbidden, errors.Unauthorized):
+            raise  # the operator's RBAC lacks pods/log: every trial's log would fail alike
+        except errors.ApiError as e:
+            # The kubelet behind the API server did not answer (its node is down, a timeout):
+            # this trial waits, judged on a later read; the study's other trials go on.
+            self.failures.failed(key, what, e, level=logging.WARNING)
+            raise _UnreadableError from e
+        self.failures.succeeded(key, what)
         kept = "\n".join(line for line in text.splitlines() if pattern.search(line))
         return kept[-KEPT_BYTES:].partition("\n")[2] if len(kept) > KEPT_BYTES else kept
 
@@ -96,7 +116,11 @@ class LogReader:
             if objs.job is None or _recorded(objs):
                 continue
             if _ended(objs):
-                text = None if pod is None else await self._read(pod, container, compiled)
+                try:
+                    text = None if pod is None else await self._read(pod, container, compiled)
+                except _UnreadableError:
+                    due = self.interval if due is None else min(due, self.interval)
+                    continue
                 out[number] = text or ""
                 continue
             if not running_too or pod is None or pod.get("status", {}).get("phase") != "Running":
@@ -104,7 +128,10 @@ class LogReader:
             uid = str(pod["metadata"].get("uid") or pod["metadata"]["name"])
             last = before.get(uid)
             if last is None or now - last[0] >= self.interval:
-                text = await self._read(pod, container, compiled)
+                try:
+                    text = await self._read(pod, container, compiled)
+                except _UnreadableError:
+                    text = None if last is None else last[1]
                 last = (now, text or "")
             kept[uid] = last
             out[number] = last[1]
