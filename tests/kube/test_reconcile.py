@@ -182,6 +182,9 @@ def test_stopping_a_trial_records_its_result_then_ends_its_pod() -> None:
     job = jobs(fake)[1]
     result = protocol.parse_result(job["metadata"]["annotations"][names.RESULT_ANNOTATION])
     assert result.state is TrialState.STOPPED
+    # In the same write: the pod it ends is not re-run as one its node lost (maxRetries).
+    assert job["spec"]["backoffLimit"] == 0
+    assert jobs(fake)[0]["spec"]["backoffLimit"] == 3  # a trial that ended on its own
     pod = fake.objects[paths.pod_path(NS, job["metadata"]["name"] + "-p")]
     assert pod["spec"]["activeDeadlineSeconds"] == 20  # what it ran: it ends now
     assert condition(fake, "Succeeded")["reason"] == "GoalReached"

@@ -56,15 +56,17 @@ class Applier:
         self.metrics = metrics
 
     async def record(self, study: Mapping[str, Any], job: dict[str, Any] | None,
-                     result: TrialResult, key: signing.Keyring | None) -> bool:
-        """Write ``result`` on ``job``; False when the Job is gone (the trial is Lost)."""
+                     result: TrialResult, key: signing.Keyring | None, *,
+                     stop: bool = False) -> bool:
+        """Write ``result`` on ``job`` (``stop``: the operator ends the trial, see
+        ``jobs.result_patch``); False when the Job is gone (the trial is Lost)."""
         if job is None:
             return False
         meta = job["metadata"]
         try:
             updated = await self.api.merge_patch(
                 paths.job_path(meta["namespace"], meta["name"]),
-                builders.result_patch(result, job=job, key=key))
+                builders.result_patch(result, job=job, key=key, stop=stop))
         except errors.NotFound:
             return False
         self.store.wrote("jobs", updated)

@@ -133,16 +133,21 @@ def build_trial_job(
 
 
 def result_patch(result: protocol.TrialResult, job: Mapping[str, Any] | None = None,
-                 key: bytes | signing.Keyring | None = None) -> dict[str, Any]:
+                 key: bytes | signing.Keyring | None = None, *,
+                 stop: bool = False) -> dict[str, Any]:
     """The merge patch that records a trial's result on ``job``, signed with ``key`` (a
     keyring's signing key) when given (see ``kube.signing``), so that the operator can tell an
-    edited result.
+    edited result. With ``stop`` (the operator ends the trial) it also sets the Job's
+    backoffLimit to 0, so that the pod the operator ends is not run again as a lost one.
     """
     text = protocol.encode_result(result)
     annotations = {names.RESULT_ANNOTATION: text}
     if key is not None and job is not None:
         annotations[signing.SIGNATURE_ANNOTATION] = signing.sign(key, job, text)
-    return {"metadata": {"annotations": annotations}}
+    patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
+    if stop:
+        patch["spec"] = {"backoffLimit": 0}
+    return patch
 
 
 def end_pod_patch(pod: Mapping[str, Any], now: float) -> dict[str, Any] | None:

@@ -1,16 +1,19 @@
 """One reconcile of one study: observe, decide, apply, write the status; then say when to
 look again. The whole operator's work, in the order it happens:
 
-1. observe: the study's Jobs and pods (from the store) -> trial records (``kube.observe``);
+1. observe: the study's Jobs and pods (from the store), with the logs ``metricsFrom.log``
+   reads (``kube.logs``) -> trial records (``kube.observe``); the Jobs of the earlier studies
+   ``warmStart`` names -> prior history (``core.warm_start``);
 2. decide: ``core.plan.decide`` (pure) says what to create, stop and record;
 3. apply (``kube.apply``): results first (so a trial never ends unrecorded), then stops, then
    finalizers of pods whose result is safe, then the trial RBAC (``kube.rbac``) and new Jobs;
 4. write the status (``kube.status`` says what, ``kube.status_writer`` writes it if changed).
 
 It decides nothing itself and holds no state across calls but what can be rebuilt (which
-edited results it already warned about). Observing and deciding run in a worker thread, so a
-large study or a slow sampler never stalls the event loop. Serialising reconciles per study
-(``kube.workqueue``) and feeding the store (``kube.cache``) are not its job.
+edited results it already warned about, and the last log read of each running trial).
+Observing and deciding run in a worker thread, so a large study or a slow sampler never stalls
+the event loop. Serialising reconciles per study (``kube.workqueue``) and feeding the store
+(``kube.cache``) are not its job.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class Reconciler:
             if objs is None or objs.job is None:
                 continue
             result = plans.stop_result(trials[stop.number], stop)
-            if await self.apply.record(study, objs.job, result, key):
+            if await self.apply.record(study, objs.job, result, key, stop=True):
                 recorded.add(stop.number)
                 await self.apply.end(objs, now)
         for pod in await asyncio.to_thread(observing.releasable_pods, self.store.jobs_of(uid),
