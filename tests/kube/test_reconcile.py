@@ -454,3 +454,25 @@ def test_a_log_the_kubelet_does_not_serve_now_waits_without_holding_the_study_ba
     assert (counts["running"], counts["succeeded"]) == (1, 0)  # trial 0 waits for its log
     reconcile(r, fake)
     assert result_of(fake, 0).value == 0.5
+
+
+def test_the_earlier_studys_trials_are_read_again_only_when_one_of_its_jobs_changed(
+        monkeypatch) -> None:
+    import kubetune.kube.reconcile as reconciling
+
+    reads: list[str] = []
+    real = reconciling.prior_study
+    monkeypatch.setattr(reconciling, "prior_study",
+                        lambda name, found, key: reads.append(name) or real(name, found, key))
+    fake = FakeApi()
+    earlier_study(fake, {-1.5: 2.25, -0.5: 0.25, 0.25: 0.0625, 1.0: 1.0})
+    add_study(fake, warm_spec())
+    r = reconciler(fake)
+    reconcile(r, fake)
+    reconcile(r, fake)
+    assert reads == ["before", "missing"]  # once, for both names
+    path = next(p for p, o in fake.objects.items() if "/jobs/" in p
+                and o["metadata"]["labels"].get(names.STUDY_UID_LABEL) == BEFORE_UID)
+    fake.put(path, fake.objects[path])  # a new resourceVersion
+    reconcile(r, fake)
+    assert reads == ["before", "missing"] * 2

@@ -10,7 +10,8 @@ look again. The whole operator's work, in the order it happens:
 4. write the status (``kube.status`` says what, ``kube.status_writer`` writes it if changed).
 
 It decides nothing itself and holds no state across calls but what can be rebuilt (which
-edited results it already warned about, and the last log read of each running trial).
+edited results it already warned about, the last log read of each running trial, the prior
+history of a warm start).
 Observing and deciding run in a worker thread, so a large study or a slow sampler never stalls
 the event loop. Serialising reconciles per study (``kube.workqueue``) and feeding the store
 (``kube.cache``) are not its job.
@@ -83,11 +84,15 @@ class Reconciler:
         self.logs = LogReader(api, clock)
         self.suggest = suggest or self.metrics.timed_suggest(core.suggest)
         self._warned: set[tuple[str, str]] = set()
+        # study uid -> (what the prior history was computed from, that history): an earlier
+        # study of thousands of trials is read again only when one of its Jobs changed.
+        self._priors: dict[str, tuple[Any, warm.Prior]] = {}
 
     async def release_only(self, uid: str) -> None:
         """For a study that is gone, being deleted or not seen yet: release what is safe
         (pods of Jobs the garbage collector removed) and nothing else. A foreground deletion
         removes the Jobs first, which must not be taken for Lost trials to replace."""
+        self._priors.pop(uid, None)
         for pod in observing.releasable_pods(self.store.jobs_of(uid), self.store.pods_of(uid),
                                              set()):
             await self.apply.release(pod)
@@ -123,8 +128,7 @@ class Reconciler:
             # On lists of cached objects, which the store replaces, never mutates.
             seen = observing.observe(jobs, pods, observing.Reader.of(spec, logs),
                                      next_trial=next_trial, key=key)
-            prior = None if earlier is None else warm.prior_history(spec, [
-                prior_study(name, found, key) for name, found in earlier])
+            prior = None if earlier is None else self._prior(uid, spec, earlier)
             plan = plans.decide(spec, seen.trials, now, next_trial=next_trial,
                                 suggest=self.suggest, prior=prior)
             return seen, plan, observing.group_by_trial(jobs, pods)
@@ -194,6 +198,22 @@ class Reconciler:
                         if (j["metadata"].get("labels") or {}).get(names.STUDY_UID_LABEL)
                         != meta["uid"]])
                 for name in spec.warm_start.studies]
+
+    def _prior(self, uid: str, spec: specs.StudySpec,
+               earlier: list[tuple[str, list[dict[str, Any]]]]) -> warm.Prior:
+        """``warm.prior_history`` of the earlier studies' Jobs, computed again only when they
+        or this study's objective or space changed."""
+        basis = (spec.objective, spec.search_space, tuple(
+            (name, tuple(sorted((j["metadata"].get("uid"), j["metadata"].get("resourceVersion"))
+                                for j in found)))
+            for name, found in earlier))
+        cached = self._priors.get(uid)
+        if cached is not None and cached[0] == basis:
+            return cached[1]
+        prior = warm.prior_history(spec, [prior_study(name, found, self.key)
+                                          for name, found in earlier])
+        self._priors[uid] = (basis, prior)
+        return prior
 
     async def _read_logs(self, uid: str, spec: specs.StudySpec, jobs: list[dict[str, Any]],
                          pods: list[dict[str, Any]]) -> tuple[dict[int, str], float | None]:
