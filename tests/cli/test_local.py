@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -238,3 +239,29 @@ def test_a_local_study_warm_starts_from_an_earlier_local_studys_journal(tmp_path
         for n, r in sorted(done.results.items())))])
     assert len(prior.trials) == 5
     assert read_journal(journal).trials[0] == core.suggest(spec, list(prior.trials), 1)[0]
+
+
+def test_the_printed_metric_example_runs_locally_from_its_log(tmp_path):
+    example = Path(__file__).resolve().parents[2] / "examples" / "printed-metric.yaml"
+    study = yaml.safe_load(example.read_text())
+    # A local run has no image: the example's `python` is this machine's; shorter epochs.
+    container = study["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [sys.executable, "-c"]
+    container["args"] = [container["args"][0].replace("time.sleep(2.0)", "time.sleep(0.05)")]
+    path = tmp_path / "printed.yaml"
+    path.write_text(yaml.safe_dump(study))
+    journal = tmp_path / "j.jsonl"
+    assert local.run_local(path, parallel=None, journal_path=journal, out=io.StringIO()) == 0
+    state = read_journal(journal)
+    counted = [n for n, r in state.results.items()
+               if r.result.state in (TrialState.SUCCEEDED, TrialState.PRUNED)]
+    assert len(counted) == 12
+    for n in counted:
+        p, result = state.trials[n], state.results[n].result
+        assert ("momentum" in p) == (p["optimizer"] == "sgd")
+        best_lr = -3.0 if p["optimizer"] == "adam" else -1.5
+        floor = 0.01 + (math.log10(p["lr"]) - best_lr) ** 2 / 10
+        floor += (p["momentum"] - 0.9) ** 2 if "momentum" in p else 0.0
+        # The value is the last line read: epoch 9 for a finished trial, earlier if pruned.
+        assert result.value == pytest.approx(floor + 1.0 / result.step ** 2, abs=1e-6)
+        assert result.step == 9 or result.state is TrialState.PRUNED
