@@ -409,16 +409,19 @@ def _enqueue_problems(s: Any) -> list[Problem]:
         return []  # conditions that cannot hold: _when_problems names them
     params = {p.name: p for p in space.params}
     for i, entry in enumerate(s.enqueue):
-        if space.conditional:
-            decided = {c.parent for c in space.conditions
-                       if space.params[c.parent].name in entry}
-            inactive = [p.name for j, p in enumerate(space.params)
-                        if p.name in entry and p.name not in space.active_names(entry)
-                        and all(c.parent in decided for c in space.conditions if c.param == j)]
-            out += [Problem(("enqueue", i, name), "is inactive under this entry's own choices "
-                            "(see its when)", show(entry[name]),
-                            "leave it out, or change the parameter its when names")
-                    for name in inactive]
+        # A parameter the entry sets, whose parent the entry sets to a value that turns it off.
+        inactive: dict[str, None] = {}
+        for c in space.conditions:
+            child, parent = space.params[c.param], space.params[c.parent]
+            assert isinstance(parent, CategoricalParam)  # conditions name categoricals only
+            chosen = entry.get(parent.name)
+            if child.name in entry and parent.contains(chosen) and \
+                    parent.index(chosen) not in c.allowed:
+                inactive[child.name] = None
+        out += [Problem(("enqueue", i, name), "is inactive under this entry's own choices "
+                        "(see its when)", show(entry[name]),
+                        "leave it out, or change the parameter its when names")
+                for name in inactive]
         for name, value in entry.items():
             param = params.get(name)
             if param is None:

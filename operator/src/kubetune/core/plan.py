@@ -372,10 +372,10 @@ def enqueued(spec: specs.StudySpec, number: int, proposal: Mapping[str, Any]) ->
         # The entry's choices decide which parameters are active: drop the others, and give a
         # parameter it turns on without a value the middle of its range.
         params = space.prune(params)
-        for p in space.params:
+        for i in space.order:  # parents first, so a filled-in parent turns its children on
+            p = space.params[i]
             if p.name not in params and p.name in space.active_names(params):
                 params[p.name] = p.from_unit(0.5)
-        params = space.prune(params)
     return params
 
 

@@ -21,11 +21,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubetune.kube import api as paths
-from kubetune.kube import conventions as names
 from kubetune.kube import errors
 from kubetune.kube.api import Api
 from kubetune.kube.failures import FailureLog
-from kubetune.kube.observe import TrialObjects, job_condition
+from kubetune.kube.observe import TrialObjects, has_result, job_ended
 
 __all__ = ["INTERVAL", "LIMIT_BYTES", "TAIL_LINES", "LogReader"]
 
@@ -36,16 +35,6 @@ TAIL_LINES = 5000
 SHORT_TAIL_LINES = 200
 LIMIT_BYTES = 1024 * 1024
 KEPT_BYTES = 64 * 1024
-
-
-def _ended(objs: TrialObjects) -> bool:
-    job = objs.job or {}
-    return bool(job_condition(job, "Complete") or job_condition(job, "Failed"))
-
-
-def _recorded(objs: TrialObjects) -> bool:
-    return names.RESULT_ANNOTATION in ((objs.job or {}).get("metadata", {})
-                                       .get("annotations") or {})
 
 
 class _UnreadableError(Exception):
@@ -113,9 +102,9 @@ class LogReader:
         due: float | None = None
         for number, objs in trials.items():
             pod = objs.current_pod
-            if objs.job is None or _recorded(objs):
+            if objs.job is None or has_result(objs.job):
                 continue
-            if _ended(objs):
+            if job_ended(objs.job):
                 try:
                     text = None if pod is None else await self._read(pod, container, compiled)
                 except _UnreadableError:

@@ -35,7 +35,9 @@ __all__ = [
     "Reader",
     "TrialObjects",
     "group_by_trial",
+    "has_result",
     "job_condition",
+    "job_ended",
     "objective_of",
     "observe",
     "parse_time",
@@ -56,6 +58,16 @@ def job_condition(job: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
         if c.get("type") == kind and c.get("status") == "True":
             return dict(c)
     return None
+
+
+def job_ended(job: Mapping[str, Any]) -> bool:
+    """Whether the Job has finished, Complete or Failed."""
+    return job_condition(job, "Complete") is not None or job_condition(job, "Failed") is not None
+
+
+def has_result(job: Mapping[str, Any]) -> bool:
+    """Whether the trial's result is recorded on its Job (signed or not)."""
+    return names.RESULT_ANNOTATION in (job["metadata"].get("annotations") or {})
 
 
 @dataclass
@@ -461,8 +473,8 @@ def observe(
             trials.append(_trial_from_result(number, params, result, job, start, end))
             continue
         # A Job that ended but whose log is not read yet is judged later: Running till then.
-        running = (pod is not None and pod.get("status", {}).get("phase") == "Running") or (
-            job_condition(job, "Complete") is not None or job_condition(job, "Failed") is not None)
+        running = (pod is not None and pod.get("status", {}).get("phase") == "Running") or \
+            job_ended(job)
         _, curve = reader.read(number, pod, ended=False)
         state = TrialState.RUNNING if running else TrialState.PENDING
         if not running:
@@ -499,12 +511,8 @@ def releasable_pods(
     out = []
     for number, objs in grouped.items():
         job = objs.job
-        has_result = number in recorded or (
-            job is not None
-            and names.RESULT_ANNOTATION in (job["metadata"].get("annotations") or {})
-        )
-        finished = job is not None and (
-            job_condition(job, "Complete") or job_condition(job, "Failed"))
+        recorded_here = number in recorded or (job is not None and has_result(job))
+        finished = job is not None and job_ended(job)
         job_going = job is None or bool(job["metadata"].get("deletionTimestamp"))
         for i, pod in enumerate(objs.pods):
             if names.FINALIZER not in (pod["metadata"].get("finalizers") or []):
@@ -515,6 +523,6 @@ def releasable_pods(
                 going = i < len(objs.pods) - 1 and not finished
             else:
                 going = deleting and not finished
-            if job_going or has_result or going:
+            if job_going or recorded_here or going:
                 out.append(pod)
     return out

@@ -119,21 +119,21 @@ class Reconciler:
         jobs, pods = self.store.jobs_of(uid), self.store.pods_of(uid)
         next_trial = int(previous.get("nextTrial") or 0)
         key = self.key
-        logs, log_due = await self._read_logs(uid, spec, jobs, pods)
+        by_number = observing.group_by_trial(jobs, pods)
+        logs, log_due = await self._read_logs(uid, spec, by_number)
 
         earlier = self._earlier_jobs(study, spec)
 
-        def look() -> tuple[observing.Observation, plans.Plan,
-                            dict[int, observing.TrialObjects]]:
+        def look() -> tuple[observing.Observation, plans.Plan]:
             # On lists of cached objects, which the store replaces, never mutates.
             seen = observing.observe(jobs, pods, observing.Reader.of(spec, logs),
                                      next_trial=next_trial, key=key)
             prior = None if earlier is None else self._prior(uid, spec, earlier)
             plan = plans.decide(spec, seen.trials, now, next_trial=next_trial,
                                 suggest=self.suggest, prior=prior)
-            return seen, plan, observing.group_by_trial(jobs, pods)
+            return seen, plan
 
-        seen, plan, by_number = await asyncio.to_thread(look)
+        seen, plan = await asyncio.to_thread(look)
 
         for number in seen.unverified:
             await self._warn_unverified(study, by_number[number].job,
@@ -215,15 +215,16 @@ class Reconciler:
         self._priors[uid] = (basis, prior)
         return prior
 
-    async def _read_logs(self, uid: str, spec: specs.StudySpec, jobs: list[dict[str, Any]],
-                         pods: list[dict[str, Any]]) -> tuple[dict[int, str], float | None]:
+    async def _read_logs(self, uid: str, spec: specs.StudySpec,
+                         by_number: Mapping[int, observing.TrialObjects]
+                         ) -> tuple[dict[int, str], float | None]:
         """The logs the trials' metrics come from, where ``metricsFrom.log`` says so, and when
         running trials' logs are due again (``kube.logs``)."""
         source = spec.metrics_from
         if source is None or source.log is None:
             return {}, None
         container = observing.source_container(spec.job_template, source.log)
-        return await self.logs.read(uid, observing.group_by_trial(jobs, pods), container,
+        return await self.logs.read(uid, by_number, container,
                                     source.log.pattern,
                                     running_too=spec.early_stopping is not None)
 
