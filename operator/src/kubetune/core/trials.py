@@ -44,7 +44,14 @@ class Trial:
     """One trial. ``value`` is the objective as reported (not sign-flipped).
 
     ``curve`` holds (step, objective) pairs in step order; Pruned trials keep theirs, and their
-    ``value`` is the last reported objective, so that samplers can learn from them.
+    ``value`` is the last reported objective, so that samplers can learn from them. In a study
+    with several objectives ``value`` and ``curve`` follow the one early stopping watches (the
+    first objective without early stopping).
+
+    ``values`` holds the final report's objective and constraint metrics, by name (empty for a
+    trial without a final report). ``violation`` says how far the trial breaks the study's
+    constraints (``core.objectives.violation``): 0.0 feasible, above 0 infeasible, None when it
+    was not judged (no constraints, or no final report).
     """
 
     number: int
@@ -58,11 +65,18 @@ class Trial:
     end_time: float | None = None
     job: str | None = None
     retries: int = 0  # pods re-run because their node lost them
+    values: Mapping[str, float] = field(default_factory=dict)
+    violation: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def has_value(self) -> bool:
         return self.value is not None and math.isfinite(self.value)
+
+    @property
+    def feasible(self) -> bool:
+        """Whether the trial keeps every constraint (or was not judged against any)."""
+        return self.violation is None or self.violation <= 0.0
 
     @property
     def last_step(self) -> int | None:
@@ -86,6 +100,8 @@ def as_trial(record: Trial | Mapping[str, Any], number: int = 0) -> Trial:
         start_time=record.get("start_time", record.get("startTime")),
         end_time=record.get("end_time", record.get("endTime")),
         job=record.get("job"),
+        values={str(k): float(v) for k, v in (record.get("values") or {}).items()},
+        violation=None if record.get("violation") is None else float(record["violation"]),
     )
 
 

@@ -23,7 +23,8 @@ vector of a stream keyed by (seed, g), from the latest state at the time it is a
   covariance without wrecking them. The replay is its own warm start, and needs no record of who
   proposed what, which the history does not hold. (Telling each point's step from the state that
   drew it instead, recognised by redrawing, converged worse with 8 trials in parallel.)
-- Failed members rank last. A block without any value is skipped.
+- Members that broke a constraint (``Trial.violation`` above 0) rank after every feasible
+  member, by violation; failed members rank last. A block without any value is skipped.
 - Restarts (IPOP): when the step size collapses, the covariance is ill conditioned or the values
   stay flat, the strategy restarts from the centre with twice the population (up to 16x).
 
@@ -203,9 +204,12 @@ class _Strategy:
             widen,
         )
 
-    def tell(self, x: np.ndarray, f: np.ndarray, source: _Source) -> None:
+    def tell(
+        self, x: np.ndarray, f: np.ndarray, source: _Source, violation: np.ndarray | None = None
+    ) -> None:
         """One generation's update from points ``x`` (popsize, d) ranked by ``f`` (lower is
-        better, +inf failed; at least one finite). ``source`` is this state's own ``source()``.
+        better, +inf failed; at least one finite) and ``violation`` (above 0: infeasible, ranked
+        after the feasible). ``source`` is this state's own ``source()``.
         """
         k = self.k
         delta = x - self.mean
@@ -214,7 +218,7 @@ class _Strategy:
         finite = f[np.isfinite(f)]
         self.bests.append(float(finite.min()))
         self.spans.append(float(finite.max() - finite.min()))
-        order = np.argsort(f, kind="stable")
+        order = _ranking(f, violation)
         # Steps longer than `clip` in the metric of C are shortened (injected solutions).
         lengths = np.linalg.norm(white[order], axis=1)
         shrink = np.minimum(1.0, k.clip / np.maximum(lengths, 1e-300))[:, None]
@@ -262,6 +266,16 @@ class _Strategy:
         return max(recent) - min(recent) < _TOL_VALUES and max(self.spans[-window:]) < _TOL_VALUES
 
 
+def _ranking(f: np.ndarray, violation: np.ndarray | None) -> np.ndarray:
+    """Members best first: feasible ones by ``f``, then infeasible ones by violation, then
+    those without a value (+inf). Without violations, exactly ``argsort(f)``."""
+    if violation is None or not (violation > 0.0).any():
+        return np.argsort(f, kind="stable")
+    infeasible = np.isfinite(f) & (violation > 0.0)
+    group = np.where(np.isfinite(f), infeasible.astype(int), 2)
+    return np.lexsort((np.where(infeasible, violation, f), group))
+
+
 def _first_draws(seed: int, generation: int, popsize: int, dim: int) -> np.ndarray:
     """The standard normal vectors of generation ``generation``'s members, one row each."""
     stream = np.random.default_rng([int(seed) & 0xFFFFFFFF, _SALT, generation])
@@ -279,12 +293,18 @@ class _Replay:
 
 
 def _replay(
-    x: np.ndarray, f: np.ndarray, axes: _Axes, seed: int, separable: bool, n_active: int
+    x: np.ndarray,
+    f: np.ndarray,
+    axes: _Axes,
+    seed: int,
+    separable: bool,
+    n_active: int,
+    violation: np.ndarray | None = None,
 ) -> _Replay:
     """Tell the history's complete blocks, in order, to a fresh strategy. Pure.
 
     ``x`` (N, d) are the trials on the unit cube in trial order; ``f`` their ranking keys (lower
-    is better, +inf failed, NaN still active).
+    is better, +inf failed, NaN still active); ``violation`` how far each broke the constraints.
     """
     dim = x.shape[1]
     popsize0 = popsize = default_popsize(dim)
@@ -300,7 +320,8 @@ def _replay(
                 break
             keys = np.where(active, np.inf, keys)
         if np.isfinite(keys).any():
-            strategy.tell(x[cursor : cursor + popsize], keys, source)
+            block = None if violation is None else violation[cursor : cursor + popsize]
+            strategy.tell(x[cursor : cursor + popsize], keys, source, block)
         cursor += popsize
         generation += 1
         if strategy.exhausted():
@@ -329,7 +350,8 @@ class CMAESSampler:
         x, f, taken = _positions(space, trials, minimize)
         axes = _Axes.of(space)
         n_active = int(np.isnan(f).sum())
-        replay = _replay(x, f, axes, seed, space.dim >= SEP_CMA_DIM, n_active)
+        violation = np.array([t.violation or 0.0 for t in _kept(space, trials)])
+        replay = _replay(x, f, axes, seed, space.dim >= SEP_CMA_DIM, n_active, violation)
         draws: dict[int, np.ndarray] = {}
         out = []
         for i in range(n):
@@ -359,9 +381,7 @@ def _positions(
     """
     sign = 1.0 if minimize else -1.0
     rows, keys, taken = [], [], set()
-    for t in sorted(trials, key=lambda t: t.number):
-        if t.state is TrialState.LOST or not space.contains(t.params):
-            continue
+    for t in _kept(space, trials):
         taken.add(space.key(t.params))
         rows.append(space.to_unit(t.params))
         if t.state.is_active:
@@ -374,6 +394,14 @@ def _positions(
     # An axis a trial left inactive (conditional space) reads as the cube's centre: the search
     # distribution spans every axis, and an inactive one does not change the configuration.
     return np.nan_to_num(x, nan=0.5), np.array(keys, dtype=float), taken
+
+
+def _kept(space: Space, trials: Sequence[Trial]) -> list[Trial]:
+    """The trials the replay reads, in number order: not Lost, and with params that fit."""
+    return [
+        t for t in sorted(trials, key=lambda t: t.number)
+        if t.state is not TrialState.LOST and space.contains(t.params)
+    ]
 
 
 def _draw(

@@ -18,6 +18,12 @@ Glue over the pure math in ``samplers._gp``. One call:
    admissible values), take the best point not seen before, and fantasise it too, so the next
    point of the batch goes elsewhere.
 
+Constraints: once a trial has broken one (``History.violation``), a feasibility model
+(``_gp.feasibility``) adds log P(feasible) to log EI; the incumbent, its trust region and the
+search's anchors come from feasible trials only, and a pending point or batch member counts
+toward the incumbent only where the model believes it feasible. While no observed trial is
+feasible, the search maximises P(feasible) alone over the whole cube.
+
 Pure and deterministic in (space, trials, n, minimize, seed).
 """
 
@@ -125,35 +131,59 @@ class GPSampler:
     ) -> list[dict[str, Any]]:
         # The GP's math (scipy.optimize, scipy.special: seconds to import in a fresh process)
         # loads on the first fit, not for the startup design.
-        from kubetune.core.samplers._gp import acquisition, fit, optimize, warping
+        from kubetune.core.samplers._gp import acquisition, feasibility, fit, optimize, warping
 
         domain = _domain(space)
-        rows = _training_rows(history.n_observed, history.y, _MAX_TRAIN)
-        x_obs, y_obs = history.x[rows], history.y[rows]
+        violation = history.violation if len(history.violation) else np.zeros(len(history.y))
+        rows = _training_rows(
+            history.n_observed, feasibility.ranking(history.y, violation), _MAX_TRAIN
+        )
+        x_obs, y_obs, feasible = history.x[rows], history.y[rows], violation[rows] <= 0.0
         # Failed trials count as the worst value seen (capped, so they cannot swamp the fit).
         x_fail = history.failed[-(_MAX_TRAIN // 3) :]
         x = np.vstack([x_obs, x_fail])
         y = warping.warp(np.concatenate([y_obs, np.full(len(x_fail), y_obs.max())]), _WARPING)
         params = fit.fit_kernel_params(x, y, domain.is_cat)
         posterior = fit.Posterior.fit(x, y, params, domain.is_cat)
+        feasible_model = feasibility.fit(x_obs, violation[rows], domain.is_cat)
         # The incumbent is the lowest posterior mean at an observed or pending point, not the
         # lowest observation: under noise that is a lucky draw EI would keep chasing. Pending
-        # points count at their posterior mean (the kriging believer).
-        mean_obs = posterior.predict(x_obs)[0]
-        best = float(np.min(np.concatenate([mean_obs, posterior.predict(history.pending)[0]])))
-        center = x_obs[int(np.argmin(mean_obs))]
-        box = trust_region(
-            np.nan_to_num(center, nan=0.5),
-            trust_length(history.y, default_n_startup(space.dim), space.dim),
-            params.lengthscales,
-            domain.continuous & ~np.isnan(center),  # an axis the incumbent lacks: all of it
+        # points count at their posterior mean (the kriging believer), feasible ones only.
+        mean_obs = np.where(feasible, posterior.predict(x_obs)[0], np.inf)
+        pending = history.pending
+        if feasible_model is not None:
+            pending = pending[feasible_model.believed(pending)]
+        best: float | None = float(
+            np.min(np.concatenate([mean_obs, posterior.predict(pending)[0]]))
         )
+        box = None
+        if feasible.any():
+            center = x_obs[int(np.argmin(mean_obs))]
+            # Infeasible trials replay as no improvement on the worst value.
+            y_replay = np.where(violation <= 0.0, history.y, history.y.max())
+            box = trust_region(
+                np.nan_to_num(center, nan=0.5),
+                trust_length(y_replay, default_n_startup(space.dim), space.dim),
+                params.lengthscales,
+                domain.continuous & ~np.isnan(center),  # an axis the incumbent lacks: all of it
+            )
+        elif feasible_model is not None:
+            # No feasible trial yet: search everywhere for one, lying that pending trials fail.
+            best, feasible_model = None, feasible_model.with_lies(history.pending)
         posterior = posterior.with_fantasies(history.pending)
         # Starting points of the search only (the model reads NaN as inactive, never as 0.5).
-        anchors = np.nan_to_num(x_obs[np.argsort(y[: len(y_obs)], kind="stable")[:5]], nan=0.5)
+        order = np.argsort(feasibility.ranking(y[: len(y_obs)], violation[rows]), kind="stable")
+        anchors = np.nan_to_num(x_obs[order[:5]], nan=0.5)
         out: list[dict[str, Any]] = []
         for _ in range(n):
-            acq: optimize.Acquisition = acquisition.LogEI(posterior, best)
+            acq: optimize.Acquisition
+            if best is None:
+                assert feasible_model is not None  # only a model's verdict leaves no incumbent
+                acq = feasibility.ConstrainedAcquisition(feasible_model)
+            else:
+                acq = acquisition.LogEI(posterior, best)
+                if feasible_model is not None:
+                    acq = feasibility.ConstrainedAcquisition(feasible_model, acq)
             if space.conditional:
                 acq = _Masked(acq, space)
             xs, _ = optimize.maximize(
@@ -167,7 +197,10 @@ class GPSampler:
             out.append(chosen)
             seen.add(space.key(chosen))
             u = space.to_unit(chosen)[None, :]
-            best = min(best, float(posterior.predict(u)[0][0]))
+            if best is not None and (feasible_model is None or feasible_model.believed(u)[0]):
+                best = min(best, float(posterior.predict(u)[0][0]))
+            elif best is None and feasible_model is not None:
+                feasible_model = feasible_model.with_lies(u)
             posterior = posterior.with_fantasies(u)
         return out
 

@@ -5,10 +5,12 @@ seed); its draws come from ``rng_for(seed, trials)``.
 
 Per proposal:
 
-1. Until ``_N_STARTUP_TRIALS`` (10) trials have finished (with a value or failed), uniform random.
+1. Until ``N_STARTUP_TRIALS`` (10) trials have finished (with a value or failed), uniform random.
 2. Otherwise the observed trials are split by value: the best ``min(ceil(0.1 n), 25)`` make the
    good group, the rest the bad group. Failed trials and pending ones (Pending and Running: the
-   constant liar) join the bad group, so proposals move away from them.
+   constant liar) join the bad group, so proposals move away from them. Trials that broke a
+   constraint are bad too, and the good group holds feasible ones only (while none is feasible,
+   the least violating).
 3. Each group gets a Parzen estimator (``_parzen``): l(x) for the good, g(x) for the bad.
 4. ``_N_EI_CANDIDATES`` (24) points are drawn from l(x); the one with the largest l(x) / g(x) (the
    expected-improvement criterion of TPE) that no trial holds yet is proposed.
@@ -31,17 +33,17 @@ from kubetune.core.samplers.random import fill_unseen
 from kubetune.core.space import Space
 from kubetune.core.trials import Trial, as_trials
 
-__all__ = ["TPESampler"]
+__all__ = ["N_STARTUP_TRIALS", "PRIOR_WEIGHT", "TPESampler", "propose_batch", "unused_uniform"]
 
 # Rounds of candidates drawn from l(x) before a proposal falls back to an unused random point;
 # only a nearly full discrete space gets past the first round.
 _CANDIDATE_ROUNDS = 4
 # Uniform draws tried per startup proposal before enumerating the unused configurations.
 _RANDOM_TRIES = 64
-# Optuna 5.0's defaults; no spec field sets them.
-_N_STARTUP_TRIALS = 10
+# Optuna 5.0's defaults; no spec field sets them (MOTPE shares them).
+N_STARTUP_TRIALS = 10
 _N_EI_CANDIDATES = 24
-_PRIOR_WEIGHT = 1.0
+PRIOR_WEIGHT = 1.0
 
 
 class TPESampler:
@@ -65,51 +67,74 @@ class TPESampler:
         taken = set(history.seen)
         out: list[dict[str, Any]] = []
         finished = history.n_observed + len(history.failed)
-        if finished < _N_STARTUP_TRIALS:
+        if finished < N_STARTUP_TRIALS:
             for _ in range(n):
-                out.append(_unused_uniform(space, taken, rng))
+                out.append(unused_uniform(space, taken, rng))
             return out
 
         axes = _parzen.Axes.of(space)
         order = np.argsort(history.y, kind="stable")
         n_good = _parzen.default_gamma(history.n_observed)
+        feasible = history.feasible
+        if not feasible.all():
+            # Constraints (c-TPE): infeasible trials are bad, the good group is the best feasible
+            # ones. Only while none is feasible do the least violating lead, so that the search
+            # heads for feasibility rather than away from every trial.
+            order = np.lexsort((np.where(feasible, history.y, history.violation), ~feasible))
+            n_good = min(n_good, int(feasible.sum())) or n_good
         good = np.sort(order[:n_good])
         bad = np.sort(order[n_good:])
-        below = _parzen.build_estimator(axes, history.x[good], prior_weight=_PRIOR_WEIGHT)
+        below = _parzen.build_estimator(axes, history.x[good], prior_weight=PRIOR_WEIGHT)
         # Older observed trials first, then failed and pending ones: the newest count fully.
         bad_points = [history.x[bad], history.failed, history.pending]
-        for _ in range(n):
-            above = _parzen.build_estimator(
-                axes, np.concatenate(bad_points), prior_weight=_PRIOR_WEIGHT
-            )
-            params = self._propose(space, below, above, taken, rng)
-            out.append(params)
-            bad_points.append(space.to_unit(params)[None, :])
-        return out
-
-    def _propose(
-        self,
-        space: Space,
-        below: _parzen.ParzenEstimator,
-        above: _parzen.ParzenEstimator,
-        taken: set[tuple[Any, ...]],
-        rng: np.random.Generator,
-    ) -> dict[str, Any]:
-        """The candidate from l(x) with the best l/g that no trial holds; adds it to ``taken``."""
-        for _ in range(_CANDIDATE_ROUNDS):
-            # NaN on the axes each candidate's own choices leave inactive.
-            candidates = space.mask(below.sample(rng, _N_EI_CANDIDATES))
-            score = below.log_pdf(candidates) - above.log_pdf(candidates)
-            for i in np.argsort(-score, kind="stable"):
-                params = space.from_unit(candidates[i])
-                key = space.key(params)
-                if key not in taken:
-                    taken.add(key)
-                    return params
-        return _unused_uniform(space, taken, rng)
+        return propose_batch(space, below, bad_points, n, taken, rng)
 
 
-def _unused_uniform(
+def propose_batch(
+    space: Space,
+    below: _parzen.ParzenEstimator,
+    bad_points: Sequence[np.ndarray],
+    n: int,
+    taken: set[tuple[Any, ...]],
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """``n`` proposals by l(x) / g(x), where l(x) is ``below`` and g(x) the estimator of
+    ``bad_points`` (arrays of unit-cube rows, oldest first) and of the proposals made before
+    each one (the constant liar). Adds them to ``taken``; pure apart from consuming ``rng``."""
+    points = list(bad_points)
+    out: list[dict[str, Any]] = []
+    for _ in range(n):
+        above = _parzen.build_estimator(
+            below.axes, np.concatenate(points), prior_weight=PRIOR_WEIGHT
+        )
+        params = _best_candidate(space, below, above, taken, rng)
+        out.append(params)
+        points.append(space.to_unit(params)[None, :])
+    return out
+
+
+def _best_candidate(
+    space: Space,
+    below: _parzen.ParzenEstimator,
+    above: _parzen.ParzenEstimator,
+    taken: set[tuple[Any, ...]],
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The candidate from l(x) with the best l/g that no trial holds; adds it to ``taken``."""
+    for _ in range(_CANDIDATE_ROUNDS):
+        # NaN on the axes each candidate's own choices leave inactive.
+        candidates = space.mask(below.sample(rng, _N_EI_CANDIDATES))
+        score = below.log_pdf(candidates) - above.log_pdf(candidates)
+        for i in np.argsort(-score, kind="stable"):
+            params = space.from_unit(candidates[i])
+            key = space.key(params)
+            if key not in taken:
+                taken.add(key)
+                return params
+    return unused_uniform(space, taken, rng)
+
+
+def unused_uniform(
     space: Space, taken: set[tuple[Any, ...]], rng: np.random.Generator
 ) -> dict[str, Any]:
     """A uniform random configuration that no trial holds, while one is left; adds it to
