@@ -104,6 +104,14 @@ def test_parallel_coordinates_draw_each_succeeded_trial_across_every_axis(html: 
     assert par["dimensions"][2]["ticktext"] == ["adam", "sgd"]
 
 
+def test_parallel_coordinates_leave_out_trials_that_broke_a_constraint():
+    trials = mixed_trials()
+    trials[1] = dataclasses.replace(trials[1], violation=0.4)  # the best value, infeasible
+    trials[5] = dataclasses.replace(trials[5], violation=0.0)
+    drawn = charts.parallel_trials(study_view(trials), specs.space_of(specs.parse_spec(SPEC)))
+    assert [t.number for t in drawn] == [5, 0, 4, 6]
+
+
 def curve_points(fig: dict) -> dict[int, list[tuple[int, float]]]:
     """Each trial's drawn curve, from the traces that join a state's curves with gaps."""
     out: dict[int, list] = {}

@@ -280,7 +280,7 @@ REFUSED = [
         "at least one container",
     ),
     ({"jobTemplate": ...}, "spec.jobTemplate", "required"),
-    ({"objective": ...}, "spec.objective", "required"),
+    ({"objective": ...}, "spec.objective", "give exactly one of objective and objectives"),
     ({"objective__direction": "up"}, "spec.objective.direction", "'maximize'"),
     ({"budget": {"maxTrails": 3}}, "spec.budget.maxTrails", "did you mean maxTrials"),
     ({"searchSpace__x__low": "0.5"}, "spec.searchSpace.x.low", "must be a number"),

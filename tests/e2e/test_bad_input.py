@@ -107,7 +107,8 @@ MAX_NAME = LONG_NAME + "y"  # 253: Kubernetes' own limit, so it must work
 
 BAD_STUDIES = [
     # The OpenAPI schema of the CRD.
-    Bad("objective-missing", _drop("objective"), "refused", "spec.objective: Required"),
+    Bad("objective-missing", _drop("objective"), "refused",
+        "give exactly one of objective (one metric) and objectives"),
     Bad("direction-unknown", _set("objective.direction", "down"), "refused",
         "spec.objective.direction: Unsupported value"),
     Bad("metric-with-spaces", _set("objective.metric", "val loss!"), "refused",
@@ -209,6 +210,16 @@ BAD_STUDIES = [
     Bad("when-on-a-float-parameter",
         _param("x2", {"type": "float", "low": 0, "high": 1, "when": {"x1": [0.5]}}),
         "stalled", "a condition needs a categorical one"),
+    Bad("objectives-with-cmaes",
+        lambda m: (m["spec"].pop("objective"), m["spec"].update(
+            algorithm={"name": "cmaes"}, objectives=[
+                {"metric": "loss", "direction": "minimize"},
+                {"metric": "size", "direction": "minimize"}])),
+        "stalled", "spec.algorithm.name: takes one objective"),
+    Bad("nsga2-with-one-objective", _set("algorithm", {"name": "nsga2"}), "stalled",
+        "is for studies with several objectives"),
+    Bad("constraint-min-over-max", _set("constraints", [{"metric": "m", "min": 2, "max": 1}]),
+        "refused", "min must not exceed max"),
     Bad("container-without-image", _container(image=None), "stalled",
         "containers[0].image: Required value"),
     Bad("container-name-invalid", _container(name="Trial_1"), "stalled",

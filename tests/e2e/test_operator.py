@@ -81,7 +81,7 @@ def test_quadratic_study_runs_to_the_end(cluster: Cluster, running_operator, nam
     assert all(len(results([j])) == 1 for j in jobs), "every trial's result is on its Job"
     table = cluster.kubectl("get", "ts", "-n", namespace).stdout
     header, row = table.splitlines()[:2]
-    assert header.split() == ["NAME", "STATUS", "TRIALS", "RUNNING", "BEST", "AGE"]
+    assert header.split() == ["NAME", "STATUS", "TRIALS", "RUNNING", "BEST", "FRONT", "AGE"]
     assert row.split()[:4] == ["quadratic", "Succeeded", "30/30", "0"]
     pods = cluster.get("pods", "-n", namespace)["items"]
     assert all(names.FINALIZER not in (p["metadata"].get("finalizers") or []) for p in pods)

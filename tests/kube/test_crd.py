@@ -231,7 +231,8 @@ def resolve(root: dict[str, Any], json_path: str) -> dict[str, Any]:
 def test_printer_columns(version: dict[str, Any], root: dict[str, Any]) -> None:
     columns = version["additionalPrinterColumns"]
     assert [(c["name"], c.get("priority", 0)) for c in columns] == [
-        ("Status", 0), ("Trials", 0), ("Running", 0), ("Best", 0), ("Age", 0),
+        ("Status", 0), ("Trials", 0), ("Running", 0), ("Best", 0), ("Front", 0),
+        ("Age", 0),
         ("Metric", 1), ("Algorithm", 1), ("Reason", 1),  # -o wide
     ]
     by_name = {c["name"]: c for c in columns}

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 # A resumed run must judge trials by the same objective over the same space.
-_FIXED_FIELDS = ("objective", "searchSpace")
+_FIXED_FIELDS = ("objective", "objectives", "constraints", "searchSpace")
 
 
 class JournalError(CommandError, ValueError):
@@ -217,7 +217,7 @@ def journal_view(state: JournalState, *, live: bool, path: str = "") -> views.St
         if rec is not None:
             r = rec.result
             trials.append(Trial(n, params, r.state, r.value, tuple(r.curve), r.reason, r.message,
-                                rec.start, rec.end))
+                                rec.start, rec.end, values=dict(r.values)))
         elif live:
             trials.append(Trial(n, params, TrialState.RUNNING, start_time=state.started.get(n)))
         else:

@@ -236,7 +236,7 @@ class LocalRunner:
         for key in ("POD_NAME", "POD_NAMESPACE"):
             env.pop(key, None)
         self.base_env = env
-        self.metric = spec.objective.metric
+        self.metric = specs.watched(spec).metric
         self.minimize = specs.minimize(spec)
         self.keep_steps = stopping.keep_steps(spec.early_stopping)
         self.trials: dict[int, LocalTrial] = {}

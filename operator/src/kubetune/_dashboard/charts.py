@@ -176,9 +176,11 @@ def history(view: StudyView) -> dict[str, Any] | None:
 
 
 def parallel_trials(view: StudyView, space: Space) -> list[Trial]:
-    """The Succeeded trials that parallel coordinates draw: the best ``MAX_LINES``."""
+    """The Succeeded trials that parallel coordinates draw: the best ``MAX_LINES`` of those that
+    keep every constraint."""
     sign = 1.0 if view.minimize else -1.0
-    done = [t for t in view.trials if t.state is TrialState.SUCCEEDED and t.has_value]
+    done = [t for t in view.trials
+            if t.state is TrialState.SUCCEEDED and t.has_value and t.feasible]
     done.sort(key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
     out = []
     for t in done:  # best first, so only the drawn ones are checked

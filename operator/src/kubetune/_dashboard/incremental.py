@@ -42,7 +42,7 @@ class StudyReader:
         if base.spec is None:
             return base
         spec = base.spec
-        trials = self._read(jobs, pods, spec.objective.metric, specs.minimize(spec),
+        trials = self._read(jobs, pods, specs.watched(spec).metric, specs.minimize(spec),
                             int(base.status.get("nextTrial") or 0))
         return dataclasses.replace(base, trials=trials, pending_reasons=())
 

@@ -41,7 +41,8 @@ def study_summary(obj: Mapping[str, Any], now: float) -> dict[str, Any]:
     ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
     best = status.get("bestTrial") or {}
     created = views.timestamp(meta.get("creationTimestamp"))
-    objective = spec.get("objective") or {}
+    # Several objectives: the first names the study; the front's size stands for the best.
+    objective = spec.get("objective") or (spec.get("objectives") or [{}])[0]
     return {
         "namespace": str(meta.get("namespace") or ""), "name": str(meta.get("name") or ""),
         "status": str((ready or {}).get("reason") or "Pending"),
@@ -53,6 +54,7 @@ def study_summary(obj: Mapping[str, Any], now: float) -> dict[str, Any]:
         "direction": str(objective.get("direction") or ""),
         "best": _finite(best.get("value")), "bestText": format_value(best.get("value")),
         "bestTrial": best.get("number"),
+        "front": status.get("frontSize"),
         "algorithm": str((spec.get("algorithm") or {}).get("name") or ""),
         "created": created, "age": views.format_duration(None if created is None
                                                          else now - created),

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kubetune.core.samplers import get_sampler
+from kubetune.core.objectives import judged
+from kubetune.core.samplers import get_multi_sampler, get_sampler
 from kubetune.core.trials import Trial, as_trials
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ def suggest(
 
     ``spec`` is a TuningStudy ``.spec``, as a dict (camelCase, as in the manifest) or a
     ``StudySpec``; ``trials`` are ``Trial`` records or plain dicts
-    ``{"params", "state", "value", "curve"}``. Randomness comes only from
+    ``{"params", "state", "value", "curve", "values"}`` (``values``: the final report's
+    metrics, which several objectives and constraints read). Randomness comes only from
     ``spec.algorithm.seed`` (0 when unset; the kube layer sets one derived from the study's UID)
     and the history, so the same inputs always give the same proposals. Pending and Running
     trials are pending points: proposals avoid them and each other.
@@ -44,12 +46,13 @@ def suggest(
     if n == 0:
         return []
     study = specs.parse_spec(spec)
-    seed = study.algorithm.seed
-    proposals = get_sampler(study.algorithm.name).suggest(
-        specs.space_of(study),
-        as_trials(trials),
-        n,
-        minimize=specs.minimize(study),
-        seed=0 if seed is None else seed,
-    )
+    seed = 0 if study.algorithm.seed is None else study.algorithm.seed
+    history = judged(as_trials(trials), specs.constraints_of(study))
+    space = specs.space_of(study)
+    if study.objectives is not None:
+        proposals = get_multi_sampler(study.algorithm.name).suggest(
+            space, history, n, objectives=specs.objectives_of(study), seed=seed)
+    else:
+        proposals = get_sampler(study.algorithm.name).suggest(
+            space, history, n, minimize=specs.minimize(study), seed=seed)
     return [dict(p) for p in proposals]

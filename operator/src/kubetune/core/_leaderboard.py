@@ -1,7 +1,8 @@
 """Ranking a study's trials for its status: ``bestTrial`` and the ``leaderboard``. Pure.
 
-Only Succeeded trials with a finite value rank: a Pruned or Stopped trial's value comes from a
-shorter run, so it is not comparable (the samplers still learn from it). Ties go to the older
+Only Succeeded trials with a finite value that keep every constraint rank: a Pruned or Stopped
+trial's value comes from a shorter run, so it is not comparable, and an infeasible one breaks a
+limit (the samplers still learn from both). Ties go to the older
 trial. The leaderboard holds at most ``LEADERBOARD_SIZE`` entries, and stops short of that when
 their params are long (64 parameters with 256-character values make ~21 KB an entry), so that
 the status stays well under 64 KiB whatever the spec.
@@ -23,8 +24,9 @@ RANKED_BYTES = 48 * 1024  # bestTrial and leaderboard together, as JSON
 
 
 def succeeded(history: Sequence[Trial]) -> list[Trial]:
-    """The trials that may rank: Succeeded, with a finite value."""
-    return [t for t in history if t.state is TrialState.SUCCEEDED and t.has_value]
+    """The trials that may rank: Succeeded, feasible, with a finite value."""
+    return [t for t in history
+            if t.state is TrialState.SUCCEEDED and t.has_value and t.feasible]
 
 
 def better(lower_is_better: bool) -> Callable[[Trial], tuple[float, int]]:

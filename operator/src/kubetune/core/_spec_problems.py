@@ -28,6 +28,7 @@ __all__ = [
     "Problem",
     "as_error",
     "budget_problems",
+    "constraint_problems",
     "describe",
     "early_stopping_problems",
     "job_template_problems",
@@ -257,6 +258,67 @@ def early_stopping_problems(e: Any) -> list[Problem]:
     return out
 
 
+def constraint_problems(c: Any) -> list[Problem]:
+    """What is wrong with one constraint: no bound, or bounds that no value can keep."""
+    if c.max is None and c.min is None:
+        return [Problem((), "has neither max nor min", None,
+                        f"give max (e.g. max: 8 for {c.metric} <= 8), min, or both")]
+    if c.max is not None and c.min is not None and c.min > c.max:
+        return [Problem(("min",), "exceeds max, so no trial could keep it",
+                        f"min={c.min:g}, max={c.max:g}", "lower min or raise max")]
+    return []
+
+
+def _objective_problems(s: Any) -> list[Problem]:
+    """One objective or several, never both or neither; several need distinct metrics, an
+    early-stopping metric among them, and samplers and sources that can serve them."""
+    if (s.objective is None) == (s.objectives is None):
+        what = "both are given" if s.objective is not None else "neither is given"
+        return [Problem(("objective",), f"give exactly one of objective and objectives: {what}",
+                        None, "keep objective for one metric, or objectives (2 to 4 metrics) "
+                        "for a Pareto front")]
+    out = []
+    stop = s.early_stopping
+    if s.objective is not None:
+        if stop is not None and stop.metric not in (None, s.objective.metric):
+            out.append(Problem(("earlyStopping", "metric"), "names a metric that is not the "
+                               "objective", show(stop.metric),
+                               f"leave it out, or set it to {s.objective.metric!r}"))
+        if s.algorithm.name == "nsga2":
+            out.append(Problem(("algorithm", "name"), "is for studies with several objectives",
+                               show("nsga2"), "use auto, gp, tpe or cmaes for one objective"))
+        return out
+    metrics = [o.metric for o in s.objectives]
+    for i, m in enumerate(metrics):
+        if m in metrics[:i]:
+            out.append(Problem(("objectives", i, "metric"), "repeats an earlier objective's "
+                               "metric", show(m), "give each objective its own metric"))
+    if stop is not None and stop.metric not in metrics:
+        got = "nothing" if stop.metric is None else show(stop.metric)
+        out.append(Problem(("earlyStopping", "metric"), "must name the objective whose learning "
+                           "curve is judged when there are several objectives", got,
+                           f"set it to one of {metrics}, or remove earlyStopping"))
+    if s.algorithm.name == "cmaes":
+        out.append(Problem(("algorithm", "name"), "takes one objective", show("cmaes"),
+                           "use auto, gp, tpe or nsga2 for several objectives"))
+    if s.warm_start is not None:
+        out.append(Problem(("warmStart",), "carries over trials of one objective only", None,
+                           "remove warmStart, or tune one objective"))
+    return out
+
+
+def _log_source_problems(s: Any) -> list[Problem]:
+    """metricsFrom.log reads one number per line: the watched objective, nothing else."""
+    source = s.metrics_from
+    if source is None or source.log is None:
+        return []
+    if s.objectives is not None or s.constraints:
+        return [Problem(("metricsFrom", "log"), "reads one metric from the log, and this "
+                        "study needs several (objectives and constraints)", None,
+                        "use metricsFrom.terminationMessage, or kubetune.sdk.report")]
+    return []
+
+
 def metrics_from_problems(m: Any) -> list[Problem]:
     """What is wrong with ``metricsFrom``: a log pattern Python cannot compile, or without
     the group that holds the number, or not exactly one source."""
@@ -348,9 +410,11 @@ def study_problems(s: Any) -> list[Problem]:
             )
         else:
             owner[var] = name
+    out += _objective_problems(s)
     out += _when_problems(s)
     out += _enqueue_problems(s)
     out += _metrics_from_study_problems(s)
+    out += _log_source_problems(s)
     if s.algorithm.name == "grid":
         for name, p in s.search_space.items():
             if p.type == "float" and p.step is None:

@@ -38,9 +38,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from kubetune.core import _front as front
 from kubetune.core import _leaderboard as ranking
+from kubetune.core import objectives, stopping
 from kubetune.core import spec as specs
-from kubetune.core import stopping
 from kubetune.core import suggest as default_suggest
 from kubetune.core.protocol import TrialResult
 from kubetune.core.space import CategoricalParam, FloatParam
@@ -143,10 +144,10 @@ def decide(
     ValueError when two trials share a number.
     """
     spec = specs.parse_spec(spec)
-    history = _checked(trials)
+    history = objectives.judged(_checked(trials), specs.constraints_of(spec))
     lower_is_better = specs.minimize(spec)
     budget = spec.budget
-    metric = spec.objective.metric
+    metric = specs.watched(spec).metric
 
     stops = _timeouts(history, now, budget.trial_timeout_seconds)
     history = _apply(history, stops, now)
@@ -187,7 +188,7 @@ def decide(
                       for i, p in enumerate(proposals)]
 
     phase = _phase(finished, spec.suspend, history)
-    status = _status(history, create, start, lower_is_better)
+    status = _status(spec, history, create, start, lower_is_better)
     status["phase"] = phase.value
     status["progress"] = progress(status["trials"], budget.max_trials)
     status["bestValue"] = None if status["bestTrial"] is None else \
@@ -265,8 +266,12 @@ def _ending_now(
     spec: specs.StudySpec, history: Sequence[Trial], lower_is_better: bool
 ) -> Finish | None:
     """GoalReached or TooManyFailedTrials: the study ends even with trials running."""
-    goal = spec.objective.goal
-    if goal is not None:
+    goal = None if spec.objective is None else spec.objective.goal
+    if spec.objectives is not None:
+        reached = _goals_reached(spec, history)
+        if reached is not None:
+            return reached
+    elif goal is not None:
         met = [
             t
             for t in ranking.succeeded(history)
@@ -278,7 +283,7 @@ def _ending_now(
             return Finish(
                 "Succeeded",
                 "GoalReached",
-                f"trial {best.number} reached {spec.objective.metric} {best.value:.6g}, "
+                f"trial {best.number} reached {specs.watched(spec).metric} {best.value:.6g}, "
                 f"meeting the goal {op} {goal:g}",
             )
     limit = spec.budget.max_failed_trials
@@ -293,6 +298,22 @@ def _ending_now(
             f"the last, trial {last.number}: {why}",
         )
     return None
+
+
+def _goals_reached(spec: specs.StudySpec, history: Sequence[Trial]) -> Finish | None:
+    """GoalReached for several objectives: a feasible Succeeded trial meets every goal given
+    (objectives without a goal do not hold it back); the oldest such trial is named."""
+    goals = {o.metric: (o.goal, o.direction == "minimize")
+             for o in spec.objectives or () if o.goal is not None}
+    if not goals:
+        return None
+    met = [t for t in ranking.succeeded(history) if front.meets_goals(t, goals)]
+    if not met:
+        return None
+    first = min(met, key=lambda t: t.number)
+    got = ", ".join(f"{m} {first.values[m]:.6g}" for m in goals)
+    return Finish("Succeeded", "GoalReached",
+                  f"trial {first.number} reached {got}, meeting every objective's goal")
 
 
 def _ending_idle(
@@ -380,6 +401,7 @@ def enqueued(spec: specs.StudySpec, number: int, proposal: Mapping[str, Any]) ->
 
 
 def _status(
+    spec: specs.StudySpec,
     history: Sequence[Trial],
     create: Sequence[Creation],
     start: int,
@@ -387,17 +409,26 @@ def _status(
 ) -> dict[str, Any]:
     counts = _counts(history)
     counts[TrialState.PENDING] += len(create)
-    best, board = ranking.ranked(history, lower_is_better=lower_is_better)
-    return {
+    status: dict[str, Any] = {
         "trials": {
             **{s.value.lower(): counts[s] for s in TrialState},
             "total": len(history) + len(create),
             "retries": sum(t.retries for t in history),
         },
         "nextTrial": start + len(create),
-        "bestTrial": best,
-        "leaderboard": board,
     }
+    if spec.constraints:
+        status["trials"]["infeasible"] = sum(
+            1 for t in history if t.state is TrialState.SUCCEEDED and not t.feasible)
+    if spec.objectives is not None:
+        status["bestTrial"] = None
+        status.update(front.front_status(history, specs.objectives_of(spec),
+                                         [o.reference for o in spec.objectives]))
+        return status
+    best, board = ranking.ranked(history, lower_is_better=lower_is_better)
+    status["bestTrial"] = best
+    status["leaderboard"] = board
+    return status
 
 
 def _summary(spec: specs.StudySpec, status: Mapping[str, Any], phase: Phase) -> str:
@@ -408,7 +439,12 @@ def _summary(spec: specs.StudySpec, status: Mapping[str, Any], phase: Phase) -> 
     )
     best = status["bestTrial"]
     if best is not None:
-        text += f"; best {spec.objective.metric} {best['value']:.6g} (trial {best['number']})"
+        text += f"; best {specs.watched(spec).metric} {best['value']:.6g} (trial {best['number']})"
+    if status.get("frontSize"):
+        text += (f"; Pareto front of {status['frontSize']} trials, hypervolume "
+                 f"{status['hypervolume']:.6g}")
+    if status["trials"].get("infeasible"):
+        text += f"; {status['trials']['infeasible']} infeasible"
     if phase == Phase.SUSPENDED:
         text = "suspended, no new trials: " + text
     return text

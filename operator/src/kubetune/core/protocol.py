@@ -34,7 +34,7 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubetune.core.trials import TrialState
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_MESSAGE_LENGTH",
     "MAX_METRICS",
     "MAX_RESULT_BYTES",
+    "MAX_RESULT_VALUES",
     "METRICS_ANNOTATION",
     "METRIC_INVALID",
     "METRIC_MISSING",
@@ -85,6 +86,7 @@ MAX_METRICS = 128
 MAX_METRIC_NAME_LENGTH = 128
 MAX_MESSAGE_LENGTH = 1024
 MAX_RESULT_BYTES = 16 * 1024
+MAX_RESULT_VALUES = 12  # objectives (4) and constraints (8) of one trial
 MAX_STEP = 2**53  # steps stay exact wherever JSON numbers are doubles
 MAX_TEXT_BYTES = 64 * 1024  # longer annotation text is refused unread
 _REASON = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
@@ -118,7 +120,9 @@ class TrialResult:
     """What the operator records on a trial's Job when the trial ends.
 
     ``value`` is the objective the trial is judged by (None when it has none, e.g. Failed);
-    ``step`` the last step it reported; ``curve`` its thinned curve.
+    ``step`` the last step it reported; ``curve`` its thinned curve; ``values`` the final
+    report's objective and constraint metrics by name, where a study has several (empty
+    otherwise).
     """
 
     state: TrialState
@@ -127,6 +131,7 @@ class TrialResult:
     step: int | None = None
     curve: tuple[Point, ...] = ()
     message: str | None = None
+    values: Mapping[str, float] = field(default_factory=dict)
 
 
 # ---- metrics --------------------------------------------------------------------------------
@@ -319,6 +324,16 @@ def encode_result(result: TrialResult) -> str:
         if v is not None:
             doc[key] = v
     doc["curve"] = [list(p) for p in curve]
+    if result.values:
+        if len(result.values) > MAX_RESULT_VALUES:
+            raise ValueError(f"result.values: {len(result.values)} metrics; at most "
+                             f"{MAX_RESULT_VALUES}")
+        for name, v in result.values.items():
+            if not (isinstance(name, str) and 0 < len(name) <= MAX_METRIC_NAME_LENGTH):
+                raise ValueError(f"result.values: {name!r} is not a metric name")
+            if not _finite_number(v):
+                raise ValueError(f"result.values[{name!r}]: {v!r} is not a finite number")
+        doc["values"] = {k: _as_float(v) for k, v in result.values.items()}
     message = result.message
     if message is not None and len(message) > MAX_MESSAGE_LENGTH:
         message = message[: MAX_MESSAGE_LENGTH - 3] + "..."
@@ -356,7 +371,14 @@ def parse_result(text: str) -> TrialResult:
     if message is not None and not isinstance(message, str):
         raise bad(f"message {_show(message)} is not a string")
     curve = _read_curve(data.get("curve", []), RESULT_ANNOTATION, RESULT_INVALID, RESULT_INVALID)
-    return TrialResult(state, reason, None if value is None else float(value), step, curve, message)
+    values = data.get("values", {})
+    if not isinstance(values, dict) or len(values) > MAX_RESULT_VALUES or not all(
+            isinstance(k, str) and 0 < len(k) <= MAX_METRIC_NAME_LENGTH and _finite_number(v)
+            for k, v in values.items()):
+        raise bad(f"values {_show(values)} is not an object of at most {MAX_RESULT_VALUES} "
+                  "finite numbers by metric name")
+    return TrialResult(state, reason, None if value is None else float(value), step, curve,
+                       message, {k: _as_float(v) for k, v in values.items()})
 
 
 # ---- params ---------------------------------------------------------------------------------

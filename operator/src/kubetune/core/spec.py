@@ -19,7 +19,7 @@ validates a spec and turns every problem into one line ``spec.<path>: <what is w
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -40,6 +40,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from kubetune.core import _spec_problems as problems
+from kubetune.core.objectives import Constraint, Objective
 from kubetune.core.space import Space
 
 __all__ = [
@@ -53,11 +54,13 @@ __all__ = [
     "AlgorithmSpec",
     "BudgetSpec",
     "Condition",
+    "ConstraintSpec",
     "EarlyStoppingSpec",
     "LogSource",
     "MetricsFromSpec",
     "ObjectiveSpec",
     "ParamSpec",
+    "ParetoObjectiveSpec",
     "SpecError",
     "StudySpec",
     "StudyStatus",
@@ -66,9 +69,13 @@ __all__ = [
     "TrialSummary",
     "WarmStartSpec",
     "WarmStartStatus",
+    "constraints_of",
     "minimize",
+    "objectives_of",
     "parse_spec",
+    "reported",
     "space_of",
+    "watched",
 ]
 
 MAX_PARAMS = problems.MAX_PARAMS
@@ -81,6 +88,10 @@ MAX_TRIALS = 10_000
 MAX_ENQUEUED = 100  # spec.enqueue entries: configurations a user already knows
 MAX_CONDITIONS = 4  # parameters one parameter's `when` may name
 MAX_WARM_START_STUDIES = 10
+MIN_OBJECTIVES = 2
+MAX_OBJECTIVES = 4
+MAX_CONSTRAINTS = 8
+MAX_FRONT = 50  # status.paretoFront entries
 MAX_STEP = 1_000_000_000
 MAX_SEED = 2**53  # exact in JSON and a CRD integer bound
 MAX_METRIC_NAME_LENGTH = 128
@@ -91,7 +102,7 @@ MAX_PATTERN_LENGTH = problems.MAX_PATTERN_LENGTH
 MAX_COUNT = 10**9
 MAX_GENERATION = 2**63 - 1
 
-AlgorithmName = Literal["auto", "random", "grid", "sobol", "tpe", "gp", "cmaes"]
+AlgorithmName = Literal["auto", "random", "grid", "sobol", "tpe", "gp", "cmaes", "nsga2"]
 EarlyStoppingName = Literal["median", "asha"]
 
 
@@ -154,21 +165,66 @@ def _refuse(found: list[problems.Problem]) -> None:
         raise problems.as_error(found)
 
 
+MetricName = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=r"^[A-Za-z_][A-Za-z0-9_./-]*$"
+    ),
+]
+"""A metric's name as the trainer reports it."""
+MetricKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH)]
+"""A metric's name as a map key (a pattern on map keys cannot go into a CRD's schema)."""
+MetricValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
+
+
 class ObjectiveSpec(_Model):
     """The metric the trials report, which way is better, and an optional goal that ends the
     study once a trial's value reaches it."""
 
-    metric: Annotated[
-        str,
-        StringConstraints(
-            min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=r"^[A-Za-z_][A-Za-z0-9_./-]*$"
-        ),
-    ]
+    metric: MetricName
     """The metric's name as the trainer reports it (kubetune.sdk.report(step, name=value))."""
     direction: Literal["minimize", "maximize"]
     """Which way is better."""
     goal: Bound | None = None
     """The study Succeeds once a trial's value reaches this (at or below it to minimize)."""
+
+
+class ParetoObjectiveSpec(ObjectiveSpec):
+    """One of a study's several objectives: the metric, which way is better, an optional goal
+    (the study Succeeds once one feasible trial meets every objective's goal) and an optional
+    reference value for the hypervolume."""
+
+    reference: Bound | None = None
+    """The worst value that still counts toward status.hypervolume (above it to minimize, below
+    it to maximize, a trial adds nothing); omitted, it comes from the first 10 Succeeded
+    trials: their worst value, pushed out by a tenth of their range."""
+
+
+class ConstraintSpec(_Model):
+    """A limit a trial must keep to be feasible: its metric at most max, at least min."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.max) || has(self.min)",
+                 "message": "give max, min or both"},
+                {"rule": "!has(self.max) || !has(self.min) || self.min <= self.max",
+                 "message": "min must not exceed max"},
+            ]
+        }
+    )
+
+    metric: MetricName
+    """The metric the trainer reports in its final report, e.g. memory_gb."""
+    max: Bound | None = None
+    """The largest value a feasible trial may report."""
+    min: Bound | None = None
+    """The smallest value a feasible trial may report."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConstraintSpec:
+        _refuse(problems.constraint_problems(self))
+        return self
 
 
 class ParamSpec(_Model):
@@ -283,6 +339,9 @@ class EarlyStoppingSpec(_Model):
     name: EarlyStoppingName
     """median: stop a trial whose best so far is worse than the median of the others at its
     step; asha: asynchronous successive halving over rungs minStep * reductionFactor**k."""
+    metric: MetricName | None = None
+    """The objective whose learning curve is judged: required with several objectives (one of
+    their metrics); with one objective it may only name that one."""
     min_step: Annotated[int, Field(ge=0, le=MAX_STEP)] = 1
     """No trial is judged before it reports this step (for asha, the first rung)."""
     max_step: Annotated[int, Field(ge=1, le=MAX_STEP)] | None = None
@@ -450,6 +509,26 @@ class StudySpec(_Model):
                     "fieldPath": ".searchSpace",
                 },
                 {
+                    "rule": "has(self.objective) != has(self.objectives)",
+                    "message": "give exactly one of objective (one metric) and objectives (2 to"
+                    f" {MAX_OBJECTIVES} metrics, for a Pareto front): keep objective for one"
+                    " metric, objectives for several",
+                },
+                {
+                    "rule": "!has(self.objectives) || self.objectives.all(a,"
+                    " self.objectives.exists_one(b, b.metric == a.metric))",
+                    "message": "each objective needs its own metric: remove the repeated one",
+                    "fieldPath": ".objectives",
+                },
+                {
+                    "rule": "!has(self.objectives) || !has(self.earlyStopping)"
+                    " || (has(self.earlyStopping.metric) && self.objectives.exists(o,"
+                    " o.metric == self.earlyStopping.metric))",
+                    "message": "with several objectives, earlyStopping.metric must name the one"
+                    " whose learning curve is judged",
+                    "fieldPath": ".earlyStopping",
+                },
+                {
                     "rule": "self.searchSpace.all(a, self.searchSpace.all(b, a == b"
                     " || a.upperAscii().replace('.', '_').replace('-', '_')"
                     " != b.upperAscii().replace('.', '_').replace('-', '_')))",
@@ -461,8 +540,18 @@ class StudySpec(_Model):
         }
     )
 
-    objective: ObjectiveSpec = Field(json_schema_extra=_IMMUTABLE)
-    """What to optimise; immutable."""
+    objective: ObjectiveSpec | None = Field(default=None, json_schema_extra=_IMMUTABLE)
+    """What to optimise: one metric (or give objectives instead); immutable."""
+    objectives: (
+        Annotated[list[ParetoObjectiveSpec],
+                  Field(min_length=MIN_OBJECTIVES, max_length=MAX_OBJECTIVES)] | None
+    ) = Field(default=None, json_schema_extra=_IMMUTABLE)
+    """Several metrics to optimise at once (2 to 4), instead of objective: the study finds the
+    Pareto front, the trials no other trial beats on every metric; immutable."""
+    constraints: Annotated[list[ConstraintSpec], Field(max_length=MAX_CONSTRAINTS)] = Field(
+        default=[], json_schema_extra=_IMMUTABLE)
+    """Limits on metrics of the final report: a trial that breaks one is Succeeded with reason
+    Infeasible, learnt from but never best nor on the front; immutable."""
     search_space: Annotated[dict[Name, ParamSpec], Field(min_length=1, max_length=MAX_PARAMS)] = (
         Field(json_schema_extra=_IMMUTABLE)
     )
@@ -550,17 +639,23 @@ class TrialCounts(_StatusModel):
     """Whose Job was deleted, or whose result could not be verified; not counted."""
     retries: Count = 0
     """Pods re-run because their node lost them (not failures of the training code)."""
+    infeasible: Count = 0
+    """Succeeded trials that broke a constraint (among succeeded)."""
     total: Count = 0
     """All trials ever created."""
 
 
 class TrialSummary(_StatusModel):
-    """One trial as the status shows it: bestTrial and each leaderboard entry."""
+    """One trial as the status shows it: bestTrial, each leaderboard and paretoFront entry."""
 
     number: Count
     """The trial's number (its Job's kubetune.dev/trial label)."""
-    value: Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
-    """Its objective value."""
+    value: Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)] | None = None
+    """Its objective value (one objective)."""
+    values: Annotated[dict[MetricKey, MetricValue], Field(max_length=MAX_OBJECTIVES)] | None = None
+    """Its objectives' values (several objectives)."""
+    rank: Count | None = None
+    """Several objectives: its non-dominated rank (0: on the Pareto front)."""
     params: Annotated[dict[Name, ParamValue], Field(max_length=MAX_PARAMS)] = {}
     """Its parameters, name -> value."""
     job: Annotated[str, StringConstraints(max_length=MAX_JOB_NAME_LENGTH)] | None = None
@@ -607,7 +702,20 @@ class StudyStatus(_StatusModel):
     best_value: Annotated[str, StringConstraints(max_length=32)] | None = None
     """The best value to 6 significant digits: the BEST column of kubectl get."""
     leaderboard: Annotated[list[TrialSummary], Field(max_length=10)] = []
-    """The best Succeeded trials, best first (at most 10)."""
+    """The best Succeeded trials, best first (at most 10); with several objectives ordered by
+    non-dominated rank, then crowding distance."""
+    front_size: Count | None = None
+    """Several objectives: how many feasible Succeeded trials no other one dominates (the
+    FRONT column)."""
+    pareto_front: Annotated[list[TrialSummary], Field(max_length=MAX_FRONT)] | None = None
+    """Several objectives: the non-dominated trials, at most 50 (thinned by crowding distance,
+    the extremes kept), by the first objective, best first."""
+    hypervolume: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e300)] | None = None
+    """Several objectives: the volume the front dominates up to referencePoint (larger is
+    better); it only grows as trials finish."""
+    reference_point: Annotated[dict[MetricKey, MetricValue],
+                               Field(max_length=MAX_OBJECTIVES)] | None = None
+    """Several objectives: the reference of the hypervolume, per metric."""
     warm_start: WarmStartStatus | None = None
     """What spec.warmStart carried over from earlier studies; absent without one."""
     start_time: datetime | None = None
@@ -649,6 +757,33 @@ def space_of(spec: StudySpec) -> Space:
     return Space.from_search_space(spec.search_space)
 
 
+def watched(spec: StudySpec) -> ObjectiveSpec:
+    """The objective a trial's curve and early stopping follow: the one objective, or the one
+    earlyStopping.metric names, or the first of several."""
+    if spec.objective is not None:
+        return spec.objective
+    assert spec.objectives  # exactly one of the two: the model refuses neither
+    named = spec.early_stopping.metric if spec.early_stopping else None
+    return next((o for o in spec.objectives if o.metric == named), spec.objectives[0])
+
+
 def minimize(spec: StudySpec) -> bool:
-    """Whether lower objective values are better."""
-    return spec.objective.direction == "minimize"
+    """Whether lower values of the watched objective (``watched``) are better."""
+    return watched(spec).direction == "minimize"
+
+
+def objectives_of(spec: StudySpec) -> tuple[Objective, ...]:
+    """Every objective, as the samplers and the ranking read them."""
+    given: Sequence[ObjectiveSpec] = spec.objectives or [watched(spec)]
+    return tuple(Objective(o.metric, o.direction == "minimize") for o in given)
+
+
+def constraints_of(spec: StudySpec) -> tuple[Constraint, ...]:
+    """The constraints, as ``core.objectives`` reads them."""
+    return tuple(Constraint(c.metric, c.max, c.min) for c in spec.constraints)
+
+
+def reported(spec: StudySpec) -> tuple[str, ...]:
+    """The metrics a trial's final report must hold: objectives, then constraints, each once."""
+    names = [o.metric for o in objectives_of(spec)] + [c.metric for c in spec.constraints]
+    return tuple(dict.fromkeys(names))

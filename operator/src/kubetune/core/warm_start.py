@@ -56,8 +56,8 @@ def _carried(spec: specs.StudySpec, trial: Trial) -> Trial | None:
 
 def prior_history(spec: specs.StudySpec, studies: Sequence[PriorStudy]) -> Prior:
     """The earlier studies' trials that ``spec``'s sampler learns from, and what each gave."""
-    direction = spec.objective.direction
-    metric = spec.objective.metric
+    direction = specs.watched(spec).direction
+    metric = specs.watched(spec).metric
     kept: list[Trial] = []
     lines: list[str] = []
     for study in studies:

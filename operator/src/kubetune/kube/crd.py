@@ -24,9 +24,11 @@ __all__ = ["PRINTER_COLUMNS", "crd", "crd_yaml", "structural"]
 _DROP = {"title", "$defs", "additionalProperties", "discriminator", "propertyNames"}
 
 
+_RULES = "x-kubernetes-validations"
 _READY = '.status.conditions[?(@.type=="Ready")]'
 # `kubectl get ts`; priority 1 columns show with `-o wide`. TRIALS and BEST are strings the
 # operator writes (status.progress, status.bestValue): a jsonPath can neither divide nor round.
+# BEST is empty for a study with several objectives and FRONT for one with a single objective.
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Status", "type": "string", "jsonPath": ".status.phase",
      "description": "Pending, Running, Suspended, Succeeded, Failed or Invalid"},
@@ -36,6 +38,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
      "description": "trials running now"},
     {"name": "Best", "type": "string", "jsonPath": ".status.bestValue",
      "description": "the best objective value so far, to 6 significant digits"},
+    {"name": "Front", "type": "integer", "jsonPath": ".status.frontSize",
+     "description": "several objectives: the trials on the Pareto front"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Metric", "type": "string", "jsonPath": ".spec.objective.metric", "priority": 1,
      "description": "the objective's metric"},
@@ -71,8 +75,12 @@ def structural(schema: Mapping[str, Any]) -> dict[str, Any]:
         concrete = [v for v in variants if v.get("type") != "null"]
         nullable = len(concrete) < len(variants)
         if len(concrete) == 1:
-            merged = {**{k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")},
-                      **concrete[0]}
+            # The field's own description and rules (e.g. immutability) with the type's.
+            outer = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+            merged = {**concrete[0], **outer}
+            rules = [*concrete[0].get(_RULES, []), *outer.get(_RULES, [])]
+            if rules:
+                merged[_RULES] = rules
             out = structural(merged)
         else:
             # Values of several types (a categorical value: string, number or boolean).

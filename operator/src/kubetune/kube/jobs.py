@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubetune.core import protocol, stopping
+from kubetune.core import spec as specs
 from kubetune.core.space import env_var_name
 from kubetune.core.spec import StudySpec
 from kubetune.kube import conventions as names
@@ -51,8 +52,8 @@ def _trial_env(
         {"name": "KUBETUNE_PARAMS", "value": protocol.encode_params(params)},
         {"name": "KUBETUNE_STUDY", "value": study},
         {"name": "KUBETUNE_TRIAL", "value": str(number)},
-        {"name": "KUBETUNE_METRIC", "value": spec.objective.metric},
-        {"name": "KUBETUNE_DIRECTION", "value": spec.objective.direction},
+        {"name": "KUBETUNE_METRIC", "value": specs.watched(spec).metric},
+        {"name": "KUBETUNE_DIRECTION", "value": specs.watched(spec).direction},
         {"name": "KUBETUNE_KEEP_STEPS", "value": ",".join(str(s) for s in keep)},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},

@@ -17,12 +17,14 @@ maxTrials, and a new trial takes its place.
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetune.core import metric_sources, protocol, stopping
+from kubetune.core import metric_sources, objectives, protocol, stopping
 from kubetune.core import spec as specs
+from kubetune.core.objectives import Constraint
 from kubetune.core.protocol import ProtocolError, TrialResult
 from kubetune.core.trials import Trial, TrialState
 from kubetune.kube import conventions as names
@@ -189,6 +191,10 @@ class Reader:
     container: str = ""
     logs: Mapping[int, str] = field(default_factory=dict)
     keep_steps: tuple[int, ...] = ()
+    reported: tuple[str, ...] = ()
+    """Every metric a final report must hold, where a study has several (objectives and
+    constraints); empty with one objective and no constraint."""
+    constraints: tuple[Constraint, ...] = ()
 
     @property
     def reads_log(self) -> bool:
@@ -199,9 +205,37 @@ class Reader:
         """The reader of ``spec``'s trials, with the logs read for them (if any)."""
         source = spec.metrics_from
         chosen = None if source is None else (source.log or source.termination_message)
-        return cls(spec.objective.metric, specs.minimize(spec), source,
+        reported = specs.reported(spec)
+        return cls(specs.watched(spec).metric, specs.minimize(spec), source,
                    "" if chosen is None else source_container(spec.job_template, chosen),
-                   logs or {}, stopping.keep_steps(spec.early_stopping))
+                   logs or {}, stopping.keep_steps(spec.early_stopping),
+                   reported if len(reported) > 1 else (), specs.constraints_of(spec))
+
+    def succeeded(self, report: protocol.MetricsReport, curve: tuple[tuple[int, float], ...]
+                  ) -> TrialResult:
+        """The result of a trial whose final report is ``report``: Succeeded, with reason
+        Infeasible when it breaks a constraint; Failed (MetricMissing, MetricNotFinite) when
+        a metric the study needs is missing or not a finite number."""
+        value = float(report.metrics[self.metric])
+        step = curve[-1][0] if curve else None
+        values = {}
+        for name in self.reported:
+            v = report.metrics.get(name)
+            if v is None:
+                return TrialResult(TrialState.FAILED, protocol.METRIC_MISSING, None, step, curve,
+                                   f"the final report has no {name!r}, which the study's "
+                                   f"objectives or constraints need (got "
+                                   f"{sorted(report.metrics)[:20]})")
+            if not math.isfinite(v):
+                return TrialResult(TrialState.FAILED, protocol.METRIC_NOT_FINITE, None, step,
+                                   curve, f"the final report's {name!r} is {v}")
+            values[name] = float(v)
+        broken = objectives.broken(values, self.constraints)
+        if broken:
+            return TrialResult(TrialState.SUCCEEDED, objectives.INFEASIBLE, value, report.step,
+                               curve, "breaks " + "; ".join(broken), values)
+        return TrialResult(TrialState.SUCCEEDED, None, value, report.step, curve,
+                           values=values)
 
     def ready(self, number: int) -> bool:
         """Whether an ended trial can be judged: its log was read, where that is the source."""
@@ -328,8 +362,7 @@ def _ended(objs: TrialObjects, reader: Reader) -> TrialResult | None:
         if problem is not None:
             return TrialResult(TrialState.FAILED, problem.reason, None, step, curve, str(problem))
         assert report is not None  # read returns a report or raises when ended
-        return TrialResult(TrialState.SUCCEEDED, None, float(report.metrics[reader.metric]),
-                           report.step, curve)
+        return reader.succeeded(report, curve)
     value = None if report is None else float(report.metrics[reader.metric])
     if _ended_by_deadline(job, pod):
         return TrialResult(TrialState.FAILED, "TimedOut", value, step, curve,
@@ -356,6 +389,7 @@ def _trial_from_result(number: int, params: dict[str, Any], result: TrialResult,
         number=number, params=params, state=result.state, value=result.value,
         curve=tuple(result.curve), reason=result.reason, message=result.message,
         start_time=start, end_time=end, job=job["metadata"]["name"], retries=retries(job),
+        values=dict(result.values),
     )
 
 
