@@ -42,3 +42,12 @@ def test_a_status_without_the_column_fields_counts_the_same() -> None:
 def test_no_status_yet() -> None:
     assert views.list_columns({"metadata": {"name": "s"}, "spec": {}}) == ("Pending", "0", "0",
                                                                            "-")
+
+
+def test_front_is_kubectls_front_column():
+    several = {**STUDY, "spec": {"objectives": [{"metric": "a", "direction": "maximize"},
+                                                {"metric": "b", "direction": "minimize"}]},
+               "status": {**STUDY["status"], "frontSize": 7, "bestValue": None}}
+    assert views.several_objectives(several) and not views.several_objectives(STUDY)
+    assert views.front_column(several) == _kubectl(several, "Front") == "7"
+    assert views.front_column(STUDY) == "-"  # one objective: kubectl leaves it empty

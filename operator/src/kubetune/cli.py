@@ -128,7 +128,7 @@ def _width() -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from kubetune._cli import render, report, views
+    from kubetune._cli import render, report
 
     now = time.time()
     if args.study is None and args.journal is None:
@@ -142,13 +142,7 @@ def _get(args: argparse.Namespace) -> int:
         return 0
     view = _view_source(args)()
     if args.output == "json":
-        data = report.report_data(view)
-        ranks = {r.trial.number: r.rank
-                 for r in views.ranked_rows(view.trials, minimize=view.minimize)}
-        for t in data["trials"]:
-            t["rank"] = ranks.get(t["number"])
-        data["trials"].sort(key=lambda t: (t["rank"] is None, t["rank"] or 0, t["number"]))
-        print(json.dumps(data, indent=2))
+        print(json.dumps(report.ranked_data(view), indent=2))
         return 0
     print(render.study_header(view))
     print()

@@ -4,6 +4,12 @@
 its Events) through ``kubetune.kube.observe``, the reader the operator itself uses, so the
 command shows each trial in the state the operator sees. The local runner builds its views the
 same way from its own journal.
+
+A study with several objectives has no single best trial: ``pareto_of`` ranks its trials by
+non-dominated sorting and computes its front and hypervolume with the operator's own function
+(``kubetune.core._front``), from the trials themselves, so a local run's journal, which has no
+status, shows the same numbers the operator would write. Infeasible trials (Succeeded, but
+breaking a constraint) are never ranked, best or on a front, with one objective or several.
 """
 
 from __future__ import annotations
@@ -14,31 +20,46 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from kubetune.core import _front as fronts
+from kubetune.core import objectives as objs
+from kubetune.core import pareto
 from kubetune.core import plan as plans
 from kubetune.core import spec as specs
+from kubetune.core.objectives import Objective
 from kubetune.core.trials import Trial, TrialState
 from kubetune.kube import observe as observing
 
 __all__ = [
     "Event",
+    "Pareto",
+    "ParetoRow",
     "Row",
     "StudyView",
     "best_so_far",
+    "direction_word",
     "events_of",
     "format_duration",
     "format_params",
     "format_value",
+    "front_column",
+    "infeasible",
+    "leaderboard_rows",
     "list_columns",
+    "pareto_of",
     "phase_of",
     "ranked_rows",
+    "several_objectives",
     "timestamp",
     "view_of",
 ]
 
-# The order of the states after the ranked (Succeeded) trials in a leaderboard.
+# The order of the states after the ranked (Succeeded) trials in a leaderboard: infeasible
+# Succeeded trials first (they ran to the end), then the others.
 _UNRANKED_ORDER = {
-    TrialState.RUNNING: 0, TrialState.PRUNED: 1, TrialState.STOPPED: 2, TrialState.PENDING: 3,
-    TrialState.FAILED: 4, TrialState.LOST: 5,
+    TrialState.SUCCEEDED: -1, TrialState.RUNNING: 0, TrialState.PRUNED: 1,
+    TrialState.STOPPED: 2, TrialState.PENDING: 3, TrialState.FAILED: 4, TrialState.LOST: 5,
 }
 
 
@@ -69,21 +90,34 @@ class StudyView:
 
     @property
     def metric(self) -> str:
-        return self.spec.objective.metric if self.spec else "objective"
+        """The metric of ``Trial.value``: the one objective, or with several the one early
+        stopping watches (the first without early stopping)."""
+        return specs.watched(self.spec).metric if self.spec else "objective"
 
     @property
     def minimize(self) -> bool:
+        """Whether lower values of ``metric`` are better."""
         return specs.minimize(self.spec) if self.spec else True
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """Every objective, in the spec's order (one for a single-objective study)."""
+        return specs.objectives_of(self.spec) if self.spec else ()
+
+    @property
+    def several(self) -> bool:
+        """Whether the study has several objectives (``spec.objectives``): a Pareto front
+        rather than a best trial."""
+        return self.spec is not None and self.spec.objectives is not None
 
     @property
     def max_trials(self) -> int | None:
         return self.spec.budget.max_trials if self.spec else None
 
     def condition(self, kind: str) -> Mapping[str, Any] | None:
-        for c in self.status.get("conditions") or []:
-            if c.get("type") == kind:
-                return c
-        return None
+        """The status condition of type ``kind``; None when the status has none."""
+        conditions: list[Mapping[str, Any]] = self.status.get("conditions") or []
+        return next((c for c in conditions if c.get("type") == kind), None)
 
     def is_true(self, kind: str) -> bool:
         c = self.condition(kind)
@@ -111,7 +145,8 @@ class StudyView:
         ready = self.condition("Ready")
         return str(ready.get("message") or "") if ready else ""
 
-    def counts(self) -> Counter:
+    def counts(self) -> Counter[TrialState]:
+        """How many trials are in each state."""
         return Counter(t.state for t in self.trials)
 
     @property
@@ -120,41 +155,162 @@ class StudyView:
         return sum(1 for t in self.trials if t.state.counts_toward_budget)
 
     def best(self) -> Trial | None:
+        """The best feasible Succeeded trial; None with several objectives, which have a
+        front instead (``pareto_of``)."""
+        if self.several:
+            return None
         rows = ranked_rows(self.trials, minimize=self.minimize)
         return rows[0].trial if rows and rows[0].rank == 1 else None
+
+    @property
+    def infeasible(self) -> int:
+        """How many Succeeded trials broke a constraint."""
+        return sum(1 for t in self.trials if t.state is TrialState.SUCCEEDED and infeasible(t))
 
 
 @dataclass(frozen=True)
 class Row:
-    """A leaderboard row: ``rank`` is set for Succeeded trials with a value, else None."""
+    """A leaderboard row: ``rank`` is set for feasible Succeeded trials with a value, else None.
+    With one objective it is the place, from 1; with several the non-dominated rank, from 0
+    (the front), as the status's leaderboard has it."""
 
     rank: int | None
     trial: Trial
 
 
+def infeasible(t: Trial) -> bool:
+    """Whether ``t`` broke a constraint: the operator's reason Infeasible, or a violation."""
+    return t.reason == objs.INFEASIBLE or not t.feasible
+
+
 def _ranks(t: Trial) -> bool:
-    return t.state is TrialState.SUCCEEDED and t.has_value
+    return t.state is TrialState.SUCCEEDED and t.has_value and not infeasible(t)
 
 
 def ranked_rows(trials: Iterable[Trial], *, minimize: bool) -> list[Row]:
-    """Every trial, sorted by objective: Succeeded trials ranked best first (ties to the older
-    trial, as the status's leaderboard), then the others (Running, Pruned, Stopped with their
-    last reported value; Pending, Failed and Lost), each group by value, then by number.
-    A Pruned trial's value comes from a shorter run, so it is shown but not ranked."""
+    """Every trial, sorted by objective: feasible Succeeded trials ranked best first (ties to
+    the older trial, as the status's leaderboard), then the others (infeasible Succeeded ones;
+    Running, Pruned, Stopped with their last reported value; Pending, Failed and Lost), each
+    group by value, then by number. A Pruned trial's value comes from a shorter run, and an
+    infeasible one breaks a limit, so they are shown but not ranked."""
     sign = 1.0 if minimize else -1.0
     trials = list(trials)
     ranked = sorted((t for t in trials if _ranks(t)),
                     key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    return [Row(i + 1, t) for i, t in enumerate(ranked)] + _unranked(trials, minimize)
+
+
+def _unranked(trials: Iterable[Trial], minimize: bool) -> list[Row]:
+    """The trials that ``ranked_rows`` leaves unranked, in its order."""
+    sign = 1.0 if minimize else -1.0
     rest = sorted(
         (t for t in trials if not _ranks(t)),
         key=lambda t: (_UNRANKED_ORDER.get(t.state, 9),
-                       sign * float(t.value) if t.has_value else math.inf, t.number),
+                       sign * t.value if t.value is not None and t.has_value else math.inf,
+                       t.number),
     )
-    return [Row(i + 1, t) for i, t in enumerate(ranked)] + [Row(None, t) for t in rest]
+    return [Row(None, t) for t in rest]
+
+
+@dataclass(frozen=True)
+class ParetoRow:
+    """A feasible Succeeded trial with every objective's value, and where it stands: its
+    non-dominated rank (0: on the front) and its crowding distance within that rank (larger:
+    lonelier; inf at the ends)."""
+
+    rank: int
+    crowding: float
+    trial: Trial
+
+
+@dataclass(frozen=True)
+class Pareto:
+    """A study with several objectives, as ``get``, ``watch`` and ``plot`` show it.
+
+    ``rows``: every feasible Succeeded trial that has each objective's value, ordered as the
+    status's leaderboard (rank, then the least crowded, then the older trial). ``infeasible``:
+    the Succeeded trials that broke a constraint, by number. ``hypervolume`` and
+    ``reference``: what the operator writes to the status for these trials (None before any
+    trial counts).
+    """
+
+    objectives: tuple[Objective, ...]
+    rows: tuple[ParetoRow, ...]
+    infeasible: tuple[Trial, ...]
+    hypervolume: float | None
+    reference: Mapping[str, float] | None
+
+    @property
+    def front(self) -> tuple[ParetoRow, ...]:
+        """The non-dominated rows (rank 0), in ``rows``' order."""
+        return tuple(r for r in self.rows if r.rank == 0)
+
+    def value(self, t: Trial, j: int) -> float:
+        """``t``'s value of objective ``j``."""
+        return float(t.values[self.objectives[j].metric])
+
+    def shown_front(self, limit: int | None = None) -> list[ParetoRow]:
+        """The front as the status lists it: at most ``limit`` rows, thinned by crowding
+        distance (the extremes kept), ordered by the first objective, best first, then by
+        number."""
+        # In trial order, as the operator thins it: thinning breaks ties by position.
+        front = sorted(self.front, key=lambda r: r.trial.number)
+        if limit is not None and len(front) > limit:
+            y = self.matrix([r.trial for r in front])
+            front = [front[i] for i in pareto.thin(y, limit)]
+        sign = 1.0 if self.objectives[0].minimize else -1.0
+        return sorted(front, key=lambda r: (sign * self.value(r.trial, 0), r.trial.number))
+
+    def matrix(self, trials: Sequence[Trial]) -> np.ndarray:
+        """The trials' objective vectors, lower better on every column."""
+        y, _ = objs.objective_matrix(trials, self.objectives)
+        return y
+
+
+def pareto_of(view: StudyView) -> Pareto | None:
+    """The Pareto view of a study with several objectives; None for one objective."""
+    if not view.several:
+        return None
+    assert view.spec is not None and view.spec.objectives is not None
+    objectives = view.objectives
+    history = objs.judged(view.trials, specs.constraints_of(view.spec))
+    succeeded = [t for t in history if t.state is TrialState.SUCCEEDED]
+    bad = tuple(t for t in succeeded if infeasible(t))
+    good = [t for t in succeeded if t.has_value and not infeasible(t)]
+    y, kept = objs.objective_matrix(good, objectives)
+    trials = [good[i] for i in kept]
+    rows: list[ParetoRow] = []
+    if trials:
+        ranks = pareto.nondominated_ranks(y)
+        for rank in range(int(ranks.max()) + 1):
+            layer = np.flatnonzero(ranks == rank)
+            # As the status's leaderboard: crowding only tells apart more than two rows.
+            crowd = (pareto.crowding_distance(y[layer]) if len(layer) > 2
+                     else np.full(len(layer), math.inf))
+            rows += [ParetoRow(rank, float(c), trials[i]) for i, c in zip(layer, crowd,
+                                                                        strict=True)]
+        rows.sort(key=lambda r: (r.rank, -r.crowding, r.trial.number))
+    status = fronts.front_status(history, objectives,
+                                 [o.reference for o in view.spec.objectives])
+    return Pareto(objectives, tuple(rows), bad, status["hypervolume"],
+                  status["referencePoint"])
+
+
+def leaderboard_rows(view: StudyView) -> list[Row]:
+    """Every trial of the study in leaderboard order: ``ranked_rows`` with one objective; with
+    several, the ranked trials by non-dominated rank, crowding and number (``Row.rank`` the
+    non-dominated rank), then the others as ``ranked_rows`` orders them."""
+    front = pareto_of(view)
+    if front is None:
+        return ranked_rows(view.trials, minimize=view.minimize)
+    ranked = {r.trial.number for r in front.rows}
+    return ([Row(r.rank, r.trial) for r in front.rows]
+            + _unranked((t for t in view.trials if t.number not in ranked), view.minimize))
 
 
 def best_so_far(trials: Sequence[Trial], *, minimize: bool) -> list[tuple[int, float]]:
-    """(trial number, best Succeeded value up to it) at each Succeeded trial, in number order."""
+    """(trial number, best feasible Succeeded value up to it) at each feasible Succeeded trial,
+    in number order."""
     out: list[tuple[int, float]] = []
     best: float | None = None
     for t in sorted(trials, key=lambda t: t.number):
@@ -193,7 +349,8 @@ def events_of(objects: Iterable[Mapping[str, Any]]) -> tuple[Event, ...]:
     return tuple(out)
 
 
-def view_of(study: Mapping[str, Any], jobs: Sequence[dict] = (), pods: Sequence[dict] = (),
+def view_of(study: Mapping[str, Any], jobs: Sequence[dict[str, Any]] = (),
+            pods: Sequence[dict[str, Any]] = (),
             events: Iterable[Mapping[str, Any]] = ()) -> StudyView:
     """The view of a TuningStudy object, its trial Jobs and pods, and its Events. Pure."""
     meta = study.get("metadata") or {}
@@ -240,6 +397,23 @@ def list_columns(study: Mapping[str, Any]) -> tuple[str, str, str, str]:
     trials = status.get("progress") or plans.progress(counts, limit)
     best = status.get("bestValue") or format_value((status.get("bestTrial") or {}).get("value"))
     return phase_of(status), str(trials), str(int(counts.get("running") or 0)), str(best)
+
+
+def several_objectives(study: Mapping[str, Any]) -> bool:
+    """Whether a TuningStudy object has several objectives (its spec's ``objectives``)."""
+    return bool((study.get("spec") or {}).get("objectives"))
+
+
+def front_column(study: Mapping[str, Any]) -> str:
+    """FRONT of a TuningStudy, as ``kubectl get ts`` prints it: ``status.frontSize``, the
+    number of trials on its Pareto front; ``-`` for one objective or before any status."""
+    size = (study.get("status") or {}).get("frontSize")
+    return "-" if size is None else str(size)
+
+
+def direction_word(objective: Objective) -> str:
+    """``lower is better`` or ``higher is better``."""
+    return "lower is better" if objective.minimize else "higher is better"
 
 
 # --- formatting shared by the text, HTML and PNG renderings ------------------------------------
