@@ -1,16 +1,18 @@
 """`make demo`: devcluster, the Helm chart and a real study, with live progress in the terminal.
 
     python scripts/demo.py up      # cluster up, chart installed, examples/digits.yaml to the end
+    python scripts/demo.py up --study examples/tradeoff.yaml   # another study file
     python scripts/demo.py down    # chart uninstalled, cluster down
 
 ``up`` brings devcluster up (or reuses a healthy one under ``$DEVCLUSTER_STATE``, default
 ``.devcluster``) with one real node where the machine can run one (the trainer and operator
 images imported; ``DEVCLUSTER_REAL_NODES=0`` for the node agent instead), installs helm/kubetune
 with ``helm upgrade --install --wait`` so the operator runs as a pod under the chart's own RBAC,
-applies examples/digits.yaml afresh in the namespace ``kubetune-demo``, and polls the study and
-its trial Jobs as JSON from the API server once a second: finished trials as they end, then a
-progress line (rewritten in place on a terminal, printed when it changes otherwise), and at the
-end the leaderboard and the best parameters.
+applies the study (``--study``, default examples/digits.yaml; ``make demo STUDY=...``) afresh
+in the namespace ``kubetune-demo``, and polls the study and its trial Jobs as JSON from the API
+server once a second: finished trials as they end, then a progress line (rewritten in place on
+a terminal, printed when it changes otherwise), and at the end the leaderboard and the best
+parameters, or for a study with several objectives its Pareto front and hypervolume.
 
 The ``render_*`` functions are pure; everything else talks to the cluster.
 """
@@ -37,7 +39,10 @@ from kubetune.core import protocol
 from kubetune_devcluster import cluster as devcluster
 from kubetune_devcluster import node
 
-__all__ = ["main", "render_leaderboard", "render_progress", "render_trial"]
+__all__ = [
+    "main", "render_front", "render_leaderboard", "render_plan", "render_progress",
+    "render_trial",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "kubetune"
@@ -68,14 +73,53 @@ def _clock(seconds: float) -> str:
 
 
 def _condition(study: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
-    for c in (study.get("status") or {}).get("conditions") or []:
-        if c.get("type") == kind and c.get("status") == "True":
-            return c
-    return None
+    conditions: list[Mapping[str, Any]] = (study.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == kind and c.get("status") == "True"),
+                None)
+
+
+def _objectives(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The study's objectives: ``spec.objectives``, or the one ``spec.objective``."""
+    return list(spec.get("objectives") or [spec.get("objective") or {}])
+
+
+def _watched(spec: Mapping[str, Any]) -> str:
+    """The metric a trial's curve and value follow: the one objective, or with several the one
+    early stopping names (the first without early stopping)."""
+    named = (spec.get("earlyStopping") or {}).get("metric")
+    metrics = [o.get("metric", "value") for o in _objectives(spec)]
+    return str(named) if named in metrics else str(metrics[0])
+
+
+def _limits(spec: Mapping[str, Any]) -> str:
+    """The constraints in words: ``params_count <= 30000``."""
+    parts = []
+    for c in spec.get("constraints") or []:
+        if c.get("min") is not None:
+            parts.append(f"{c['metric']} >= {c['min']:g}")
+        if c.get("max") is not None:
+            parts.append(f"{c['metric']} <= {c['max']:g}")
+    return ", ".join(parts)
+
+
+def render_plan(spec: Mapping[str, Any]) -> str:
+    """What the study will do, in one line: budget, sampler, objectives, constraints and early
+    stopping. Pure."""
+    budget = spec.get("budget") or {}
+    goals = " and ".join(f"{o.get('direction')} {o.get('metric')}" for o in _objectives(spec))
+    text = (f"{budget.get('maxTrials')} trials, {budget.get('parallelism', 1)} at a time, "
+            f"{(spec.get('algorithm') or {}).get('name', 'auto')} sampler, {goals}")
+    if spec.get("constraints"):
+        text += f", subject to {_limits(spec)}"
+    stopping = spec.get("earlyStopping")
+    if stopping:
+        text += f", {stopping['name']} early stopping on {_watched(spec)}"
+    return text
 
 
 def render_progress(study: Mapping[str, Any], elapsed: float, width: int = 24) -> str:
-    """One line: a bar over maxTrials, the trial counts, the best value so far, the time. Pure."""
+    """One line: a bar over maxTrials, the trial counts, the best value so far (with several
+    objectives the Pareto front's size and hypervolume), the time. Pure."""
     spec, status = study.get("spec") or {}, study.get("status") or {}
     total = int((spec.get("budget") or {}).get("maxTrials") or 1)
     n = status.get("trials") or {}
@@ -87,16 +131,22 @@ def render_progress(study: Mapping[str, Any], elapsed: float, width: int = 24) -
         text += f", {n['pruned']} pruned"
     if n.get("failed"):
         text += f", {n['failed']} failed"
+    if n.get("infeasible"):
+        text += f", {n['infeasible']} infeasible"
     best = status.get("bestTrial")
     if best:
-        metric = (spec.get("objective") or {}).get("metric", "value")
-        text += f" | best {metric} {best['value']:.4g} (trial {best['number']})"
+        text += f" | best {_watched(spec)} {best['value']:.4g} (trial {best['number']})"
+    elif status.get("frontSize"):
+        text += (f" | front {status['frontSize']} trials, hypervolume "
+                 f"{status.get('hypervolume') or 0:.4g}")
     return f"{text} | {_clock(elapsed)}"
 
 
-def render_trial(job: Mapping[str, Any], metric: str) -> str | None:
+def render_trial(job: Mapping[str, Any], metric: str,
+                 objectives: Sequence[str] = ()) -> str | None:
     """A finished trial as one line, from its Job's result and params annotations; None while
-    it runs. Pure.
+    it runs. With several ``objectives`` it shows each one's value from the final report, and
+    says when the trial broke a constraint. Pure.
     """
     meta = job.get("metadata") or {}
     annotations = meta.get("annotations") or {}
@@ -110,18 +160,58 @@ def render_trial(job: Mapping[str, Any], metric: str) -> str | None:
     except protocol.ProtocolError as e:
         return f"  trial {number:>3}  unreadable result: {e}"
     line = f"  trial {number:>3}  {result.state.value:<9}"
-    if result.value is not None:
+    shown = [m for m in objectives if m in result.values]
+    if shown:
+        line += "  " + "  ".join(f"{m} {result.values[m]:<8.4g}" for m in shown)
+    elif result.value is not None:
         line += f"  {metric} {result.value:<8.4g}"
     if result.step is not None:
         line += f"  step {result.step:<2}"
-    if result.reason and result.state.value == "Failed":
+    if result.reason and (result.state.value == "Failed" or result.reason == "Infeasible"):
         line += f"  ({result.reason})"
     return f"{line}  {_params(params)}"
 
 
-def render_leaderboard(study: Mapping[str, Any]) -> str:
-    """The leaderboard as a table with one column per parameter, and the best params. Pure."""
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True))
+            for r in [header, *rows]]
+
+
+def render_front(study: Mapping[str, Any]) -> str:
+    """A study with several objectives at its end: the Pareto front from the status (one
+    column per objective, then per parameter), its size and hypervolume. Pure."""
     spec, status = study.get("spec") or {}, study.get("status") or {}
+    front: Sequence[Mapping[str, Any]] = status.get("paretoFront") or []
+    if not front:
+        return "No feasible trial succeeded, so there is no Pareto front."
+    objectives = _objectives(spec)
+    metrics = [str(o.get("metric")) for o in objectives]
+    names = list(spec.get("searchSpace") or front[0].get("params") or {})
+    rows = [[str(e["number"]), *(f"{e.get('values', {}).get(m, float('nan')):.4g}"
+                                  for m in metrics),
+             *(_number(e.get("params", {}).get(p, "")) for p in names)] for e in front]
+    better = ", ".join(
+        f"{o.get('metric')} {'lower' if o.get('direction') == 'minimize' else 'higher'} is better"
+        for o in objectives)
+    reference = ", ".join(f"{k} {v:.4g}" for k, v in (status.get("referencePoint") or {}).items())
+    lines = [f"Pareto front ({better}): {status.get('frontSize', len(front))} trials that no "
+             "other feasible trial beats on every objective", "",
+             *_table(["trial", *metrics, *names], rows), "",
+             f"Hypervolume {status.get('hypervolume') or 0:.6g} (reference point {reference})"]
+    infeasible = (status.get("trials") or {}).get("infeasible")
+    if infeasible:
+        lines.append(f"{infeasible} trial{'s' if infeasible != 1 else ''} broke a constraint "
+                     f"({_limits(spec)}) and {'are' if infeasible != 1 else 'is'} left out")
+    return "\n".join(lines)
+
+
+def render_leaderboard(study: Mapping[str, Any]) -> str:
+    """The leaderboard as a table with one column per parameter, and the best params; for a
+    study with several objectives, its Pareto front (``render_front``). Pure."""
+    spec, status = study.get("spec") or {}, study.get("status") or {}
+    if spec.get("objectives"):
+        return render_front(study)
     objective = spec.get("objective") or {}
     metric = objective.get("metric", "value")
     order = "lower" if objective.get("direction", "minimize") == "minimize" else "higher"
@@ -133,10 +223,7 @@ def render_leaderboard(study: Mapping[str, Any]) -> str:
     rows = [[str(i), str(e["number"]), f"{e['value']:.4g}",
              *(_number(e.get("params", {}).get(p, "")) for p in names)]
             for i, e in enumerate(board, 1)]
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
-    lines = [f"Leaderboard ({metric}, {order} is better):", ""]
-    for r in [header, *rows]:
-        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)))
+    lines = [f"Leaderboard ({metric}, {order} is better):", "", *_table(header, rows)]
     best = status.get("bestTrial") or board[0]
     lines += ["", f"Best params (trial {best['number']}, {metric} {best['value']:.6g}):",
               "  " + json.dumps(best.get("params") or {}, sort_keys=True)]
@@ -152,11 +239,12 @@ class Api:
         self.server = state.server
         self.context: ssl.SSLContext = devcluster.admin_ssl_context(state)
 
-    def get(self, path: str) -> dict | None:
+    def get(self, path: str) -> dict[str, Any] | None:
         try:
             with urllib.request.urlopen(self.server + path, context=self.context,
                                         timeout=10) as r:
-                return json.loads(r.read())
+                found: dict[str, Any] = json.loads(r.read())
+                return found
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 return None
@@ -171,7 +259,7 @@ class Tools:
         self.env = {**os.environ, "KUBECONFIG": str(state.kubeconfig)}
 
     def run(self, tool: str, *args: str, check: bool = True, quiet: bool = False,
-            input: str | None = None) -> subprocess.CompletedProcess:
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([str(self.bin / tool), *args], env=self.env, text=True,
                               input=input, capture_output=True)
         if check and proc.returncode != 0:
@@ -185,7 +273,7 @@ class Tools:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def _liveness_port(tools: Tools) -> int:
@@ -236,7 +324,7 @@ def _step(text: str) -> None:
     print(f"==> {text}", flush=True)
 
 
-def up() -> int:
+def up(example: Path = EXAMPLE) -> int:
     started = time.monotonic()
     state_dir = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster")).resolve()
     config = devcluster.ClusterConfig.from_env(state_dir)
@@ -263,19 +351,16 @@ def up() -> int:
     tools.run("kubectl", "-n", RELEASE_NAMESPACE, "get", "pods", "-l",
               "app.kubernetes.io/component=operator")
 
-    study = yaml.safe_load(EXAMPLE.read_text())
+    study = yaml.safe_load(example.read_text())
     name = study["metadata"]["name"]
-    _step(f"kubectl apply -n {DEMO_NAMESPACE} -f examples/digits.yaml")
+    _step(f"kubectl apply -n {DEMO_NAMESPACE} -f {_shown(example)}")
     if api.get(f"/api/v1/namespaces/{DEMO_NAMESPACE}") is None:
         tools.run("kubectl", "create", "namespace", DEMO_NAMESPACE, quiet=True)
     # A fresh study each time; the old one's trials go with it (owner references).
     tools.run("kubectl", "-n", DEMO_NAMESPACE, "delete", "tuningstudy", name,
               "--ignore-not-found", "--wait", "--timeout=120s", quiet=True)
-    tools.run("kubectl", "-n", DEMO_NAMESPACE, "apply", "-f", str(EXAMPLE))
-    space = study["spec"]
-    print(f"    {space['budget']['maxTrials']} trials, {space['budget']['parallelism']} at a "
-          f"time, {space['algorithm']['name']} sampler, {space['earlyStopping']['name']} early "
-          f"stopping on {space['objective']['metric']}\n", flush=True)
+    tools.run("kubectl", "-n", DEMO_NAMESPACE, "apply", "-f", str(example))
+    print(f"    {render_plan(study['spec'])}\n", flush=True)
 
     final = watch(api, name, time.monotonic())
     print()
@@ -293,6 +378,14 @@ def up() -> int:
     return 0 if kind == "Succeeded" else 1
 
 
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _study_path(name: str) -> str:
     return f"/apis/kubetune.dev/v1alpha1/namespaces/{DEMO_NAMESPACE}/tuningstudies/{name}"
 
@@ -308,12 +401,13 @@ def watch(api: Api, name: str, started: float) -> tuple[str, Mapping[str, Any]] 
             time.sleep(1)
             continue
         uid = study["metadata"]["uid"]
-        metric = study["spec"]["objective"]["metric"]
+        metric = _watched(study["spec"])
+        several = [str(o.get("metric")) for o in study["spec"].get("objectives") or []]
         jobs = api.get(f"/apis/batch/v1/namespaces/{DEMO_NAMESPACE}/jobs"
                        f"?labelSelector=kubetune.dev/study-uid={uid}") or {}
         finished = []
         for job in jobs.get("items") or []:
-            line = render_trial(job, metric)
+            line = render_trial(job, metric, several)
             if line is not None and job["metadata"]["name"] not in shown:
                 shown.add(job["metadata"]["name"])
                 finished.append((int(job["metadata"]["labels"].get("kubetune.dev/trial", 0)),
@@ -353,8 +447,14 @@ def down() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--study", type=Path, default=EXAMPLE, metavar="FILE",
+                        help="the study file that `up` applies (default: examples/digits.yaml)")
     args = parser.parse_args(argv)
-    return up() if args.command == "up" else down()
+    if args.command == "down":
+        return down()
+    if not args.study.is_file():
+        parser.error(f"--study {args.study}: no such file")
+    return up(args.study)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,9 @@ def test_the_objective_must_be_a_reported_metric() -> None:
     assert params.objective_metric({"KUBETUNE_METRIC": "val_accuracy"}) == "val_accuracy"
     with pytest.raises(params.ParamError, match=r"KUBETUNE_METRIC='f1'.*val_loss, val_accuracy"):
         params.objective_metric({"KUBETUNE_METRIC": "f1"})
+    # The model's cost can be an objective too (several objectives watch one of them).
+    assert params.objective_metric({"KUBETUNE_METRIC": "latency_ms"}) == "latency_ms"
+    assert params.objective_metric({"KUBETUNE_METRIC": "params_count"}) == "params_count"
 
 
 def test_the_documented_tables_match_the_parameters() -> None:

@@ -63,6 +63,32 @@ def test_sensible_params_reach_95_percent_on_digits_and_report_each_epoch() -> N
     assert reports.calls[-1]["val_loss"] == results[-1].val_loss
 
 
+def test_every_report_holds_the_models_size_and_latency() -> None:
+    results, reports = run(epochs=2, depth=2, width=32)
+    # 64 inputs -> 32 -> 32 -> 10 classes, weights and biases.
+    expected = (64 * 32 + 32) + (32 * 32 + 32) + (32 * 10 + 10)
+    model = models.build_model(params.parse_params({"depth": 2, "width": 32}), (1, 8, 8), 10)
+    assert models.count_parameters(model) == expected
+    assert [c["params_count"] for c in reports.calls] == [expected] * 3
+    latencies = {c["latency_ms"] for c in reports.calls}
+    (latency,) = latencies  # measured once, before training: the same in every report
+    assert 0 < latency < 1000
+    assert set(results[-1].metrics()) == set(params.REPORTED_METRICS)
+
+
+def test_inference_latency_is_the_median_of_the_timed_passes_after_the_warmup() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Dropout(0.5))
+    model.train()
+    ticks = iter([10.0, 10.002, 20.0, 20.009, 30.0, 30.004])  # the warmup pass is not timed
+    ms = train.inference_latency_ms(model, torch.zeros(2, 4), repeats=3, warmup=1,
+                                    clock=lambda: next(ticks))
+    assert ms == pytest.approx(4.0)
+    assert model.training  # its mode is restored
+    generator_state = torch.get_rng_state()
+    train.inference_latency_ms(model, torch.zeros(2, 4))
+    assert torch.equal(torch.get_rng_state(), generator_state)  # no random draw: dropout off
+
+
 def test_lr_10_ends_finite_or_fails_cleanly() -> None:
     for optimizer in ("sgd", "adam"):
         message = ""
@@ -166,6 +192,8 @@ def test_the_command_trains_and_prints_json_lines_outside_a_pod() -> None:
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(d["step"], d["final"]) for d in lines] == [(1, False), (2, False), (2, True)]
+    assert set(lines[-1]["metrics"]) == set(params.REPORTED_METRICS)
+    assert isinstance(lines[-1]["metrics"]["params_count"], int)
     assert "mlp with" in done.stderr
     assert "epoch 2/2" in done.stderr
 

@@ -4,8 +4,11 @@ A PyTorch classifier (an MLP or a small CNN) trained on scikit-learn's bundled d
 download), an .npz of arrays ``x``, ``y``, or an image folder with one subfolder per class. It
 reads its hyperparameters from ``KUBETUNE_PARAMS`` (a JSON object) and from flags, which win;
 an unknown name or an ill-typed value is refused with exit status 2 before training starts.
-After every epoch it reports ``val_loss``, ``val_accuracy``, ``train_loss`` and
-``epoch_seconds`` through ``kubetune.sdk.report(step=epoch, ...)``, then a final report;
+After every epoch it reports ``val_loss``, ``val_accuracy``, ``train_loss``,
+``epoch_seconds``, and the model's cost, ``params_count`` (trainable weights, exact) and
+``latency_ms`` (the median of 9 timed forward passes over 64 validation examples, measured once
+before training: a second objective to trade accuracy against, noisy by up to about a third
+between runs), through ``kubetune.sdk.report(step=epoch, ...)``, then a final report;
 ``KUBETUNE_METRIC`` (default ``val_loss``) names the study's objective and must be one of them.
 
 Exit status: 0 done; 2 parameters, objective or data refused (nothing trained); 4 the loss

@@ -144,8 +144,11 @@ PARAMS: dict[str, ParamInfo] = {
     )
 }
 
-# What the trainer reports each epoch; KUBETUNE_METRIC must name one of them.
-REPORTED_METRICS = ("val_loss", "val_accuracy", "train_loss", "epoch_seconds")
+# What the trainer reports each epoch; KUBETUNE_METRIC must name one of them. params_count
+# and latency_ms describe the model rather than its training (the same in every report of a
+# run): a study with several objectives trades accuracy against them.
+REPORTED_METRICS = ("val_loss", "val_accuracy", "train_loss", "epoch_seconds", "params_count",
+                    "latency_ms")
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
