@@ -67,17 +67,21 @@ measure: $(INSTALLED)devcluster,trainer
 	$(PY) benchmarks/measure_devcluster.py --readme
 	$(PY) benchmarks/measure_trainer.py --readme
 
-# Our samplers against nevergrad, Optuna and SMAC3 on COCO bbob (benchmarks/bench_peers.py) and
-# on conditional spaces (benchmarks/bench_conditional.py).
+# Our samplers against nevergrad, Optuna and SMAC3 on COCO bbob (benchmarks/bench_peers.py), on
+# conditional spaces (benchmarks/bench_conditional.py), and for several objectives and
+# constraints against Optuna and pymoo (benchmarks/bench_multiobjective.py).
 bench-samplers: $(INSTALLED)dev,bench
 	$(PY) -m pip install -q -e '.[bench-rf]' || echo "pyrfr did not build (it needs swig): smac-hpo is reported as not run"
 	nice -n 10 $(PY) benchmarks/bench_peers.py --readme
 	nice -n 10 $(PY) benchmarks/bench_conditional.py --readme
+	nice -n 10 $(PY) benchmarks/bench_multiobjective.py --readme
 
-# devcluster, the Helm chart and examples/digits.yaml with live progress (scripts/demo.py).
+# devcluster, the Helm chart and a study with live progress (scripts/demo.py): by default
+# examples/digits.yaml; `make demo STUDY=examples/tradeoff.yaml` for accuracy against latency.
+demo: STUDY ?= examples/digits.yaml
 demo: $(INSTALLED)devcluster,trainer
 	bash devcluster/build.sh >/dev/null
-	$(PY) scripts/demo.py up
+	$(PY) scripts/demo.py up --study $(STUDY)
 
 demo-down: $(INSTALLED)devcluster
 	$(PY) scripts/demo.py down
