@@ -14,9 +14,14 @@ import pytest
 from kubetune.core import pareto
 from kubetune.core.objectives import Objective
 from kubetune.core.samplers import MULTI_SAMPLER_NAMES, get_multi_sampler, get_sampler, motpe, nsga2
-from kubetune.core.samplers.base import multi_history_of
 from kubetune.core.samplers.auto import startup_trials
-from kubetune.core.samplers.mo_auto import GP_MAX_DIM, GP_MAX_OBSERVED, choose_multi_sampler
+from kubetune.core.samplers.base import multi_history_of
+from kubetune.core.samplers.mo_auto import (
+    GP_MAX_DIM,
+    GP_MAX_OBSERVED,
+    NSGA2_FROM,
+    choose_multi_sampler,
+)
 from kubetune.core.space import Space
 from kubetune.core.trials import Trial, TrialState
 from sampler_cases import CATEGORICAL, CONDITIONAL, MIXED, NUMERIC, SMALL
@@ -313,24 +318,23 @@ def test_motpe_split_without_feasible_trials_leads_with_the_least_violating():
     assert good.tolist() == [] and bad.tolist() == list(range(6))
 
 
-def test_motpe_good_weights_favour_exclusive_hypervolume():
-    y = np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0], [0.6, 0.6]])
-    w = motpe.good_weights(y)
-    assert w[3] == pytest.approx(1e-12)  # dominated
-    assert w.max() == 1.0
-    assert (w[:3] > 0.1).all()
-    assert motpe.good_weights(y[:1]).tolist() == [1.0]
-
-
-def test_motpe_proposes_near_the_front():
+def test_motpe_follows_each_parameters_good_values():
+    # f1 = x0 + g, f2 = 1 - x0 + g with g = 4 (x1 - 0.3)^2: every x0 is on the front, which
+    # needs x1 = 0.3.
     space = Space.from_search_space(
         {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(2)})
-    trials = history(space, 40, seed=5, mixed_states=False)
+    rng = np.random.default_rng(5)
+    trials = []
+    for i in range(80):
+        params = space.from_unit(rng.random(2))
+        g = 4 * (params["x1"] - 0.3) ** 2
+        trials.append(Trial(i, params, TrialState.SUCCEEDED,
+                            values={"loss": params["x0"] + g, "acc": -(1 - params["x0"] + g)}))
     out = ask("tpe", space, trials, 16, seed=1)
-    # The front is the segment from (0.2, 0.2) to (0.8, 0.8): distance from it.
-    off = [abs(p["x0"] - p["x1"]) / math.sqrt(2) for p in out]
-    rand = [abs(p["x0"] - p["x1"]) / math.sqrt(2) for p in ask("random", space, trials, 16)]
-    assert np.median(off) < 0.5 * np.median(rand), (off, rand)
+    rand = ask("random", space, trials, 16)
+    assert np.median([abs(p["x1"] - 0.3) for p in out]) < 0.5 * np.median(
+        [abs(p["x1"] - 0.3) for p in rand])
+    assert np.ptp([p["x0"] for p in out]) > 0.3  # spread along the front
 
 
 # --- auto -------------------------------------------------------------------------------------
@@ -344,12 +348,13 @@ WIDE = Space.from_search_space(
     [
         (NUMERIC, 0, "gp"),
         (MIXED, GP_MAX_OBSERVED - 1, "gp"),
-        (MIXED, GP_MAX_OBSERVED, "nsga2"),
+        (MIXED, GP_MAX_OBSERVED, "tpe"),
+        (MIXED, NSGA2_FROM, "nsga2"),
         (WIDE, 0, "sobol"),
         (WIDE, 9, "sobol"),
         (WIDE, 10, "tpe"),
-        (WIDE, GP_MAX_OBSERVED - 1, "tpe"),
-        (WIDE, GP_MAX_OBSERVED, "nsga2"),
+        (WIDE, NSGA2_FROM - 1, "tpe"),
+        (WIDE, NSGA2_FROM, "nsga2"),
     ],
 )
 def test_auto_choice(space, observed, expected):
@@ -363,7 +368,7 @@ THREE = (Objective("loss", minimize=True), Objective("latency", minimize=True),
 
 @pytest.mark.parametrize(("observed", "expected"), [
     (0, "sobol"), (startup_trials(NUMERIC) - 1, "sobol"), (startup_trials(NUMERIC), "tpe"),
-    (GP_MAX_OBSERVED - 1, "tpe"), (GP_MAX_OBSERVED, "nsga2"),
+    (GP_MAX_OBSERVED, "tpe"), (NSGA2_FROM - 1, "tpe"), (NSGA2_FROM, "nsga2"),
 ])
 def test_auto_choice_for_three_objectives(observed, expected):
     trials = [replace(t, values={"loss": 1.0 + i, "latency": 2.0 - i, "size": float(i % 3)})
@@ -377,7 +382,7 @@ def test_auto_counts_only_trials_with_every_objective():
     assert choose_multi_sampler(WIDE, multi_history_of(WIDE, trials, OBJECTIVES)) == "sobol"
 
 
-@pytest.mark.parametrize(("space", "count"), [(WIDE, 20), (NUMERIC, 110), (NUMERIC, 4)])
+@pytest.mark.parametrize(("space", "count"), [(WIDE, 20), (NUMERIC, 210), (NUMERIC, 4)])
 def test_auto_defers_to_the_chosen_sampler(space, count):
     trials = history(space, count, seed=2, mixed_states=False)
     chosen = choose_multi_sampler(space, multi_history_of(space, trials, OBJECTIVES))
