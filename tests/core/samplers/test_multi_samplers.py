@@ -14,13 +14,12 @@ import pytest
 from kubetune.core import pareto
 from kubetune.core.objectives import Objective
 from kubetune.core.samplers import MULTI_SAMPLER_NAMES, get_multi_sampler, get_sampler, motpe, nsga2
-from kubetune.core.samplers.auto import startup_trials
 from kubetune.core.samplers.base import multi_history_of
 from kubetune.core.samplers.mo_auto import (
     GP_MAX_DIM,
-    GP_MAX_OBSERVED,
     NSGA2_FROM,
     choose_multi_sampler,
+    gp_max_observed,
 )
 from kubetune.core.space import Space
 from kubetune.core.trials import Trial, TrialState
@@ -347,8 +346,8 @@ WIDE = Space.from_search_space(
     ("space", "observed", "expected"),
     [
         (NUMERIC, 0, "gp"),
-        (MIXED, GP_MAX_OBSERVED - 1, "gp"),
-        (MIXED, GP_MAX_OBSERVED, "tpe"),
+        (MIXED, gp_max_observed(2) - 1, "gp"),
+        (MIXED, gp_max_observed(2), "tpe"),
         (MIXED, NSGA2_FROM, "nsga2"),
         (WIDE, 0, "sobol"),
         (WIDE, 9, "sobol"),
@@ -366,14 +365,15 @@ THREE = (Objective("loss", minimize=True), Objective("latency", minimize=True),
          Objective("size", minimize=True))
 
 
-@pytest.mark.parametrize(("observed", "expected"), [
-    (0, "sobol"), (startup_trials(NUMERIC) - 1, "sobol"), (startup_trials(NUMERIC), "tpe"),
-    (GP_MAX_OBSERVED, "tpe"), (NSGA2_FROM - 1, "tpe"), (NSGA2_FROM, "nsga2"),
+@pytest.mark.parametrize(("space", "observed", "expected"), [
+    (NUMERIC, 0, "gp"), (NUMERIC, gp_max_observed(3) - 1, "gp"),
+    (NUMERIC, gp_max_observed(3), "tpe"), (NUMERIC, NSGA2_FROM - 1, "tpe"),
+    (NUMERIC, NSGA2_FROM, "nsga2"), (WIDE, 0, "sobol"), (WIDE, 10, "tpe"),
 ])
-def test_auto_choice_for_three_objectives(observed, expected):
+def test_auto_choice_for_three_objectives(space, observed, expected):
     trials = [replace(t, values={"loss": 1.0 + i, "latency": 2.0 - i, "size": float(i % 3)})
-              for i, t in enumerate(history(NUMERIC, observed, mixed_states=False))]
-    assert choose_multi_sampler(NUMERIC, multi_history_of(NUMERIC, trials, THREE)) == expected
+              for i, t in enumerate(history(space, observed, mixed_states=False))]
+    assert choose_multi_sampler(space, multi_history_of(space, trials, THREE)) == expected
 
 
 def test_auto_counts_only_trials_with_every_objective():
