@@ -495,6 +495,7 @@ def test_status_counts_best_and_leaderboard():
         "lost": 1,
         "total": 10,
         "retries": 6,  # pods re-run, apart from the failed count
+        "infeasible": 0,  # no constraints
     }
     assert status["nextTrial"] == 10
     assert status["bestTrial"] == {"number": 1, "params": {"x": 0.5}, "value": 0.1, "job": "s-1"}

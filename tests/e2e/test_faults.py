@@ -64,6 +64,7 @@ def finished(cluster: Cluster, ns: str, name: str, max_trials: int,
     expected["lost"] = lost
     expected["total"] = status["nextTrial"]
     expected["retries"] = sum(observing.retries(j) for j in jobs)
+    expected["infeasible"] = sum(1 for r in res.values() if r.reason == "Infeasible")
     assert status["trials"] == expected
     assert status["nextTrial"] >= max(numbers) + 1
     values = [(r.value, n) for n, r in res.items() if r.state is TrialState.SUCCEEDED]

@@ -120,7 +120,8 @@ def test_kubectl_get_columns(cluster: Cluster, studies) -> None:
     namespace, objects = studies
     table = _table(cluster.kubectl("get", "ts", "-n", namespace).stdout)
     assert list(next(iter(table.values()))) == ["NAME", "STATUS", "TRIALS", "RUNNING", "BEST",
-                                                "AGE"]
+                                                "FRONT", "AGE"]
+    assert table["succeeded"]["FRONT"] == ""  # one objective: no front
     done = objects["succeeded"]["status"]
     assert table["succeeded"]["STATUS"] == "Succeeded"
     assert table["succeeded"]["TRIALS"] == "2/2"
@@ -134,7 +135,7 @@ def test_kubectl_get_columns(cluster: Cluster, studies) -> None:
 
     wide = _table(cluster.kubectl("get", "ts", "-n", namespace, "-o", "wide").stdout)
     assert list(next(iter(wide.values()))) == ["NAME", "STATUS", "TRIALS", "RUNNING", "BEST",
-                                               "AGE", "METRIC", "ALGORITHM", "REASON"]
+                                               "FRONT", "AGE", "METRIC", "ALGORITHM", "REASON"]
     assert wide["succeeded"]["METRIC"] == "loss"
     assert wide["succeeded"]["ALGORITHM"] == "auto"
     assert wide["succeeded"]["REASON"] == "MaxTrialsReached"

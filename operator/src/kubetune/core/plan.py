@@ -414,12 +414,11 @@ def _status(
             **{s.value.lower(): counts[s] for s in TrialState},
             "total": len(history) + len(create),
             "retries": sum(t.retries for t in history),
+            "infeasible": sum(
+                1 for t in history if t.state is TrialState.SUCCEEDED and not t.feasible),
         },
         "nextTrial": start + len(create),
     }
-    if spec.constraints:
-        status["trials"]["infeasible"] = sum(
-            1 for t in history if t.state is TrialState.SUCCEEDED and not t.feasible)
     if spec.objectives is not None:
         status["bestTrial"] = None
         status.update(front.front_status(history, specs.objectives_of(spec),
