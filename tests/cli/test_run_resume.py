@@ -20,9 +20,16 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "quadratic.yaml"
 
 
+def _as_in_a_terminal() -> None:
+    # A shell starts a background job with SIGINT ignored, and Python then leaves it ignored;
+    # the runner is started as a user at a terminal starts it, whatever ran these tests.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def kubetune(*args: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kubetune.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_as_in_a_terminal)
 
 
 def processes_with(marker: str) -> list[int]:
