@@ -5,7 +5,7 @@ Purely computational; pure apart from consuming the ``rng`` it is given.
 
 Per proposal and per axis, l(x) is the one-dimensional Parzen estimator of the good group's
 values on that axis (each kernel weighted as the caller says), g(x) that of the bad points'
-values; ``_N_EI_CANDIDATES`` (24) values are drawn from l(x) and the one with the largest
+values; ``tpe.N_EI_CANDIDATES`` (24) values are drawn from l(x) and the one with the largest
 l(x) / g(x) is taken. An observation that leaves the axis inactive (NaN) is left out of that
 axis' estimators. The proposal joins the bad points before the next one (the constant liar).
 
@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 
 from kubetune.core.samplers import _parzen
+from kubetune.core.samplers.tpe import CANDIDATE_ROUNDS, N_EI_CANDIDATES, unused_uniform
 from kubetune.core.space import CategoricalParam, Param, Space
 
 __all__ = ["propose_batch"]
 
-_N_EI_CANDIDATES = 24
-_CANDIDATE_ROUNDS = 4
 
 
 def _axes(param: Param) -> _parzen.Axes:
@@ -61,7 +60,7 @@ def _propose(space: Space, good: np.ndarray, weights: np.ndarray, bad: np.ndarra
         axes = _axes(param)
         below = _estimator(axes, good[:, j], weights, prior_weight)
         above = _estimator(axes, bad[:, j], None, prior_weight)
-        candidates = below.sample(rng, _N_EI_CANDIDATES)
+        candidates = below.sample(rng, N_EI_CANDIDATES)
         score = below.log_pdf(candidates) - above.log_pdf(candidates)
         u[j] = candidates[int(np.argmax(score)), 0]
     return u
@@ -81,14 +80,12 @@ def propose_batch(
     """``n`` proposals chosen axis by axis from the good group's rows ``good`` (their kernel
     ``weights``) and the bad ``bad_points`` (arrays of unit-cube rows, oldest first); none is a
     configuration in ``taken``, to which they are added. Falls back to an unused uniform point
-    when the candidates of ``_CANDIDATE_ROUNDS`` rounds are all taken."""
-    from kubetune.core.samplers.tpe import unused_uniform
-
+    when the candidates of ``tpe.CANDIDATE_ROUNDS`` rounds are all taken."""
     bad = np.concatenate([p.reshape(-1, space.dim) for p in bad_points])
     out: list[dict[str, Any]] = []
     for _ in range(n):
         params = None
-        for _ in range(_CANDIDATE_ROUNDS):
+        for _ in range(CANDIDATE_ROUNDS):
             u = space.mask(_propose(space, good, weights, bad, prior_weight, rng)[None, :])[0]
             candidate = space.from_unit(u)
             if space.key(candidate) not in taken:

@@ -12,7 +12,7 @@ Per proposal:
    constraint are bad too, and the good group holds feasible ones only (while none is feasible,
    the least violating).
 3. Each group gets a Parzen estimator (``_parzen``): l(x) for the good, g(x) for the bad.
-4. ``_N_EI_CANDIDATES`` (24) points are drawn from l(x); the one with the largest l(x) / g(x) (the
+4. ``N_EI_CANDIDATES`` (24) points are drawn from l(x); the one with the largest l(x) / g(x) (the
    expected-improvement criterion of TPE) that no trial holds yet is proposed.
 
 For a batch, each proposal joins the pending points before the next is chosen, so a batch spreads
@@ -33,16 +33,24 @@ from kubetune.core.samplers.random import fill_unseen
 from kubetune.core.space import Space
 from kubetune.core.trials import Trial, as_trials
 
-__all__ = ["N_STARTUP_TRIALS", "PRIOR_WEIGHT", "TPESampler", "propose_batch", "unused_uniform"]
+__all__ = [
+    "CANDIDATE_ROUNDS",
+    "N_EI_CANDIDATES",
+    "N_STARTUP_TRIALS",
+    "PRIOR_WEIGHT",
+    "TPESampler",
+    "propose_batch",
+    "unused_uniform",
+]
 
 # Rounds of candidates drawn from l(x) before a proposal falls back to an unused random point;
 # only a nearly full discrete space gets past the first round.
-_CANDIDATE_ROUNDS = 4
+CANDIDATE_ROUNDS = 4
 # Uniform draws tried per startup proposal before enumerating the unused configurations.
 _RANDOM_TRIES = 64
 # Optuna 5.0's defaults; no spec field sets them (MOTPE shares them).
 N_STARTUP_TRIALS = 10
-_N_EI_CANDIDATES = 24
+N_EI_CANDIDATES = 24
 PRIOR_WEIGHT = 1.0
 
 
@@ -121,9 +129,9 @@ def _best_candidate(
     rng: np.random.Generator,
 ) -> dict[str, Any]:
     """The candidate from l(x) with the best l/g that no trial holds; adds it to ``taken``."""
-    for _ in range(_CANDIDATE_ROUNDS):
+    for _ in range(CANDIDATE_ROUNDS):
         # NaN on the axes each candidate's own choices leave inactive.
-        candidates = space.mask(below.sample(rng, _N_EI_CANDIDATES))
+        candidates = space.mask(below.sample(rng, N_EI_CANDIDATES))
         score = below.log_pdf(candidates) - above.log_pdf(candidates)
         for i in np.argsort(-score, kind="stable"):
             params = space.from_unit(candidates[i])
