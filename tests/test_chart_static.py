@@ -25,7 +25,8 @@ CRD_COPY = CHART / "files" / "tuningstudy.yaml"
 
 # What the operator calls in a watched namespace (kube/reconcile.py, kube/cache.py and kopf's
 # study watch), as (apiGroup, resource, verb); pods get is there only because the operator
-# grants it to kubetune-trial, pods/log get for studies whose metrics come from the log.
+# grants it to kubetune-trial, pods/log get for studies whose metrics come from the log,
+# services create for the headless Service of studies whose trials have several workers.
 # tests/e2e/test_chart.py checks the same table against the audit log of a real run.
 OPERATOR_RULES = {
     ("kubetune.dev", "tuningstudies", "list"), ("kubetune.dev", "tuningstudies", "watch"),
@@ -36,6 +37,7 @@ OPERATOR_RULES = {
     ("", "pods/log", "get"),
     ("", "events", "create"),
     ("", "serviceaccounts", "create"),
+    ("", "services", "create"),
     ("rbac.authorization.k8s.io", "roles", "create"),
     ("rbac.authorization.k8s.io", "rolebindings", "create"),
 }

@@ -38,8 +38,9 @@ CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding
                   "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 HELM_ANNOTATIONS = ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace")
 # The operator grants pods get to kubetune-trial, so it must hold it, though it never calls it;
-# it reads pods/log only for a study with metricsFrom.log, which this release does not run.
-GRANTED_UNUSED = {("", "pods", "get"), ("", "pods/log", "get")}
+# it reads pods/log only for a study with metricsFrom.log, and creates a Service only for a
+# study whose trials have several workers, neither of which this release runs.
+GRANTED_UNUSED = {("", "pods", "get"), ("", "pods/log", "get"), ("", "services", "create")}
 
 
 @dataclass

@@ -26,12 +26,17 @@ from kubetune.kube import errors, podspec
 from kubetune_devcluster.cluster import KUBE_VERSION, ClusterState, load_state
 from kubetune_devcluster.logserver import LogServer
 from kubetune_devcluster.pki import Pki
+from kubetune_devcluster.podnames import PodNames
 from kubetune_devcluster.pods import PodRunner
 from kubetune_devcluster.rest import Rest
 
 __all__ = ["NodeAgent", "main"]
 
 log = logging.getLogger("devcluster.agent")
+
+# One agent process serves every node, and pods of one namespace find each other by name
+# across them.
+POD_NAMES = PodNames()
 
 LEASE_SECONDS = 40
 LEASE_RENEW = 10.0
@@ -55,6 +60,7 @@ class NodeAgent:
                          str(pki.key(f"node-{name}")))
         self.pods_dir = state.root / "pods"
         self.pods_dir.mkdir(exist_ok=True)
+        self.pod_names = POD_NAMES
         self.runners: dict[str, PodRunner] = {}
         self.by_name: dict[tuple[str, str], PodRunner] = {}
         self.free_gpus = list(range(self.gpus))

@@ -21,6 +21,8 @@ import httpx
 from kubetune.core.times import rfc3339
 from kubetune.kube import errors, podspec
 
+from kubetune_devcluster import podnames
+
 if TYPE_CHECKING:
     from kubetune_devcluster.agent import NodeAgent
 
@@ -60,6 +62,7 @@ class PodRunner:
         self.start_time: float | None = None
         self.token_expiry = 0.0
         self.rest = agent.rest
+        self.named: podnames.NamedPod | None = None
 
     @property
     def path(self) -> str:
@@ -186,6 +189,8 @@ class PodRunner:
             self.report("Failed", initialized=False, reason="NodeAgentError", message=str(e))
         finally:
             self.terminal = True
+            if self.named is not None:
+                self.agent.pod_names.remove(self.uid)
             self.agent.give_gpus(self.gpu_ids)
             self.gpu_ids = []
             self.wait_for_deletion()
@@ -219,6 +224,7 @@ class PodRunner:
                             message=f"node {self.agent.name} has too few free {podspec.GPU}")
                 return
             self.gpu_ids = ids
+        self.take_name()
         try:
             base_env = self.base_env()
         except errors.ApiError as e:
@@ -338,6 +344,8 @@ class PodRunner:
         try:
             env = podspec.container_env(self.pod, c, self.lookup, self.list_keys, base_env)
             argv = podspec.command_for(c, env)
+            if self.named is not None:
+                argv = podnames.wrap(self.named, argv)
         except podspec.PodSpecError as e:
             statuses[name] = self.container_status(
                 c, {"waiting": {"reason": e.reason, "message": str(e)}})
@@ -427,13 +435,29 @@ class PodRunner:
 
     # --- environment and identity --------------------------------------------------------------
 
+    def take_name(self) -> None:
+        """Give a pod with a hostname (a worker of an Indexed Job) its name, and the names of
+        its namespace's other named pods (``podnames``), where this machine allows."""
+        spec = self.pod["spec"]
+        hostname = spec.get("hostname")
+        if not hostname:
+            return
+        missing = podnames.available()
+        if missing is not None:
+            log.warning("pod %s/%s runs without its hostname %s: %s", self.namespace,
+                        self.name, hostname, missing)
+            return
+        self.named = podnames.NamedPod(self.namespace, hostname, spec.get("subdomain"),
+                                       self.dir / "hosts")
+        self.agent.pod_names.add(self.uid, self.named)
+
     def base_env(self) -> dict[str, str]:
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         env = {
             "PATH": path,
             "HOME": os.environ.get("HOME", "/root"),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "HOSTNAME": self.name,
+            "HOSTNAME": self.pod["spec"].get("hostname") or self.name,
             "PYTHONUNBUFFERED": "1",
             "KUBERNETES_SERVICE_HOST": "127.0.0.1",
             "KUBERNETES_SERVICE_PORT": str(self.agent.state.apiserver_port),

@@ -174,6 +174,16 @@ def _seconds(text: str | None) -> float | None:
         return None  # an HTTP date: fall back to our own backoff
 
 
+def _other_worker(env: Mapping[str, str]) -> bool:
+    """Whether this process is a worker other than 0 of a trial of several (trial.workers)."""
+    if "KUBETUNE_TRIAL" not in env:
+        return False
+    try:
+        return int(env.get("WORLD_SIZE") or 1) > 1 and int(env.get("RANK") or 0) != 0
+    except ValueError:
+        return False
+
+
 def pod_from_env(environ: Mapping[str, str] | None = None) -> PodRef | None:
     """The pod this process runs in (``POD_NAME``, ``POD_NAMESPACE``), or None outside one."""
     env = os.environ if environ is None else environ
@@ -255,7 +265,8 @@ class Reporter:
         minimize = (env.get("KUBETUNE_DIRECTION") or "minimize").lower() != "maximize"
         keep_text = env.get("KUBETUNE_KEEP_STEPS") or ""
         keep = tuple(int(s) for s in keep_text.replace(" ", "").split(",") if s.isdigit())
-        transport = transport_from_env(env)
+        # Worker 0 reports a trial of several workers; the others print their reports.
+        transport = None if _other_worker(env) else transport_from_env(env)
         return cls(transport, pod_from_env(env) if transport else None, metric=metric,
                    minimize=minimize, keep_steps=keep, **options)
 

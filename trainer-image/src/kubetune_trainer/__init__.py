@@ -14,6 +14,10 @@ between runs), through ``kubetune.sdk.report(step=epoch, ...)``, then a final re
 Exit status: 0 done; 2 parameters, objective or data refused (nothing trained); 4 the loss
 stopped being finite (the trial fails rather than report a made-up penalty); 1 anything else.
 
+With ``WORLD_SIZE`` above 1 (a study's ``trial.workers``, which also sets ``RANK``,
+``MASTER_ADDR`` and ``MASTER_PORT``) it trains data-parallel, one worker per pod, gloo on CPU
+and nccl on CUDA; worker 0 reports (see ``distributed``).
+
 ``python -m kubetune_trainer toy <name>`` runs a toy objective instead (see ``toys``).
 
 Hyperparameters and their defaults:

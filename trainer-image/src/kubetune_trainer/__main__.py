@@ -34,17 +34,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from kubetune_trainer import params as params_module
+    from kubetune_trainer.distributed import Group
 
     try:
         params = params_module.params_from_env_and_argv(args)
         params_module.objective_metric()
-    except params_module.ParamError as exc:
+        group = Group.from_env()
+    except (params_module.ParamError, ValueError) as exc:
         return _fail(str(exc), EXIT_REFUSED)
 
     from kubetune_trainer import data, train  # imports torch
 
     try:
-        train.run(params)
+        train.run(params, group=group)
     except data.DataError as exc:
         return _fail(str(exc), EXIT_REFUSED)
     except train.DivergedError as exc:

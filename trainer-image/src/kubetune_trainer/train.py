@@ -34,6 +34,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from torch import nn
 
 from kubetune_trainer import augment, data, models
+from kubetune_trainer.distributed import Group
 
 __all__ = [
     "LATENCY_BATCH",
@@ -218,13 +219,34 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _summed(group: Group | None, *values: torch.Tensor) -> list[float]:
+    """``values`` added up across the workers (as they are, for one worker)."""
+    if group is None:
+        return [float(v.item()) for v in values]
+    import torch.distributed as dist
+
+    stacked = torch.stack([v.double() for v in values])
+    dist.all_reduce(stacked)
+    return [float(v) for v in stacked.tolist()]
+
+
 def run(params: Mapping[str, Any], *, report: Reporter | None = None,
-        log: Callable[[str], None] = _log) -> list[EpochResult]:
-    """Train with ``params``, report each epoch, and return the per-epoch results."""
+        log: Callable[[str], None] = _log, group: Group | None = None) -> list[EpochResult]:
+    """Train with ``params``, report each epoch, and return the per-epoch results. With a
+    ``group`` (``distributed``), train data-parallel as one of its workers; worker 0 reports."""
     if report is None:
         from kubetune.sdk import report as sdk_report
 
         report = sdk_report
+    try:
+        return _run(params, report, log, group)
+    finally:
+        if group is not None:
+            group.leave()
+
+
+def _run(params: Mapping[str, Any], report: Reporter, log: Callable[[str], None],
+         group: Group | None) -> list[EpochResult]:
     dataset = data.load_dataset(
         str(params["data"]), val_fraction=float(params["val_fraction"]),
         normalize=str(params["normalize"]), image_size=int(params["image_size"]),
@@ -232,6 +254,7 @@ def run(params: Mapping[str, Any], *, report: Reporter | None = None,
     _check_fit(params, dataset)
     device = configure(params)
     cuda = device.type == "cuda"
+    backend = None if group is None else group.join(cuda)
     resident = _fits_on_device(dataset, device)
     x_train = _to(dataset.x_train, device, resident)
     y_train = _to(dataset.y_train, device, resident)
@@ -241,10 +264,20 @@ def run(params: Mapping[str, Any], *, report: Reporter | None = None,
     scale = torch.from_numpy(dataset.scale).to(device)
 
     model = models.build_model(params, dataset.sample_shape, dataset.n_classes).to(device)
+    trained: nn.Module = model
+    if group is not None:
+        # Gradients averaged across the workers after every backward pass.
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index or 0] if cuda else None)
     optimizer = make_optimizer(params, model)
     batch_size, epochs = int(params["batch_size"]), int(params["epochs"])
     n_train = len(dataset.y_train)
-    steps_per_epoch = math.ceil(n_train / batch_size)
+    workers = 1 if group is None else group.size
+    # A step takes batch_size examples, split between the workers (each gets at least one).
+    step_size = max(batch_size, workers)
+    steps_per_epoch = math.ceil(n_train / step_size)
+    # Every worker must draw the same order: a generator of its own, apart from augmentation.
+    order_rng = None if group is None else torch.Generator().manual_seed(int(params["seed"]))
     scheduler = make_schedule(optimizer, str(params["lr_schedule"]), steps_per_epoch * epochs)
     params_count = models.count_parameters(model)
 
@@ -261,8 +294,9 @@ def run(params: Mapping[str, Any], *, report: Reporter | None = None,
 
     fixed, _ = batch(x_val, y_val, slice(0, LATENCY_BATCH))
     latency_ms = inference_latency_ms(model, (fixed - shift) / scale)
+    who = "" if group is None else f"worker {group.rank} of {group.size} ({backend}): "
     log(
-        f"kubetune-trainer: {params['model']} with {params_count} weights on "
+        f"kubetune-trainer: {who}{params['model']} with {params_count} weights on "
         f"{device} ({'bf16 autocast' if cuda else f'{torch.get_num_threads()} threads'}); "
         f"data={dataset.source} train={n_train} val={len(dataset.y_val)} "
         f"classes={dataset.n_classes}; inference {latency_ms:.3f} ms per batch of "
@@ -270,38 +304,53 @@ def run(params: Mapping[str, Any], *, report: Reporter | None = None,
     )
 
     results: list[EpochResult] = []
+    n_val = len(dataset.y_val)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
-        model.train()
-        order = torch.randperm(n_train, device=x_train.device)
+        trained.train()
+        if order_rng is None:
+            order = torch.randperm(n_train, device=x_train.device)
+        else:
+            order = torch.randperm(n_train, generator=order_rng).to(x_train.device)
         total = torch.zeros((), device=device)
-        for start in range(0, n_train, batch_size):
-            xb, yb = batch(x_train, y_train, order[start:start + batch_size])
+        seen = torch.zeros((), device=device)
+        for start in range(0, n_train, step_size):
+            idx = order[start:start + step_size]
+            if group is not None:
+                if len(idx) < group.size:
+                    break  # too few left for every worker to take one: the epoch ends
+                idx = torch.tensor_split(idx, group.size)[group.rank]
+            xb, yb = batch(x_train, y_train, idx)
             xb = augment.augment(xb, rotation=float(params["rotation"]),
                                  hflip=bool(params["hflip"]), shift=float(params["shift"]))
             xb = (xb - shift) / scale
             with autocast():
-                loss = F.cross_entropy(model(xb), yb)
+                loss = F.cross_entropy(trained(xb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             total += loss.detach().float() * len(yb)
-        train_loss = float(total.item()) / n_train
+            seen += len(yb)
+        train_sum, train_seen = _summed(group, total, seen)
+        train_loss = train_sum / train_seen
 
         model.eval()
         val_total = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         eval_batch = max(batch_size, 1024)
+        # Each worker judges its share of the validation examples; the sums are the same.
+        first, stride = (0, 1) if group is None else (group.rank, group.size)
         with torch.no_grad():
-            for start in range(0, len(dataset.y_val), eval_batch):
+            for start in range(first * eval_batch, n_val, eval_batch * stride):
                 xb, yb = batch(x_val, y_val, slice(start, start + eval_batch))
                 with autocast():
                     logits = model((xb - shift) / scale)
                 val_total += F.cross_entropy(logits.float(), yb, reduction="sum")
                 correct += (logits.argmax(dim=1) == yb).sum()
-        val_loss = float(val_total.item()) / len(dataset.y_val)
-        val_accuracy = float(correct.item()) / len(dataset.y_val)
+        val_sum, val_correct = _summed(group, val_total, correct)
+        val_loss = val_sum / n_val
+        val_accuracy = val_correct / n_val
         seconds = time.perf_counter() - started
 
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
@@ -314,12 +363,14 @@ def run(params: Mapping[str, Any], *, report: Reporter | None = None,
                              n_train / seconds if seconds > 0 else float("inf"),
                              params_count, latency_ms)
         results.append(result)
-        report(step=epoch, **result.metrics())
+        if group is None or group.leader:
+            report(step=epoch, **result.metrics())
         log(
-            f"epoch {epoch}/{epochs} train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
+            f"{who}epoch {epoch}/{epochs} train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
             f"val_accuracy={val_accuracy:.4f} ({seconds:.3f} s, "
             f"{result.samples_per_second:.0f} samples/s)"
         )
     last = results[-1]
-    report(step=last.epoch, final=True, **last.metrics())
+    if group is None or group.leader:
+        report(step=last.epoch, final=True, **last.metrics())
     return results

@@ -600,6 +600,11 @@ def run_local(path: Path, *, parallel: int | None, journal_path: Path | None,
             f"{path}: spec.metricsFrom.terminationMessage needs a container of its own "
             "(the kubelet reads /dev/termination-log there), which a local run does not give a "
             "process; run it on the cluster, or use metricsFrom.log or kubetune.sdk.report")
+    if spec.trial.workers > 1:
+        raise StudyFileError(
+            f"{path}: spec.trial.workers is {spec.trial.workers}, and a local run starts one "
+            "process per trial; run the study on a cluster (a devcluster will do), or set "
+            "trial.workers to 1 to try it here on one worker")
     where = journal_path or Path(".kubetune") / f"{name}.jsonl"
     journal, state = Journal.open(where, name, spec_obj)
     if spec.algorithm.seed is None:

@@ -41,6 +41,12 @@ __all__ = [
 MAX_PARAMS = 64
 MAX_PARAM_NAME_LENGTH = 63
 MAX_PATTERN_LENGTH = 1024
+MAX_WORKERS = 64
+# Job fields that trial.workers sets on a trial of several workers, and pod fields the Job
+# controller and the operator set for its workers' names.
+_WORKER_JOB_FIELDS = ("completions", "parallelism", "completionMode", "backoffLimitPerIndex",
+                      "maxFailedIndexes", "successPolicy")
+_WORKER_POD_FIELDS = ("hostname", "subdomain")
 # The named groups a metricsFrom.log pattern may have: the number, and the step it belongs to.
 PATTERN_GROUPS = ("value", "step")
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
@@ -319,6 +325,31 @@ def _log_source_problems(s: Any) -> list[Problem]:
     return []
 
 
+def _workers_problems(s: Any) -> list[Problem]:
+    """A template that sets what trial.workers decides for a trial of several pods."""
+    workers = s.trial.workers
+    if workers <= 1:
+        return []
+    job = s.job_template.get("spec")
+    job = job if isinstance(job, Mapping) else {}
+    pod = job.get("template")
+    pod_spec = pod.get("spec") if isinstance(pod, Mapping) else None
+    pod_spec = pod_spec if isinstance(pod_spec, Mapping) else {}
+    out = [Problem(("jobTemplate", "spec", key), f"is set by trial.workers ({workers} pods "
+                   "per trial, one Indexed Job)", show(job[key]), "remove it")
+           for key in _WORKER_JOB_FIELDS if key in job]
+    out += [Problem(("jobTemplate", "spec", "template", "spec", key), "is set for the workers "
+                    "of a trial, so that worker 0 is reachable by name", show(pod_spec[key]),
+                    "remove it")
+            for key in _WORKER_POD_FIELDS if key in pod_spec]
+    restart = pod_spec.get("restartPolicy", "Never")
+    if restart != "Never":
+        out.append(Problem(("jobTemplate", "spec", "template", "spec", "restartPolicy"),
+                           "must be Never with several workers: a worker restarted on its own "
+                           "cannot rejoin the others", show(restart), "remove it"))
+    return out
+
+
 def metrics_from_problems(m: Any) -> list[Problem]:
     """What is wrong with ``metricsFrom``: a log pattern Python cannot compile, or without
     the group that holds the number, or not exactly one source."""
@@ -415,6 +446,7 @@ def study_problems(s: Any) -> list[Problem]:
     out += _enqueue_problems(s)
     out += _metrics_from_study_problems(s)
     out += _log_source_problems(s)
+    out += _workers_problems(s)
     if s.algorithm.name == "grid":
         for name, p in s.search_space.items():
             if p.type == "float" and p.step is None:

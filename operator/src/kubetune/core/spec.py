@@ -97,6 +97,7 @@ MAX_SEED = 2**53  # exact in JSON and a CRD integer bound
 MAX_METRIC_NAME_LENGTH = 128
 MAX_TIMEOUT_SECONDS = 365 * 24 * 3600
 MAX_RETRIES = 100
+MAX_WORKERS = problems.MAX_WORKERS
 MAX_JOB_NAME_LENGTH = 63
 MAX_PATTERN_LENGTH = problems.MAX_PATTERN_LENGTH
 MAX_COUNT = 10**9
@@ -486,6 +487,20 @@ _IMMUTABLE: JsonDict = {
 }
 
 
+class TrialSpec(_Model):
+    """How one trial runs: in one pod, or as a group of pods that train together."""
+
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] = 1
+    """Pods per trial. Above 1 each trial is an Indexed Job of that many pods, reachable by
+    name through a headless Service, each told MASTER_ADDR (worker 0), MASTER_PORT,
+    WORLD_SIZE and RANK as torch.distributed and torchrun expect; worker 0 reports the
+    metrics, and one worker's failure fails the trial."""
+    port: Annotated[int, Field(ge=1024, le=65535)] = 29500
+    """The port worker 0 listens on for the others (MASTER_PORT)."""
+
+
+
+
 class StudySpec(_Model):
     """What to tune: the objective, the search space, the algorithm, early stopping, the
     budget, and the Job template of one trial."""
@@ -575,6 +590,8 @@ class StudySpec(_Model):
         Field(max_length=MAX_ENQUEUED),
     ] = []
     """Configurations to run first: entry i sets params of trial i, the rest are proposed."""
+    trial: TrialSpec = Field(default=TrialSpec(), json_schema_extra=_IMMUTABLE)
+    """How one trial runs: its number of workers (pods that train together); immutable."""
     job_template: dict[str, Any] = Field(
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )

@@ -22,6 +22,7 @@ __all__ = [
     "merged",
     "pod_log_path",
     "pod_path",
+    "services_path",
     "study_path",
 ]
 
@@ -61,6 +62,10 @@ def pod_path(namespace: str, name: str) -> str:
 
 def pod_log_path(namespace: str, name: str) -> str:
     return f"{pod_path(namespace, name)}/log"
+
+
+def services_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/services"
 
 
 def events_path(namespace: str) -> str:

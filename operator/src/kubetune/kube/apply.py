@@ -9,7 +9,8 @@ when no pod started), release a pod's result finalizer, and create trial Jobs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from kubetune.core.protocol import TrialResult
@@ -48,12 +49,41 @@ class TrialStore(Protocol):
     def wrote(self, kind: str, obj: dict[str, Any]) -> None: ...
 
 
+# How often a study's workers Service is created again if it was deleted.
+SERVICE_RECHECK_SECONDS = 60.0
+
+
 class Applier:
-    def __init__(self, api: Api, store: TrialStore, events: EventPoster, metrics: Metrics):
+    def __init__(self, api: Api, store: TrialStore, events: EventPoster, metrics: Metrics, *,
+                 clock: Callable[[], float] = time.monotonic):
         self.api = api
         self.store = store
         self.events = events
         self.metrics = metrics
+        self.clock = clock
+        # study uid -> when its workers Service was last known to exist.
+        self._services: dict[str, float] = {}
+
+    async def ensure_workers_service(self, study: Mapping[str, Any],
+                                     manifest: dict[str, Any]) -> None:
+        """Create the headless Service that names a study's workers, unless it was created
+        or found less than SERVICE_RECHECK_SECONDS ago (AlreadyExists means it is there)."""
+        uid = study["metadata"]["uid"]
+        seen = self._services.get(uid)
+        if seen is not None and self.clock() - seen < SERVICE_RECHECK_SECONDS:
+            return
+        ns = manifest["metadata"]["namespace"]
+        try:
+            await self.api.create(paths.services_path(ns), manifest)
+            log.info("created Service %s/%s for the workers of %s", ns,
+                     manifest["metadata"]["name"], study["metadata"]["name"])
+        except errors.AlreadyExists:
+            pass
+        self._services[uid] = self.clock()
+
+    def forget(self, uid: str) -> None:
+        """Drop what is kept for a study that is gone."""
+        self._services.pop(uid, None)
 
     async def record(self, study: Mapping[str, Any], job: dict[str, Any] | None,
                      result: TrialResult, key: signing.Keyring | None, *,

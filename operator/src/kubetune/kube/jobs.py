@@ -25,6 +25,7 @@ __all__ = [
     "trial_role",
     "trial_role_binding",
     "trial_service_account",
+    "workers_service",
 ]
 
 # A pod its node lost (eviction, preemption, drain, node gone) is re-run, up to backoffLimit
@@ -62,6 +63,20 @@ def _trial_env(
     return env
 
 
+def _worker_env(job: str, service: str, spec: StudySpec) -> list[dict[str, Any]]:
+    """What torch.distributed (init_method env://) and torchrun read, for each worker: worker
+    0's name and port, the number of workers, and this worker's rank, its completion index."""
+    index = {"fieldRef": {"fieldPath": f"metadata.annotations['{names.COMPLETION_INDEX}']"}}
+    return [
+        {"name": "MASTER_ADDR", "value": names.worker_host(job, service, 0)},
+        {"name": "MASTER_PORT", "value": str(spec.trial.port)},
+        {"name": "WORLD_SIZE", "value": str(spec.trial.workers)},
+        {"name": "RANK", "valueFrom": index},
+        {"name": "LOCAL_RANK", "value": "0"},
+        {"name": "LOCAL_WORLD_SIZE", "value": "1"},
+    ]
+
+
 def _with_env(container: dict[str, Any], ours: list[dict[str, Any]]) -> dict[str, Any]:
     taken = {e["name"] for e in ours}
     kept = [e for e in container.get("env") or [] if e.get("name") not in taken]
@@ -77,6 +92,8 @@ def build_trial_job(
     """
     meta = study["metadata"]
     study_name, uid = meta["name"], meta["uid"]
+    workers = spec.trial.workers
+    name = names.trial_job_name(study_name, uid, number, workers)
     template = copy.deepcopy(spec.job_template)
     job_meta = template.get("metadata") or {}
     job_spec = template.get("spec") or {}
@@ -93,6 +110,12 @@ def build_trial_job(
     ]
     pod_spec = pod.setdefault("spec", {})
     ours = _trial_env(study_name, number, spec, params)
+    if workers > 1:
+        # One Indexed Job: pod i is named <job>-i in the study's headless Service.
+        service = names.workers_service_name(study_name, uid)
+        job_spec.update(completionMode="Indexed", completions=workers, parallelism=workers)
+        pod_spec["subdomain"] = service
+        ours += _worker_env(name, service, spec)
     pod_spec["containers"] = [_with_env(c, ours) for c in pod_spec.get("containers") or []]
     if pod_spec.get("initContainers"):
         pod_spec["initContainers"] = [_with_env(c, ours) for c in pod_spec["initContainers"]]
@@ -117,7 +140,7 @@ def build_trial_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": names.trial_job_name(study_name, uid, number),
+            "name": name,
             "namespace": meta["namespace"],
             "labels": {**(job_meta.get("labels") or {}), **labels},
             "annotations": {
@@ -175,6 +198,33 @@ def end_job_patch(job: Mapping[str, Any]) -> dict[str, Any] | None:
     if current is not None and current <= 1:
         return None
     return {"spec": {"activeDeadlineSeconds": 1}}
+
+
+def workers_service(study: Mapping[str, Any], spec: StudySpec) -> dict[str, Any]:
+    """The headless Service that names the workers of a study's trials (``trial.workers``
+    above 1): it selects the study's trial pods, publishes them before they are ready (worker
+    0 must be found while the others start), and goes with the study."""
+    meta = study["metadata"]
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {
+            "name": names.workers_service_name(meta["name"], meta["uid"]),
+            "namespace": meta["namespace"],
+            "labels": {names.STUDY_UID_LABEL: meta["uid"],
+                       names.STUDY_LABEL: names.label_value(meta["name"]),
+                       "app.kubernetes.io/managed-by": "kubetune"},
+            "ownerReferences": [{
+                "apiVersion": names.API_VERSION, "kind": names.KIND, "name": meta["name"],
+                "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {names.STUDY_UID_LABEL: meta["uid"]},
+            "ports": [{"name": "workers", "port": spec.trial.port, "protocol": "TCP"}],
+        },
+    }
 
 
 def trial_service_account(namespace: str) -> dict[str, Any]:

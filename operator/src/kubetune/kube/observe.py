@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,16 @@ def has_result(job: Mapping[str, Any]) -> bool:
     return names.RESULT_ANNOTATION in (job["metadata"].get("annotations") or {})
 
 
+def worker_index(pod: Mapping[str, Any]) -> int:
+    """Which worker of its trial ``pod`` is: its Indexed Job's completion index (0 for the pod
+    of a one-worker trial)."""
+    labels = pod["metadata"].get("labels") or {}
+    try:
+        return int(labels.get(names.COMPLETION_INDEX) or 0)
+    except ValueError:
+        return 0
+
+
 @dataclass
 class TrialObjects:
     """One trial's Job (None when it was deleted) and its pods, oldest first."""
@@ -81,8 +92,24 @@ class TrialObjects:
     pods: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def reporting_pods(self) -> list[dict[str, Any]]:
+        """The pods of worker 0, which report the trial's metrics, oldest first (every pod
+        of a one-worker trial)."""
+        return [p for p in self.pods if worker_index(p) == 0]
+
+    @property
     def current_pod(self) -> dict[str, Any] | None:
-        return self.pods[-1] if self.pods else None
+        """The newest pod of worker 0: where the trial's metrics and log are read."""
+        pods = self.reporting_pods
+        return pods[-1] if pods else None
+
+    @property
+    def workers(self) -> int:
+        """Pods that train the trial together: the Job's completions in Indexed mode."""
+        spec = (self.job or {}).get("spec") or {}
+        if spec.get("completionMode") != "Indexed":
+            return 1
+        return int(spec.get("completions") or 1)
 
 
 def _trial_number(obj: Mapping[str, Any]) -> int | None:
@@ -274,17 +301,45 @@ class Reader:
         return report, ((report.step, float(report.metrics[self.metric])),)
 
 
-def _exit_message(pod: Mapping[str, Any] | None) -> str:
+def _who(pod: Mapping[str, Any] | None, workers: int) -> str:
+    """Which worker a message is about, where a trial has several."""
+    if workers <= 1 or pod is None:
+        return ""
+    return f"worker {worker_index(pod)} of {workers} (pod {pod['metadata']['name']}): "
+
+
+def _exit_message(pod: Mapping[str, Any] | None, workers: int = 1) -> str:
     if pod is None:
         return "the trial's pod is gone"
+    who = _who(pod, workers)
     for status in pod.get("status", {}).get("containerStatuses") or []:
         term = status.get("state", {}).get("terminated")
         if term and term.get("exitCode", 0) != 0:
-            msg = f"container {status['name']} exited with code {term['exitCode']}"
+            msg = f"{who}container {status['name']} exited with code {term['exitCode']}"
             if term.get("message"):
                 msg += f": {term['message'].strip()[-400:]}"
             return msg
-    return pod.get("status", {}).get("message") or "the trial's pod failed"
+    return who + (pod.get("status", {}).get("message") or "the trial's pod failed")
+
+
+# How the Job controller's Failed condition names the pod whose failure matched a FailJob rule.
+_FAILED_POD = re.compile(r"for pod [^/\s]+/(\S+) failed with exit code")
+
+
+def _failed_pod(objs: TrialObjects) -> dict[str, Any] | None:
+    """The pod whose failure failed the trial: with several workers, the one the Job's Failed
+    condition names (the others were ended because of it); else the newest failed pod."""
+    if objs.workers > 1 and objs.job is not None:
+        failed = job_condition(objs.job, "Failed") or {}
+        m = _FAILED_POD.search(failed.get("message") or "")
+        if m:
+            for pod in objs.pods:
+                if pod["metadata"]["name"] == m.group(1):
+                    return dict(pod)
+    for pod in reversed(objs.pods):
+        if pod.get("status", {}).get("phase") == "Failed":
+            return dict(pod)
+    return objs.current_pod
 
 
 def _oom_killed(pod: Mapping[str, Any] | None) -> str | None:
@@ -306,9 +361,14 @@ def retries(job: Mapping[str, Any]) -> int:
     """Pods of ``job`` re-run after their node lost them: the Job's failed pods but the one
     that failed it (its pod failure policy fails it at once on the training code's failure, so
     every other counted failure was a pod lost to its node, or one that never started). Pure."""
-    failed = int(job.get("status", {}).get("failed") or 0)
+    status, spec = job.get("status", {}), job.get("spec", {})
+    failed = int(status.get("failed") or 0)
     if job_condition(job, "Failed") is not None:
-        failed -= 1
+        if spec.get("completionMode") == "Indexed":
+            # The failure ended every worker that had not succeeded: none of them was lost.
+            failed -= int(spec.get("completions") or 1) - int(status.get("succeeded") or 0)
+        else:
+            failed -= 1
     return max(failed, 0)
 
 
@@ -331,7 +391,8 @@ def _disruption(pod: Mapping[str, Any] | None) -> str | None:
 
 
 def _finished_pod(objs: TrialObjects, phase: str) -> dict[str, Any] | None:
-    for pod in reversed(objs.pods):
+    """The newest pod of worker 0 in ``phase``: the one whose metrics tell the result."""
+    for pod in reversed(objs.reporting_pods):
         if pod.get("status", {}).get("phase") == phase:
             return dict(pod)
     return objs.current_pod
@@ -364,6 +425,7 @@ def _ended(objs: TrialObjects, reader: Reader) -> TrialResult | None:
         assert report is not None  # read returns a report or raises when ended
         return reader.succeeded(report, curve)
     value = None if report is None else float(report.metrics[reader.metric])
+    pod = _failed_pod(objs)
     if _ended_by_deadline(job, pod):
         return TrialResult(TrialState.FAILED, "TimedOut", value, step, curve,
                            "the trial ran past trialTimeoutSeconds")
@@ -377,9 +439,11 @@ def _ended(objs: TrialObjects, reader: Reader) -> TrialResult | None:
     oom = _oom_killed(pod)
     if oom is not None:
         return TrialResult(TrialState.FAILED, "OOMKilled", value, step, curve,
-                           f"container {oom} was killed for using more memory than its limit "
-                           "(resources.limits.memory); raise the limit or use less memory")
-    return TrialResult(TrialState.FAILED, "ExitCode", value, step, curve, _exit_message(pod))
+                           f"{_who(pod, objs.workers)}container {oom} was killed for using more "
+                           "memory than its limit (resources.limits.memory); raise the limit or "
+                           "use less memory")
+    return TrialResult(TrialState.FAILED, "ExitCode", value, step, curve,
+                       _exit_message(pod, objs.workers))
 
 
 def _trial_from_result(number: int, params: dict[str, Any], result: TrialResult,

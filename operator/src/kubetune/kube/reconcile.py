@@ -93,6 +93,7 @@ class Reconciler:
         (pods of Jobs the garbage collector removed) and nothing else. A foreground deletion
         removes the Jobs first, which must not be taken for Lost trials to replace."""
         self._priors.pop(uid, None)
+        self.apply.forget(uid)
         for pod in observing.releasable_pods(self.store.jobs_of(uid), self.store.pods_of(uid),
                                              set()):
             await self.apply.release(pod)
@@ -159,6 +160,10 @@ class Reconciler:
                                                            for t in seen.trials)):
             # Also while trials run: a Role deleted meanwhile would silence their reports.
             await self.access.ensure(meta["namespace"], trial_account(spec))
+        if spec.trial.workers > 1 and (plan.create or any(t.state.is_active
+                                                          for t in seen.trials)):
+            # Before the Jobs, so that worker 0's name resolves as soon as its pod runs.
+            await self.apply.ensure_workers_service(study, builders.workers_service(study, spec))
         if plan.create:
             try:
                 created = await self._create_trials(study, spec, plan, jobs, previous,
