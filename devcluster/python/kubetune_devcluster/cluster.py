@@ -1,6 +1,7 @@
 """Start and stop devcluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the
-node agent and real nodes (kubelet + containerd + runc, :mod:`kubetune_devcluster.node`), as
-local processes on loopback, with their state under one directory.
+node agent, real nodes (kubelet + containerd + runc, :mod:`kubetune_devcluster.node`) and addons
+(Kueue, JobSet: :mod:`kubetune_devcluster.addons`), as local processes on loopback, with their
+state under one directory.
 
 Every process gets its own session (so ``make cluster-up`` can return) and its own log file
 under ``<state>/logs``; ``<state>/cluster.json`` records their pids and ports, which is all that
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from kubetune.kube.processes import pid_alive
 
+from kubetune_devcluster import addons as addons_mod
 from kubetune_devcluster import images as images_mod
 from kubetune_devcluster import node as node_mod
 from kubetune_devcluster import pki as pki_mod
@@ -61,7 +63,8 @@ rules:
 class ClusterConfig:
     """What to start. ``nodes`` are the node agent's (pods as host processes), ``real_nodes``
     run a kubelet each, with ``images`` (names in :data:`images.IMAGES`) imported. Node
-    resources apply to every agent node; a real node has the machine's."""
+    resources apply to every agent node; a real node has the machine's. ``addons`` are
+    controllers started with the cluster (names in :data:`addons.ADDONS`)."""
 
     state_dir: Path
     nodes: int = 1
@@ -71,6 +74,13 @@ class ClusterConfig:
     node_pods: int = 110
     real_nodes: int = 0
     images: tuple[str, ...] = ("toy-trainer",)
+    addons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.addons) - set(addons_mod.ADDONS))
+        if unknown:
+            raise ValueError(f"devcluster: unknown addon(s) {unknown} (DEVCLUSTER_ADDONS); "
+                             f"known: {sorted(addons_mod.ADDONS)}")
 
     @property
     def node_names(self) -> tuple[str, ...]:
@@ -91,6 +101,7 @@ class ClusterConfig:
             node_gpus=int(env.get("DEVCLUSTER_NODE_GPUS", 4)),
             real_nodes=int(env.get("DEVCLUSTER_REAL_NODES", 0)),
             images=tuple(n for n in env.get("DEVCLUSTER_IMAGES", "toy-trainer").split(",") if n),
+            addons=tuple(n for n in env.get("DEVCLUSTER_ADDONS", "").split(",") if n),
         )
 
 
@@ -260,11 +271,13 @@ def is_healthy(state: ClusterState) -> bool:
 
 
 def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
-    """Start devcluster and wait until it serves; a healthy running cluster is reused."""
+    """Start devcluster and wait until it serves; a healthy running cluster is reused, with the
+    addons it lacks started."""
     root = config.state_dir.resolve()
     existing = load_state(root)
     if existing is not None:
         if is_healthy(existing):
+            addons_mod.up(existing, config.addons, timeout=timeout)
             return existing
         down(root)
     bins = binaries_dir()
@@ -357,6 +370,7 @@ def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
     _wait("nodes Ready",
           lambda: _nodes_ready(server, ctx, config.node_names + config.real_node_names),
           timeout, state, list(state.pids))
+    addons_mod.up(state, config.addons, timeout=timeout)
     (root / "startup-seconds").write_text(f"{time.monotonic() - started:.2f}\n")
     return state
 
@@ -520,6 +534,7 @@ def down(state_dir: Path, *, keep_state: bool = False) -> None:
     root = state_dir.resolve()
     state = load_state(root)
     if state is not None:
+        addons_mod.stop(state)
         _stop_real_nodes(state)
         order = ["node-agent", "kube-scheduler", "kube-controller-manager", "kube-apiserver",
                  "etcd"]

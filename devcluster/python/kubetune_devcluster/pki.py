@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["Pki", "issue_pki"]
+__all__ = ["Pki", "issue_certificate", "issue_pki"]
 
 _VALIDITY = datetime.timedelta(days=365)
 
@@ -169,3 +169,26 @@ def issue_pki(directory: Path, *, nodes: tuple[str, ...], service_ip: str) -> Pk
     )
     (directory / "complete").touch()
     return pki
+
+
+def issue_certificate(
+    pki: Pki,
+    name: str,
+    *,
+    cn: str,
+    orgs: tuple[str, ...] = (),
+    server: bool = False,
+    client: bool = False,
+    ips: tuple[str, ...] = (),
+) -> None:
+    """One more certificate from the cluster's CA, for a component that ``issue_pki`` does not
+    know (an addon); kept while the state directory lives."""
+    if pki.cert(name).exists() and pki.key(name).exists():
+        return
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.key("ca").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"devcluster: {pki.key('ca')} is not the EC key issue_pki writes")
+    cert, key = _issue(ca_cert, ca_key, cn, orgs=orgs, server=server, client=client, ips=ips)
+    _write_key(pki.key(name), key)
+    pki.cert(name).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
