@@ -1,7 +1,8 @@
 """devcluster for the end-to-end tests: started once per session (or reused when one is
 already running under .devcluster/) and taken down afterwards if this session started it.
 
-Two kinds of node: ``cluster`` runs pods on the node agent (host processes, any machine);
+Two kinds of node: ``cluster`` runs pods on the node agent (host processes, any machine), with
+the addons Kueue and JobSet (a reused cluster without them gets them);
 ``real_cluster`` (state under .devcluster-real/) runs them on a real node, a kubelet with
 containerd and runc, from images built from the repository's Dockerfiles. Tests that need
 containers use ``real_cluster``; on a machine that cannot run a real node (no root, no
@@ -10,6 +11,7 @@ namespaces, no runc) they are skipped with what is missing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster")).resolve()
 REAL_STATE_DIR = Path(os.environ.get("DEVCLUSTER_REAL_STATE", ROOT / ".devcluster-real")).resolve()
 REAL_IMAGES = ("toy-trainer", "operator")
+ADDONS = ("kueue", "jobset")
 
 
 @dataclass
@@ -96,7 +99,9 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.
 def cluster() -> Iterator[Cluster]:
     existing = devcluster.load_state(STATE_DIR)
     reuse = existing is not None and devcluster.is_healthy(existing)
-    state = existing if reuse else devcluster.up(devcluster.ClusterConfig.from_env(STATE_DIR))
+    config = devcluster.ClusterConfig.from_env(STATE_DIR)
+    config = dataclasses.replace(config, addons=tuple(dict.fromkeys(config.addons + ADDONS)))
+    state = devcluster.up(config)  # a healthy cluster is reused, with the addons it lacks started
     c = Cluster(state, devcluster.binaries_dir())
     yield c
     if not reuse and not os.environ.get("DEVCLUSTER_KEEP"):
