@@ -16,7 +16,7 @@ import pytest
 from kubetune.core import protocol
 from kubetune.core import spec as specs
 from kubetune.core.protocol import TrialResult
-from kubetune.core.trials import Trial, TrialState
+from kubetune.core.trials import QUEUE_LABEL, QUEUED, Trial, TrialState
 from kubetune.kube import conventions as names
 from kubetune.kube import observe
 
@@ -438,10 +438,29 @@ def test_job_just_created_without_status_is_pending() -> None:
 
 def test_suspended_job_is_pending_with_a_reason() -> None:
     seen = look([job(0, suspend=True, start=None)], [])
-    assert only(seen).state is TrialState.PENDING
+    t = only(seen)
+    assert (t.state, t.reason) == (TrialState.PENDING, QUEUED)
     (reason,) = seen.pending_reasons
     assert "suspended" in reason
     assert names.trial_job_name("study", UID, 0) in reason
+
+
+def test_a_job_in_a_kueue_queue_waits_for_that_queue() -> None:
+    j = job(2, suspend=True, start=None)
+    j["metadata"]["labels"][QUEUE_LABEL] = "gpus"
+    seen = look([j], [], next_trial=3)
+    t = seen.trials[2]
+    assert (t.state, t.reason) == (TrialState.PENDING, QUEUED)
+    assert seen.pending_reasons == (t.message,)
+    assert "trial 2 waits for its queue 'gpus' to admit it" in t.message
+
+
+def test_a_job_queued_again_after_running_is_pending_not_failed() -> None:
+    # Kueue preempted it: the Job is suspended again and its pod was ended.
+    seen = look([job(0, suspend=True)], [pod(0, phase="Failed", exit_code=143, deleting=True)])
+    t = only(seen)
+    assert (t.state, t.reason) == (TrialState.PENDING, QUEUED)
+    assert seen.to_record == {}
 
 
 # ---- numbering ------------------------------------------------------------------------------

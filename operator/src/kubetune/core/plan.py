@@ -45,7 +45,7 @@ from kubetune.core import spec as specs
 from kubetune.core import suggest as default_suggest
 from kubetune.core.protocol import TrialResult
 from kubetune.core.space import CategoricalParam, FloatParam
-from kubetune.core.trials import Trial, TrialState, as_trials
+from kubetune.core.trials import QUEUE_LABEL, QUEUED, Trial, TrialState, as_trials
 from kubetune.core.warm_start import Prior
 
 __all__ = [
@@ -180,6 +180,7 @@ def decide(
     create: list[Creation] = []
     if finished is None and not spec.suspend and not grid_used_up:
         n = min(budget.parallelism - active, budget.max_trials - counted - active)
+        n = min(n, _admissible(spec, history))
         if n > 0:
             propose = default_suggest if suggest is None else suggest
             learned = [*(prior.trials if prior else ()), *history]
@@ -206,6 +207,17 @@ def decide(
         summary=summary,
         status=status,
     )
+
+
+def _admissible(spec: specs.StudySpec, history: Sequence[Trial]) -> int:
+    """How many trials may be created with respect to a queue that admits them (Kueue): none
+    while one waits to be admitted, so that the sampler does not propose far ahead of what
+    runs, and one at a time into a queue the template names, so that the study never holds
+    more than one trial waiting; no limit otherwise."""
+    if any(t.state is TrialState.PENDING and t.reason == QUEUED for t in history):
+        return 0
+    labels = (spec.job_template.get("metadata") or {}).get("labels") or {}
+    return 1 if labels.get(QUEUE_LABEL) else spec.budget.parallelism
 
 
 def _checked(trials: Sequence[Trial | Mapping[str, Any]]) -> tuple[Trial, ...]:

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Trial", "TrialState", "as_trial", "as_trials"]
+__all__ = ["QUEUED", "QUEUE_LABEL", "Trial", "TrialState", "as_trial", "as_trials"]
+
+# The reason of a Pending trial whose Job is suspended until its queue (Kueue) admits it.
+QUEUED = "Queued"
+# The label that puts a Job in a Kueue LocalQueue.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 class TrialState(StrEnum):

@@ -27,7 +27,7 @@ from kubetune.core import metric_sources, objectives, protocol, stopping
 from kubetune.core import spec as specs
 from kubetune.core.objectives import Constraint
 from kubetune.core.protocol import ProtocolError, TrialResult
-from kubetune.core.trials import Trial, TrialState
+from kubetune.core.trials import QUEUE_LABEL, QUEUED, Trial, TrialState
 from kubetune.kube import conventions as names
 from kubetune.kube import signing
 
@@ -457,10 +457,24 @@ def _trial_from_result(number: int, params: dict[str, Any], result: TrialResult,
     )
 
 
-def _pending_reason(objs: TrialObjects) -> str | None:
+def _queued(objs: TrialObjects) -> str | None:
+    """Why a trial whose Job is suspended waits: for its queue (Kueue) to admit it, or for
+    whoever suspended it; None when its Job is not suspended."""
     job = objs.job or {}
-    if job.get("spec", {}).get("suspend"):
-        return f"Job {job['metadata']['name']} is suspended (queued by its owner, e.g. Kueue)"
+    if not job.get("spec", {}).get("suspend"):
+        return None
+    name = job["metadata"]["name"]
+    queue = (job["metadata"].get("labels") or {}).get(QUEUE_LABEL)
+    if queue:
+        return (f"trial {objs.number} waits for its queue {queue!r} to admit it (Job {name} is "
+                "suspended until Kueue has quota for it)")
+    return f"Job {name} is suspended (by its template or its owner)"
+
+
+def _pending_reason(objs: TrialObjects) -> str | None:
+    queued = _queued(objs)
+    if queued is not None:
+        return queued
     pod = objs.current_pod
     if pod is None:
         return None
@@ -575,6 +589,7 @@ def observe(
             job_ended(job)
         _, curve = reader.read(number, pod, ended=False)
         state = TrialState.RUNNING if running else TrialState.PENDING
+        queued = None if running else _queued(objs)
         if not running:
             reason = _pending_reason(objs)
             if reason:
@@ -583,6 +598,7 @@ def observe(
             number=number, params=params, state=state,
             value=curve[-1][1] if curve else None, curve=curve, start_time=start,
             job=job["metadata"]["name"], retries=retries(job),
+            reason=None if queued is None else QUEUED, message=queued,
         ))
     present = {t.number for t in trials}
     high = max([next_trial - 1, *present], default=-1)
