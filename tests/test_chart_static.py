@@ -438,3 +438,25 @@ def test_digits_example_fits_the_trainer() -> None:
         corners = p.values if p.values is not None else [p.low, p.high]
         for value in corners:
             trainer.parse_params({name: value})
+
+
+def test_workloads_grant_and_watch_each_kind_of_trial_resource() -> None:
+    docs = render("workloads={jobsets.jobset.x-k8s.io/v1alpha2}")
+    rules = one(docs, "ClusterRole")["rules"]
+    assert {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"],
+            "verbs": ["list", "watch", "create", "patch"]} in rules
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--workload=jobsets.jobset.x-k8s.io/v1alpha2" in args
+    # Per-namespace Roles get the same grant.
+    scoped = render("workloads={jobsets.jobset.x-k8s.io/v1alpha2}", "watchNamespaces={a,b}")
+    for role in find(scoped, "Role"):
+        if role["metadata"]["name"] == "rel-kubetune":
+            assert any(r["resources"] == ["jobsets"] for r in role["rules"])
+    # Without workloads the operator is granted no other kind.
+    plain = one(render(), "ClusterRole")["rules"]
+    assert not any(r["apiGroups"] == ["jobset.x-k8s.io"] for r in plain)
+
+
+def test_a_workload_that_is_not_resource_group_version_is_refused() -> None:
+    proc = helm("template", "rel", str(CHART), "--set", "workloads={jobsets}", check=False)
+    assert proc.returncode != 0 and "workloads" in proc.stderr

@@ -430,6 +430,8 @@ def _walk(schema: dict, defs: dict, path: str, seen: set):
             yield from _walk(defs[name], defs, path, seen | {name})
         return
     yield path, schema
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return  # schemaless to the CRD, and its variants with it
     for key in ("anyOf", "oneOf", "allOf"):
         for i, sub in enumerate(schema.get(key, [])):
             yield from _walk(sub, defs, f"{path}|{i}", seen)

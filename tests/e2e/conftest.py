@@ -35,6 +35,7 @@ STATE_DIR = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster")).resol
 REAL_STATE_DIR = Path(os.environ.get("DEVCLUSTER_REAL_STATE", ROOT / ".devcluster-real")).resolve()
 REAL_IMAGES = ("toy-trainer", "operator")
 ADDONS = ("kueue", "jobset")
+JOBSET_RESOURCE = "jobsets.jobset.x-k8s.io/v1alpha2"
 
 
 @dataclass
@@ -230,7 +231,9 @@ def start_operator_process(cluster: Cluster) -> OperatorProcess:
     cluster.kubectl("wait", "--for=condition=Established", "crd/tuningstudies.kubetune.dev",
                     "--timeout=60s")
     cluster.apply(trial_policy(cluster))
-    proc = OperatorProcess(cluster, cluster.state.log_dir / "operator.log")
+    # JobSet runs in the e2e cluster, so the operator also runs trials that are JobSets.
+    proc = OperatorProcess(cluster, cluster.state.log_dir / "operator.log",
+                           ("--workload", JOBSET_RESOURCE))
     proc.start()
     return proc
 

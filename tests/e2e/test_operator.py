@@ -300,22 +300,35 @@ def test_deleted_job_is_lost_and_its_number_never_reused(cluster: Cluster, runni
     assert cluster.get("pods", "-n", namespace, "-l", "kubetune.dev/trial=0")["items"] == []
 
 
-def test_a_job_suspended_by_its_queue_stays_suspended(cluster: Cluster, running_operator,
-                                                      namespace):
-    manifest = study("queued", budget={"maxTrials": 1, "parallelism": 1, "maxFailedTrials": 1},
-                     job_meta={"labels": {"kueue.x-k8s.io/queue-name": "team-a"}})
+def test_a_suspended_job_stays_suspended_until_its_owner_resumes_it(
+        cluster: Cluster, running_operator, namespace):
+    # The template's own suspend (Kueue's queue is tests/e2e/test_kueue_study.py): the operator
+    # never resumes a Job, and creates no other trial while one waits.
+    manifest = study("queued", budget={"maxTrials": 3, "parallelism": 2, "maxFailedTrials": 1},
+                     job_meta={"labels": {"team": "a"}})
     manifest["spec"]["jobTemplate"]["spec"]["suspend"] = True
     cluster.apply(manifest, namespace)
-    wait_for(lambda: trial_jobs(cluster, namespace, "queued"), what="the trial Job")
-    time.sleep(5)
-    job = trial_jobs(cluster, namespace, "queued")[0]
-    assert job["spec"]["suspend"] is True
-    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    wait_for(lambda: trial_jobs(cluster, namespace, "queued")[1:], what="the trial Jobs")
+    time.sleep(3)
+    first, second = trial_jobs(cluster, namespace, "queued")
+    assert first["spec"]["suspend"] is True and second["spec"]["suspend"] is True
+    assert first["metadata"]["labels"]["team"] == "a"
     obj = get_study(cluster, namespace, "queued")
-    assert obj["status"]["trials"]["pending"] == 1
+    assert obj["status"]["trials"]["pending"] == 2
     assert "suspended" in condition(obj, "Ready")["message"]
-    cluster.kubectl("patch", "job", "-n", namespace, job["metadata"]["name"], "--type=merge",
-                    "-p", '{"spec":{"suspend":false}}')
+    resume = ("patch", "job", "-n", namespace, "--type=merge", "-p",
+              '{"spec":{"suspend":false}}')
+    cluster.kubectl(*resume, first["metadata"]["name"])
+    wait_for(lambda: get_study(cluster, namespace, "queued")["status"]["trials"]["succeeded"],
+             timeout=120, what="the resumed trial to succeed")
+    time.sleep(3)
+    # A slot is free, but a trial still waits: nothing new is proposed.
+    assert len(trial_jobs(cluster, namespace, "queued")) == 2
+    cluster.kubectl(*resume, second["metadata"]["name"])
+    third = wait_for(lambda: trial_jobs(cluster, namespace, "queued")[2:], timeout=120,
+                     what="the third trial's Job")[0]
+    assert third["spec"]["suspend"] is True
+    cluster.kubectl(*resume, third["metadata"]["name"])
     wait_condition(cluster, namespace, "queued", "Succeeded", timeout=120)
 
 

@@ -87,6 +87,12 @@ grant what the granter does not hold: hence pods get, which it never calls itsel
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [create]
+{{- range .Values.workloads }}
+{{- $resource := regexReplaceAll "/.*$" . "" }}
+- apiGroups: [{{ regexReplaceAll "^[^.]*\\." $resource "" }}]
+  resources: [{{ regexReplaceAll "\\..*$" $resource "" }}]
+  verbs: [list, watch, create, patch]
+{{- end }}
 {{- end -}}
 
 {{/* Who else holds the TuningStudy CRD: empty when it is absent (or when rendering without a

@@ -2,6 +2,7 @@
 
     python -m kubetune [--namespace NS ...] [--liveness URL] [--leader-elect]
                        [--lease-namespace NS] [--log-format json|plain]
+                       [--workload RESOURCE.GROUP/VERSION ...]
 
 Without ``--namespace`` it watches all namespaces. With ``--leader-elect`` replicas share a
 coordination.k8s.io Lease: one leads, the others stand by and take over when it is gone.
@@ -39,8 +40,20 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lease-name", default="kubetune-operator")
     p.add_argument("--log-format", choices=["json", "plain"],
                    default=os.environ.get("KUBETUNE_LOG_FORMAT", "plain"))
+    p.add_argument("--workload", action="append",
+                   default=[w for w in os.environ.get("KUBETUNE_WORKLOADS", "").split(",") if w],
+                   metavar="RESOURCE.GROUP/VERSION",
+                   help="also run trials of this kind (a study's trialTemplate), e.g. "
+                        "jobsets.jobset.x-k8s.io/v1alpha2 (repeatable)")
     p.add_argument("--verbose", "-v", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    from kubetune.core.workloads import Resource
+
+    try:
+        args.workload = [Resource.parse(w) for w in args.workload]
+    except ValueError as e:
+        p.error(f"--workload: {e}")
+    return args
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -84,7 +97,8 @@ async def _run(args: argparse.Namespace) -> int:
         async with standby_liveness(args.liveness):
             await lease.acquire()
     operator = Operator(client, args.namespace or None, metrics=metrics,
-                        key_namespace=os.environ.get("POD_NAMESPACE") or credentials.namespace)
+                        key_namespace=os.environ.get("POD_NAMESPACE") or credentials.namespace,
+                        workloads=args.workload)
     registry = build_registry(operator)
     kopf.on.login(id="kubetune-login", registry=registry)(clients.kopf_login(login))
     stop = asyncio.Event()

@@ -600,6 +600,11 @@ def run_local(path: Path, *, parallel: int | None, journal_path: Path | None,
             f"{path}: spec.metricsFrom.terminationMessage needs a container of its own "
             "(the kubelet reads /dev/termination-log there), which a local run does not give a "
             "process; run it on the cluster, or use metricsFrom.log or kubetune.sdk.report")
+    if spec.trial_template is not None:
+        raise StudyFileError(
+            f"{path}: spec.trialTemplate makes each trial a {spec.trial_template.get('kind')}, "
+            "which needs its controller on a cluster; a local run starts one process per "
+            "trial from a jobTemplate")
     if spec.trial.workers > 1:
         raise StudyFileError(
             f"{path}: spec.trial.workers is {spec.trial.workers}, and a local run starts one "

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 from kubetune.core.space import CategoricalParam, Space, env_var_name
+from kubetune.core.workloads import KNOWN, kind_of, pod_templates
 
 __all__ = [
     "MAX_BOUND",
@@ -36,6 +37,7 @@ __all__ = [
     "param_problems",
     "show",
     "study_problems",
+    "trial_template_problems",
 ]
 
 MAX_PARAMS = 64
@@ -330,6 +332,10 @@ def _workers_problems(s: Any) -> list[Problem]:
     workers = s.trial.workers
     if workers <= 1:
         return []
+    if s.job_template is None:
+        return [Problem(("trial", "workers"), "makes Job trials of several pods; a trialTemplate "
+                        "sets its own pods", show(workers),
+                        "remove it, and set the workers in the trialTemplate's own spec")]
     job = s.job_template.get("spec")
     job = job if isinstance(job, Mapping) else {}
     pod = job.get("template")
@@ -388,7 +394,8 @@ def _metrics_from_study_problems(s: Any) -> list[Problem]:
     kind = "log" if source.log is not None else "terminationMessage"
     chosen = source.log if source.log is not None else source.termination_message
     out = []
-    pod = ((s.job_template.get("spec") or {}).get("template") or {}).get("spec") or {}
+    template = s.job_template if s.job_template is not None else s.trial_template or {}
+    pod = next(pod_templates(template), {}).get("spec") or {}
     containers = [c.get("name") for c in pod.get("containers") or [] if isinstance(c, Mapping)]
     if chosen.container is not None and containers and chosen.container not in containers:
         out.append(Problem(("metricsFrom", kind, "container"),
@@ -447,6 +454,12 @@ def study_problems(s: Any) -> list[Problem]:
     out += _metrics_from_study_problems(s)
     out += _log_source_problems(s)
     out += _workers_problems(s)
+    if (s.job_template is None) == (s.trial_template is None):
+        which = "neither" if s.job_template is None else "both"
+        out.append(Problem(("jobTemplate",), "is required, or trialTemplate instead: give "
+                           f"exactly one of them (got {which})", None,
+                           "keep the one that describes your trial: a Job (jobTemplate) or "
+                           "another resource such as a JobSet (trialTemplate)"))
     if s.algorithm.name == "grid":
         for name, p in s.search_space.items():
             if p.type == "float" and p.step is None:
@@ -602,6 +615,40 @@ def job_template_problems(t: Mapping[str, Any]) -> list[Problem]:
                 "add the trainer's container",
             )
         )
+    return out
+
+
+_TRIAL_TEMPLATE_FIELDS = ("apiVersion", "kind", "metadata", "spec", "resource",
+                          "successCondition", "failureCondition", "metricsPod")
+
+
+def trial_template_problems(t: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with ``trialTemplate``: fields it does not take, no kind, a Job (which
+    jobTemplate describes), no pod template inside, or a kind kubetune does not know without
+    what it needs to run and read it; paths are below ``trialTemplate``."""
+    out = [Problem((key,), "is not a field of trialTemplate", show(t[key]),
+                   f"keep {', '.join(_TRIAL_TEMPLATE_FIELDS)}")
+           for key in t if key not in _TRIAL_TEMPLATE_FIELDS]
+    api_version, kind = t.get("apiVersion"), t.get("kind")
+    if not isinstance(api_version, str) or "/" not in api_version:
+        out.append(Problem(("apiVersion",), "must be group/version", show(api_version),
+                           "e.g. jobset.x-k8s.io/v1alpha2"))
+    if not isinstance(kind, str) or not kind:
+        out.append(Problem(("kind",), "is required", show(kind), "e.g. JobSet"))
+    if kind == "Job" and api_version == "batch/v1":
+        out.append(Problem(("kind",), "is a Job", show(kind),
+                           "give it as jobTemplate (its metadata and spec) instead"))
+    if not isinstance(t.get("spec"), Mapping) or next(pod_templates(t.get("spec")), None) is None:
+        out.append(Problem(("spec",), "holds no pod template (a template whose spec lists "
+                           "containers)", None, "give the resource's spec as in its manifest"))
+    if out:
+        return out
+    if kind_of(t) is None:
+        known = ", ".join(f"{k} ({v[0]})" for k, v in KNOWN.items())
+        out.append(Problem((), f"is a {kind} of {api_version}, which kubetune does not know",
+                           None, "give resource (its plural), successCondition, "
+                           "failureCondition and metricsPod.matchLabels; kubetune knows "
+                           f"{known}"))
     return out
 
 

@@ -216,7 +216,7 @@ def _admissible(spec: specs.StudySpec, history: Sequence[Trial]) -> int:
     more than one trial waiting; no limit otherwise."""
     if any(t.state is TrialState.PENDING and t.reason == QUEUED for t in history):
         return 0
-    labels = (spec.job_template.get("metadata") or {}).get("labels") or {}
+    labels = (specs.template_of(spec).get("metadata") or {}).get("labels") or {}
     return 1 if labels.get(QUEUE_LABEL) else spec.budget.parallelism
 
 

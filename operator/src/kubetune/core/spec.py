@@ -40,6 +40,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from kubetune.core import _spec_problems as problems
+from kubetune.core import workloads
 from kubetune.core.objectives import Constraint, Objective
 from kubetune.core.space import Space
 
@@ -524,6 +525,12 @@ class StudySpec(_Model):
                     "fieldPath": ".searchSpace",
                 },
                 {
+                    "rule": "has(self.jobTemplate) != has(self.trialTemplate)",
+                    "message": "give exactly one of jobTemplate (a Job per trial) and"
+                    " trialTemplate (another resource per trial, e.g. a JobSet): keep the one"
+                    " that describes your trial",
+                },
+                {
                     "rule": "has(self.objective) != has(self.objectives)",
                     "message": "give exactly one of objective (one metric) and objectives (2 to"
                     f" {MAX_OBJECTIVES} metrics, for a Pareto front): keep objective for one"
@@ -592,15 +599,31 @@ class StudySpec(_Model):
     """Configurations to run first: entry i sets params of trial i, the rest are proposed."""
     trial: TrialSpec = Field(default=TrialSpec(), json_schema_extra=_IMMUTABLE)
     """How one trial runs: its number of workers (pods that train together); immutable."""
-    job_template: dict[str, Any] = Field(
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    job_template: dict[str, Any] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
-    """A batch/v1 JobTemplateSpec for one trial, as in a CronJob (no ttlSecondsAfterFinished)."""
+    """A batch/v1 JobTemplateSpec for one trial, as in a CronJob (no ttlSecondsAfterFinished);
+    or give trialTemplate instead."""
+    trial_template: dict[str, Any] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    """Another resource than a Job for one trial, e.g. a JobSet: apiVersion, kind, metadata and
+    spec as in its own manifest; for a kind kubetune does not know also resource (its plural),
+    successCondition and failureCondition (condition types), and metricsPod.matchLabels (the
+    pod that reports). Instead of jobTemplate; the operator must watch the kind (--workload)."""
 
     @field_validator("job_template")
     @classmethod
-    def _keeps_jobs(cls, template: dict[str, Any]) -> dict[str, Any]:
-        _refuse(problems.job_template_problems(template))
+    def _keeps_jobs(cls, template: dict[str, Any] | None) -> dict[str, Any] | None:
+        if template is not None:
+            _refuse(problems.job_template_problems(template))
+        return template
+
+    @field_validator("trial_template")
+    @classmethod
+    def _names_its_kind(cls, template: dict[str, Any] | None) -> dict[str, Any] | None:
+        if template is not None:
+            _refuse(problems.trial_template_problems(template))
         return template
 
     @model_validator(mode="after")
@@ -772,6 +795,19 @@ def parse_spec(obj: Mapping[str, Any] | StudySpec) -> StudySpec:
 def space_of(spec: StudySpec) -> Space:
     """The unit-cube search space of a study, axes in ``searchSpace`` order. Pure."""
     return Space.from_search_space(spec.search_space)
+
+
+def template_of(spec: StudySpec) -> dict[str, Any]:
+    """What one trial is made from: jobTemplate, or trialTemplate. Pure."""
+    return spec.job_template if spec.job_template is not None else spec.trial_template or {}
+
+
+def pod_template_of(spec: StudySpec) -> Mapping[str, Any]:
+    """The trial's (first) pod template: the Job's, or the first inside trialTemplate. Pure."""
+    if spec.job_template is not None:
+        template = (spec.job_template.get("spec") or {}).get("template")
+        return template if isinstance(template, Mapping) else {}
+    return next(workloads.pod_templates(spec.trial_template or {}), {})
 
 
 def watched(spec: StudySpec) -> ObjectiveSpec:

@@ -37,6 +37,16 @@ _RESULT_EVENTS = {
 }
 
 
+def _collection(manifest: Mapping[str, Any]) -> str:
+    return builders.trial_path(manifest).rsplit("/", 1)[0]
+
+
+def _store_kind(obj: Mapping[str, Any]) -> str:
+    """Where the store keeps a trial object: jobs, or its kind's resource."""
+    kind = builders.trial_kind(obj)
+    return "jobs" if kind is None else kind.resource
+
+
 class TrialStore(Protocol):
     """Where a reconcile reads a study's Jobs and pods, and puts back what it wrote."""
 
@@ -95,11 +105,11 @@ class Applier:
         meta = job["metadata"]
         try:
             updated = await self.api.merge_patch(
-                paths.job_path(meta["namespace"], meta["name"]),
-                builders.result_patch(result, job=job, key=key, stop=stop))
+                builders.trial_path(job), builders.result_patch(result, job=job, key=key,
+                                                                stop=stop))
         except errors.NotFound:
             return False
-        self.store.wrote("jobs", updated)
+        self.store.wrote(_store_kind(updated), updated)
         self.metrics.trials_finished.labels(result.state.value).inc()
         if result.state not in _RESULT_EVENTS:
             return True
@@ -133,7 +143,9 @@ class Applier:
                 continue  # the pod is gone: nothing left to end
             except errors.Invalid:
                 continue  # it already has a shorter deadline than our cached copy showed
-        if started or objs.job is None:
+        if started or objs.job is None or builders.trial_kind(objs.job) is not None:
+            # Another kind than a Job has no deadline of its own: its pods are ended when
+            # they start (``end_recorded``).
             return
         patch = builders.end_job_patch(objs.job)
         if patch is None:
@@ -160,21 +172,28 @@ class Applier:
             return
         self.store.wrote("pods", updated)
 
+    async def end_recorded(self, objs: observing.TrialObjects, now: float) -> None:
+        """End the pods that still run of a trial whose result is recorded as stopped (the
+        operator ended it before they started, or stopped before it could end them)."""
+        if any(p.get("status", {}).get("phase") == "Running"
+               and builders.end_pod_patch(p, now) is not None for p in objs.pods):
+            await self.end(objs, now)
+
     async def dry_run(self, manifest: dict[str, Any]) -> None:
-        """Let the API server judge a trial Job without creating it; raises its ApiError."""
-        ns = manifest["metadata"]["namespace"]
-        await self.api.create(paths.jobs_path(ns), manifest, dry_run=True)
+        """Let the API server judge a trial object without creating it; raises its ApiError."""
+        await self.api.create(_collection(manifest), manifest, dry_run=True)
 
     async def create(self, study: Mapping[str, Any], number: int,
                      manifest: dict[str, Any]) -> bool:
-        """Create one trial Job; False when its name is taken (created before: it stands)."""
+        """Create one trial object; False when its name is taken (created before: it stands)."""
         ns = manifest["metadata"]["namespace"]
         try:
-            created = await self.api.create(paths.jobs_path(ns), manifest)
+            created = await self.api.create(_collection(manifest), manifest)
         except errors.AlreadyExists:
-            log.info("trial %d of %s/%s: Job %s exists already", number, ns,
-                     study["metadata"]["name"], manifest["metadata"]["name"])
+            log.info("trial %d of %s/%s: %s %s exists already", number, ns,
+                     study["metadata"]["name"], manifest.get("kind", "Job"),
+                     manifest["metadata"]["name"])
             return False
-        self.store.wrote("jobs", created)
+        self.store.wrote(_store_kind(created), created)
         self.metrics.trials_created.inc()
         return True

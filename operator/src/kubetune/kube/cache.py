@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kubetune.core import workloads as workloads_
 from kubetune.kube import conventions as names
 from kubetune.kube import errors
 from kubetune.kube.api import Api
@@ -61,16 +62,21 @@ class TrialCache:
     """Jobs and pods of every study, by study UID; ``on_change(uid)`` after each change."""
 
     def __init__(self, api: Api, namespaces: Iterable[str] | None,
-                 on_change: Callable[[str], Any]):
+                 on_change: Callable[[str], Any],
+                 workloads: Iterable[workloads_.Resource] = ()):
         self.api = api
         self.namespaces: list[str | None] = list(namespaces) if namespaces else [None]
         self.on_change = on_change
-        self.store: dict[str, dict[str, dict[str, dict[str, Any]]]] = {k: {} for k in KINDS}
+        # Jobs, pods, and the trial kinds other than Job the operator was told to watch.
+        self.kinds = {**KINDS, **{w.resource: f"/apis/{w.group}/{w.version}" for w in workloads}}
+        self.trial_kinds = ["jobs", *(k for k in self.kinds if k not in KINDS)]
+        self.store: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+            k: {} for k in self.kinds}
         self._written: dict[tuple[str, str], _Written] = {}
         self._seen: dict[tuple[str, str], tuple[str, ...]] = {}
         self._gone: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._synced: dict[tuple[str, str | None], asyncio.Event] = {
-            (k, ns): asyncio.Event() for k in KINDS for ns in self.namespaces
+            (k, ns): asyncio.Event() for k in self.kinds for ns in self.namespaces
         }
         self._failures = FailureLog(log)
 
@@ -78,7 +84,9 @@ class TrialCache:
         await asyncio.gather(*(e.wait() for e in self._synced.values()))
 
     def jobs_of(self, uid: str) -> list[dict[str, Any]]:
-        return list(self.store["jobs"].get(uid, {}).values())
+        """The study's trial objects: its Jobs, or its trialTemplate resources."""
+        return [obj for kind in self.trial_kinds
+                for obj in self.store[kind].get(uid, {}).values()]
 
     def pods_of(self, uid: str) -> list[dict[str, Any]]:
         return list(self.store["pods"].get(uid, {}).values())
@@ -149,10 +157,11 @@ class TrialCache:
         return self._put(kind, obj)
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._loop(kind, ns) for kind in KINDS for ns in self.namespaces))
+        await asyncio.gather(*(self._loop(kind, ns) for kind in self.kinds
+                               for ns in self.namespaces))
 
     def _path(self, kind: str, namespace: str | None) -> str:
-        base = KINDS[kind]
+        base = self.kinds[kind]
         return f"{base}/namespaces/{namespace}/{kind}" if namespace else f"{base}/{kind}"
 
     def _in_scope(self, key: str, namespace: str | None) -> bool:

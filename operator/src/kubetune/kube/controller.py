@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from kubetune.core.workloads import Resource
 from kubetune.kube import looplag, signing
 from kubetune.kube.api import Api
 from kubetune.kube.cache import TrialCache
@@ -32,16 +33,18 @@ class Operator:
     """``study_event`` for every study event; ``run`` for the watches and helpers."""
 
     def __init__(self, api: Api, namespaces: Iterable[str] | None = None, *,
-                 key_namespace: str, metrics: Metrics | None = None):
+                 key_namespace: str, metrics: Metrics | None = None,
+                 workloads: Iterable[Resource] = ()):
         self.api = api
         self.metrics = metrics or Metrics()
         self.metrics.active_studies.set_function(
             lambda: sum(1 for s in self.studies.values() if not finished(s)))
         self.studies: dict[str, dict[str, Any]] = {}
         self.queue = StudyQueue(self._work, name=self._name)
-        self.cache = TrialCache(api, namespaces, self.queue.trigger)
+        workloads = tuple(workloads)
+        self.cache = TrialCache(api, namespaces, self.queue.trigger, workloads)
         self.reconciler = Reconciler(api, self.cache, metrics=self.metrics,
-                                     access=TrialAccess(api))
+                                     access=TrialAccess(api), workloads=workloads)
         self.key_namespace = key_namespace
         self._key_loaded = asyncio.Event()
 

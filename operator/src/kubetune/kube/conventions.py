@@ -20,6 +20,7 @@ __all__ = [
     "RESULT_ANNOTATION",
     "STUDY_LABEL",
     "STUDY_UID_LABEL",
+    "TRIAL_KIND_ANNOTATION",
     "TRIAL_LABEL",
     "TRIAL_ROLE",
     "TRIAL_SERVICE_ACCOUNT",
@@ -48,6 +49,8 @@ CURVE_ANNOTATION = protocol.CURVE_ANNOTATION
 
 # Trial pods carry this finalizer until the operator has copied their result onto the Job.
 FINALIZER = "kubetune.dev/result"
+# On a trial that is not a Job: how to run and read it (core.workloads.TrialKind, as JSON).
+TRIAL_KIND_ANNOTATION = "kubetune.dev/trial-kind"
 
 TRIAL_SERVICE_ACCOUNT = "kubetune-trial"
 TRIAL_ROLE = "kubetune-trial"

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from kubetune.core import protocol, stopping
+from kubetune.core import protocol, stopping, workloads
 from kubetune.core import spec as specs
 from kubetune.core.space import env_var_name
 from kubetune.core.spec import StudySpec
@@ -17,11 +17,15 @@ from kubetune.kube import conventions as names
 from kubetune.kube import signing
 
 __all__ = [
+    "build_trial",
     "build_trial_job",
+    "build_trial_workload",
     "end_job_patch",
     "end_pod_patch",
     "param_env_value",
     "result_patch",
+    "trial_kind",
+    "trial_path",
     "trial_role",
     "trial_role_binding",
     "trial_service_account",
@@ -42,6 +46,21 @@ def param_env_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)
     return str(value)
+
+
+def trial_kind(obj: Mapping[str, Any]) -> workloads.TrialKind | None:
+    """What a trial object that is not a Job says of its kind; None for a Job."""
+    text = (obj.get("metadata", {}).get("annotations") or {}).get(names.TRIAL_KIND_ANNOTATION)
+    return None if text is None else workloads.TrialKind.decode(text)
+
+
+def trial_path(obj: Mapping[str, Any]) -> str:
+    """The API path of a trial object, a Job or another kind."""
+    meta = obj["metadata"]
+    kind = trial_kind(obj)
+    if kind is None:
+        return f"/apis/batch/v1/namespaces/{meta['namespace']}/jobs/{meta['name']}"
+    return f"{kind.collection(meta['namespace'])}/{meta['name']}"
 
 
 def _trial_env(
@@ -84,6 +103,81 @@ def _with_env(container: dict[str, Any], ours: list[dict[str, Any]]) -> dict[str
     return {**container, "env": ours + kept}
 
 
+def _dress_pod(pod: dict[str, Any], labels: Mapping[str, str], ours: list[dict[str, Any]],
+               timeout: int | None) -> None:
+    """What every pod template of a trial gets: kubetune's labels, the result finalizer, the
+    trial's environment, the trial ServiceAccount unless it names one, and the timeout."""
+    pod_meta = pod.setdefault("metadata", {})
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
+    pod_meta["finalizers"] = [
+        *[f for f in pod_meta.get("finalizers") or [] if f != names.FINALIZER], names.FINALIZER
+    ]
+    pod_spec = pod.setdefault("spec", {})
+    pod_spec["containers"] = [_with_env(c, ours) for c in pod_spec.get("containers") or []]
+    if pod_spec.get("initContainers"):
+        pod_spec["initContainers"] = [_with_env(c, ours) for c in pod_spec["initContainers"]]
+    # The deprecated serviceAccount field names an account too; honour it.
+    pod_spec.setdefault("serviceAccountName",
+                        pod_spec.get("serviceAccount") or names.TRIAL_SERVICE_ACCOUNT)
+    if timeout is not None:
+        given = pod_spec.get("activeDeadlineSeconds")
+        pod_spec["activeDeadlineSeconds"] = timeout if given is None else min(given, timeout)
+
+
+def _owned(study: Mapping[str, Any]) -> list[dict[str, Any]]:
+    meta = study["metadata"]
+    return [{"apiVersion": names.API_VERSION, "kind": names.KIND, "name": meta["name"],
+             "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}]
+
+
+def build_trial(
+    study: Mapping[str, Any], spec: StudySpec, number: int, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The object of trial ``number``: its Job, or its trialTemplate resource."""
+    if spec.trial_template is not None:
+        return build_trial_workload(study, spec, number, params)
+    return build_trial_job(study, spec, number, params)
+
+
+def build_trial_workload(
+    study: Mapping[str, Any], spec: StudySpec, number: int, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The resource of trial ``number`` from ``spec.trialTemplate`` (e.g. a JobSet): kubetune's
+    labels and params annotation on it, every pod template inside it dressed as a trial Job's
+    pod (``_dress_pod``), and the kind's description (``workloads.TrialKind``) as an annotation,
+    so that the operator reads it without the study's spec."""
+    meta = study["metadata"]
+    template = copy.deepcopy(spec.trial_template or {})
+    kind = workloads.kind_of(template)
+    assert kind is not None  # the spec was validated
+    labels = {
+        names.STUDY_UID_LABEL: meta["uid"],
+        names.STUDY_LABEL: names.label_value(meta["name"]),
+        names.TRIAL_LABEL: str(number),
+    }
+    body = template.get("spec") or {}
+    ours = _trial_env(meta["name"], number, spec, params)
+    for pod in workloads.pod_templates(body):
+        _dress_pod(pod, labels, ours, spec.budget.trial_timeout_seconds)
+    own = template.get("metadata") or {}
+    return {
+        "apiVersion": template["apiVersion"],
+        "kind": template["kind"],
+        "metadata": {
+            "name": names.trial_job_name(meta["name"], meta["uid"], number),
+            "namespace": meta["namespace"],
+            "labels": {**(own.get("labels") or {}), **labels},
+            "annotations": {
+                **(own.get("annotations") or {}),
+                names.PARAMS_ANNOTATION: protocol.encode_params(params),
+                names.TRIAL_KIND_ANNOTATION: kind.encode(),
+            },
+            "ownerReferences": _owned(study),
+        },
+        "spec": body,
+    }
+
+
 def build_trial_job(
     study: Mapping[str, Any], spec: StudySpec, number: int, params: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -94,7 +188,7 @@ def build_trial_job(
     study_name, uid = meta["name"], meta["uid"]
     workers = spec.trial.workers
     name = names.trial_job_name(study_name, uid, number, workers)
-    template = copy.deepcopy(spec.job_template)
+    template = copy.deepcopy(spec.job_template or {})
     job_meta = template.get("metadata") or {}
     job_spec = template.get("spec") or {}
     labels = {
@@ -103,11 +197,6 @@ def build_trial_job(
         names.TRIAL_LABEL: str(number),
     }
     pod = job_spec.setdefault("template", {})
-    pod_meta = pod.setdefault("metadata", {})
-    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
-    pod_meta["finalizers"] = [
-        *[f for f in pod_meta.get("finalizers") or [] if f != names.FINALIZER], names.FINALIZER
-    ]
     pod_spec = pod.setdefault("spec", {})
     ours = _trial_env(study_name, number, spec, params)
     if workers > 1:
@@ -116,18 +205,9 @@ def build_trial_job(
         job_spec.update(completionMode="Indexed", completions=workers, parallelism=workers)
         pod_spec["subdomain"] = service
         ours += _worker_env(name, service, spec)
-    pod_spec["containers"] = [_with_env(c, ours) for c in pod_spec.get("containers") or []]
-    if pod_spec.get("initContainers"):
-        pod_spec["initContainers"] = [_with_env(c, ours) for c in pod_spec["initContainers"]]
     # restartPolicy must be set for the disruption rule below; Never is what a trial wants.
     pod_spec.setdefault("restartPolicy", "Never")
-    # The deprecated serviceAccount field names an account too; honour it.
-    pod_spec.setdefault("serviceAccountName",
-                        pod_spec.get("serviceAccount") or names.TRIAL_SERVICE_ACCOUNT)
-    timeout = spec.budget.trial_timeout_seconds
-    if timeout is not None:
-        given = pod_spec.get("activeDeadlineSeconds")
-        pod_spec["activeDeadlineSeconds"] = timeout if given is None else min(given, timeout)
+    _dress_pod(pod, labels, ours, spec.budget.trial_timeout_seconds)
     # Failures the pod failure policy counts (its node lost it, or it never started) are
     # re-run up to maxRetries; the training code's own failures fail the Job at once.
     job_spec["backoffLimit"] = spec.budget.max_retries
@@ -147,10 +227,7 @@ def build_trial_job(
                 **(job_meta.get("annotations") or {}),
                 names.PARAMS_ANNOTATION: protocol.encode_params(params),
             },
-            "ownerReferences": [{
-                "apiVersion": names.API_VERSION, "kind": names.KIND, "name": study_name,
-                "uid": uid, "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": _owned(study),
         },
         "spec": job_spec,
     }
@@ -169,7 +246,7 @@ def result_patch(result: protocol.TrialResult, job: Mapping[str, Any] | None = N
     if key is not None and job is not None:
         annotations[signing.SIGNATURE_ANNOTATION] = signing.sign(key, job, text)
     patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
-    if stop:
+    if stop and (job is None or trial_kind(job) is None):
         patch["spec"] = {"backoffLimit": 0}
     return patch
 

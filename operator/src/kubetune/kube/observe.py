@@ -29,6 +29,7 @@ from kubetune.core.objectives import Constraint
 from kubetune.core.protocol import ProtocolError, TrialResult
 from kubetune.core.trials import QUEUE_LABEL, QUEUED, Trial, TrialState
 from kubetune.kube import conventions as names
+from kubetune.kube import jobs as builders
 from kubetune.kube import signing
 
 Keys = bytes | signing.Keyring
@@ -37,6 +38,7 @@ __all__ = [
     "Observation",
     "Reader",
     "TrialObjects",
+    "as_job",
     "group_by_trial",
     "has_result",
     "job_condition",
@@ -94,8 +96,12 @@ class TrialObjects:
     @property
     def reporting_pods(self) -> list[dict[str, Any]]:
         """The pods of worker 0, which report the trial's metrics, oldest first (every pod
-        of a one-worker trial)."""
-        return [p for p in self.pods if worker_index(p) == 0]
+        of a one-worker trial); of a trial that is not a Job, those its kind's metrics-pod
+        labels select."""
+        kind = None if self.job is None else builders.trial_kind(self.job)
+        selector = {} if kind is None else kind.metrics_pod
+        return [p for p in self.pods if worker_index(p) == 0 and all(
+            (p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
 
     @property
     def current_pod(self) -> dict[str, Any] | None:
@@ -119,15 +125,33 @@ def _trial_number(obj: Mapping[str, Any]) -> int | None:
         return None
 
 
+def as_job(obj: dict[str, Any]) -> dict[str, Any]:
+    """A trial object as a Job reads: a Job as it is; another kind (``spec.trialTemplate``)
+    with its success and failure conditions as Complete and Failed, its suspension, and its
+    own metadata (the same mapping, so its name, annotations and signature stay its own)."""
+    kind = builders.trial_kind(obj)
+    if kind is None:
+        return obj
+    conditions = []
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") in (kind.success, "Complete"):
+            conditions.append({**c, "type": "Complete"})
+        elif c.get("type") in (kind.failure, "Failed"):
+            conditions.append({**c, "type": "Failed"})
+    return {"metadata": obj["metadata"],
+            "spec": {"suspend": bool((obj.get("spec") or {}).get("suspend"))},
+            "status": {"conditions": conditions}}
+
+
 def group_by_trial(
     jobs: Iterable[dict[str, Any]], pods: Iterable[dict[str, Any]]
 ) -> dict[int, TrialObjects]:
-    """Pair each Job with its pods by the trial label."""
+    """Pair each trial object (``as_job``) with its pods by the trial label."""
     out: dict[int, TrialObjects] = {}
     for job in jobs:
         n = _trial_number(job)
         if n is not None:
-            out.setdefault(n, TrialObjects(n)).job = job
+            out.setdefault(n, TrialObjects(n)).job = as_job(job)
     for pod in sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "",
                                             p["metadata"]["name"])):
         n = _trial_number(pod)
@@ -178,12 +202,12 @@ def _with_last(curve: tuple[tuple[int, float], ...], report: protocol.MetricsRep
     return tuple(protocol.append_point(list(curve), point[0], point[1], minimize=minimize))
 
 
-def source_container(spec_template: Mapping[str, Any], source: Any) -> str:
+def source_container(spec: specs.StudySpec, source: Any) -> str:
     """The container ``source`` (a metricsFrom entry) reads: the one it names, or the
-    template's first. Pure."""
+    trial pod template's first. Pure."""
     if source.container:
         return str(source.container)
-    pod = ((spec_template.get("spec") or {}).get("template") or {}).get("spec") or {}
+    pod = specs.pod_template_of(spec).get("spec") or {}
     return str((pod.get("containers") or [{}])[0].get("name") or "")
 
 
@@ -234,7 +258,7 @@ class Reader:
         chosen = None if source is None else (source.log or source.termination_message)
         reported = specs.reported(spec)
         return cls(specs.watched(spec).metric, specs.minimize(spec), source,
-                   "" if chosen is None else source_container(spec.job_template, chosen),
+                   "" if chosen is None else source_container(spec, chosen),
                    logs or {}, stopping.keep_steps(spec.early_stopping),
                    reported if len(reported) > 1 else (), specs.constraints_of(spec))
 

@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,9 @@ import kubetune.core as core
 from kubetune.core import plan as plans
 from kubetune.core import spec as specs
 from kubetune.core import warm_start as warm
-from kubetune.core.trials import Trial
+from kubetune.core import workloads
+from kubetune.core.trials import Trial, TrialState
+from kubetune.core.workloads import Resource
 from kubetune.kube import conventions as names
 from kubetune.kube import errors, signing
 from kubetune.kube import jobs as builders
@@ -72,7 +74,8 @@ class Reconciler:
                  metrics: Metrics | None = None, access: TrialAccess | None = None,
                  suggest: Callable[..., Any] | None = None,
                  clock: Callable[[], float] = time.time,
-                 status_interval: float = STATUS_INTERVAL):
+                 status_interval: float = STATUS_INTERVAL,
+                 workloads: Iterable[Resource] = ()):
         self.metrics = metrics or Metrics()
         self.store = store
         self.key = key
@@ -83,6 +86,8 @@ class Reconciler:
         self.status = StatusWriter(api, interval=status_interval, clock=clock)
         self.logs = LogReader(api, clock)
         self.suggest = suggest or self.metrics.timed_suggest(core.suggest)
+        # The trial kinds other than Job whose resources the store holds (--workload).
+        self.workloads = frozenset(workloads)
         self._warned: set[tuple[str, str]] = set()
         # study uid -> (what the prior history was computed from, that history): an earlier
         # study of thousands of trials is read again only when one of its Jobs changed.
@@ -152,6 +157,11 @@ class Reconciler:
             if await self.apply.record(study, objs.job, result, key, stop=True):
                 recorded.add(stop.number)
                 await self.apply.end(objs, now)
+        stopping_now = {stop.number for stop in plan.stop}
+        for t in seen.trials:
+            if t.state in (TrialState.PRUNED, TrialState.STOPPED) and \
+                    t.number not in stopping_now and t.number in by_number:
+                await self.apply.end_recorded(by_number[t.number], now)
         for pod in await asyncio.to_thread(observing.releasable_pods, self.store.jobs_of(uid),
                                            pods, recorded):
             await self.apply.release(pod)
@@ -228,7 +238,7 @@ class Reconciler:
         source = spec.metrics_from
         if source is None or source.log is None:
             return {}, None
-        container = observing.source_container(spec.job_template, source.log)
+        container = observing.source_container(spec, source.log)
         return await self.logs.read(uid, by_number, container,
                                     source.log.pattern,
                                     running_too=spec.early_stopping is not None)
@@ -248,7 +258,12 @@ class Reconciler:
                              plan: plans.Plan, jobs: list[dict[str, Any]],
                              previous: dict[str, Any], generation: int, now: float) -> bool:
         """Create the plan's trials; False when the spec turned out invalid (status written)."""
-        manifests = [builders.build_trial_job(study, spec, c.number, c.params)
+        unwatched = _unwatched(spec, self.workloads)
+        if unwatched is not None:
+            await self.status.write(study, statuses.invalid_status(
+                unwatched, previous, generation=generation, now=now))
+            return False
+        manifests = [builders.build_trial(study, spec, c.number, c.params)
                      for c in plan.create]
         if not jobs:
             # The first trial: let the API server judge the template before anything exists.
@@ -257,7 +272,9 @@ class Reconciler:
             except (errors.BadRequest, errors.Forbidden, errors.Invalid) as e:
                 if _namespace_going(e, study):
                     return False
-                message = f"spec.jobTemplate: the API server refuses the trial Job: {e.message}"
+                field = "jobTemplate" if spec.job_template is not None else "trialTemplate"
+                message = (f"spec.{field}: the API server refuses the trial "
+                           f"{manifests[0].get('kind', 'Job')}: {e.message}")
                 await self.status.write(study, statuses.invalid_status(
                     message, previous, generation=generation, now=now))
                 return False
@@ -298,9 +315,23 @@ def prior_study(name: str, jobs: Sequence[dict[str, Any]],
     return warm.PriorStudy(name, metric, direction, seen.trials)
 
 
+def _unwatched(spec: specs.StudySpec, watched: frozenset[Resource]) -> str | None:
+    """Why the operator cannot run the trials of ``spec``: a trialTemplate of a kind it does
+    not watch (so it would never see the trials end); None when it can. Pure."""
+    if spec.trial_template is None:
+        return None
+    kind = workloads.kind_of(spec.trial_template)
+    if kind is None or kind.watched_as in watched:
+        return None
+    name = kind.watched_as.name
+    return (f"spec.trialTemplate: the operator does not watch {spec.trial_template['kind']} "
+            f"resources ({name}); run it with --workload {name} (the Helm chart's value "
+            f"workloads: [{name}], which also grants it access), or use jobTemplate")
+
+
 def trial_account(spec: specs.StudySpec) -> str | None:
     """The ServiceAccount the template's pods run as, None for kubetune-trial. Pure."""
-    pod = ((spec.job_template.get("spec") or {}).get("template") or {}).get("spec") or {}
+    pod = specs.pod_template_of(spec).get("spec") or {}
     return pod.get("serviceAccountName") or pod.get("serviceAccount") or None
 
 
