@@ -18,7 +18,7 @@ def service_config(path: str) -> dict[str, Any]:
     return {"service": {"name": "webhook-service", "namespace": "kueue-system", "path": path}}
 
 
-UPSTREAM = [
+UPSTREAM: list[Any] = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kueue-system"}},
     {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
      "metadata": {"name": "workloads.kueue.x-k8s.io"},

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import json
 import shutil
 import ssl
@@ -153,7 +154,8 @@ def loopback_manifests(objects: Iterable[dict[str, Any]], webhook: str,
     """Upstream's install manifests made for a local manager, a purely computational function:
     (what to apply before it starts, its webhook configurations). Every ``clientConfig`` that
     names a Service points at ``webhook`` (``https://127.0.0.1:<port>``) with ``ca_bundle``."""
-    before, webhooks = [], []
+    before: list[dict[str, Any]] = []
+    webhooks: list[dict[str, Any]] = []
     for obj in objects:
         if not obj or obj.get("kind") in _SKIPPED_KINDS:
             continue
@@ -214,15 +216,13 @@ def up(state: cluster_mod.ClusterState, names: Iterable[str], *, timeout: float 
     ctx = ssl.create_default_context(cafile=str(p.ca))
     for addon in todo:
         url = f"https://127.0.0.1:{ports[addon.name].webhook}/"
-        _wait(state, addon, "its webhook server",
-              lambda url=url: (cluster_mod._get(url, ctx)[0] > 0, url), timeout)
+        _wait(state, addon, "its webhook server", functools.partial(_answers, url, ctx), timeout)
     _apply(state, bins, webhooks)
     for addon in todo:
         _wait(state, addon, "the apiserver calling its webhook",
-              lambda addon=addon: _probe(state, bins, addon), timeout)
+              functools.partial(_probe, state, bins, addon), timeout)
         health = f"http://127.0.0.1:{ports[addon.name].health}"
-        _wait(state, addon, "/healthz and /readyz",
-              lambda health=health: _healthy(health), timeout)
+        _wait(state, addon, "/healthz and /readyz", functools.partial(_healthy, health), timeout)
 
 
 def stop(state: cluster_mod.ClusterState) -> None:
@@ -283,6 +283,11 @@ def _probe(state: cluster_mod.ClusterState, bins: Path, addon: Addon) -> tuple[b
     except RuntimeError as e:
         return False, str(e)
     return addon.probe_mutated(json.loads(out)), "a dry run it did not mutate (not called yet)"
+
+
+def _answers(url: str, ctx: ssl.SSLContext) -> tuple[bool, str]:
+    """Whether ``url`` answers HTTPS (any status) with a certificate from devcluster's CA."""
+    return cluster_mod._get(url, ctx)[0] > 0, url
 
 
 def _healthy(base: str) -> tuple[bool, str]:
