@@ -60,3 +60,41 @@ def test_a_queue_of_two_gpus_admits_two_trials_at_a_time(cluster: Cluster, runni
         workloads = cluster.get("workloads.kueue.x-k8s.io", "-n", namespace)["items"]
         owners = {ref["name"] for w in workloads for ref in w["metadata"]["ownerReferences"]}
         assert {j["metadata"]["name"] for j in jobs} <= owners
+
+
+def test_the_workers_of_a_trial_are_admitted_together(cluster: Cluster, running_operator,
+                                                      namespace):
+    # Two workers of 1 GPU each under a quota of 3 GPUs: one trial at a time, never half of one.
+    with gpu_queues(cluster, namespace, gpus=3) as queues:
+        manifest = study(
+            "gang", toy=["quadratic", "--steps", "6", "--sleep", "0.4"],
+            budget={"maxTrials": 3, "parallelism": 3, "maxFailedTrials": 0},
+            container={"resources": {"limits": {"nvidia.com/gpu": 1},
+                                     "requests": {"cpu": "100m", "memory": "64Mi"}}},
+            job_meta={"labels": queues.labels})
+        manifest["spec"]["trial"] = {"workers": 2}
+        cluster.apply(manifest, namespace)
+
+        most_admitted, running_pods = 0, set()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            obj = get_study(cluster, namespace, "gang")
+            if is_true(obj, "Succeeded") or is_true(obj, "Failed"):
+                break
+            jobs = trial_jobs(cluster, namespace, "gang")
+            admitted = [j for j in jobs if not j["spec"].get("suspend") and not any(
+                c["type"] in ("Complete", "Failed") and c["status"] == "True"
+                for c in j.get("status", {}).get("conditions") or [])]
+            most_admitted = max(most_admitted, len(admitted))
+            pods = cluster.get("pods", "-n", namespace, "-l", "kubetune.dev/study=gang")["items"]
+            running_pods.update(p["metadata"]["name"] for p in pods
+                                if p["status"].get("phase") == "Running")
+            time.sleep(0.3)
+
+        assert is_true(obj, "Succeeded"), obj.get("status")
+        assert obj["status"]["trials"]["succeeded"] == 3
+        assert most_admitted == 1
+        # Every trial ran both of its workers.
+        jobs = trial_jobs(cluster, namespace, "gang")
+        assert all(j["status"].get("succeeded") == 2 for j in jobs)
+        assert len(running_pods) == 6
