@@ -2,9 +2,10 @@
 
 Starts devcluster in a scratch state folder with the cached binaries and measures the warm
 start (up to every node Ready), the binaries' sizes, and each process's resident memory after
-it has settled. ``--cold`` also builds every binary from scratch (empty Go module and build
-caches in a scratch folder: minutes of CPU and a download of the Go modules) and keeps that
-figure, with its date, in benchmarks/results/devcluster-build.json for later runs to show.
+it has settled; then the same with the addons the e2e tests run (Kueue and JobSet).
+``--cold`` also builds every binary from scratch (empty Go module and build caches in a
+scratch folder: minutes of CPU and a download of the Go modules) and keeps that figure, with
+its date, in benchmarks/results/devcluster-build.json for later runs to show.
 
     python benchmarks/measure_devcluster.py [--cold] [--readme]
 """
@@ -12,6 +13,7 @@ figure, with its date, in benchmarks/results/devcluster-build.json for later run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -30,6 +32,7 @@ COLD = ROOT / "benchmarks" / "results" / "devcluster-build.json"
 MARK = ("<!-- measure:devcluster:start -->", "<!-- measure:devcluster:end -->")
 BUILD = ROOT / "devcluster" / "build.sh"
 PROCESSES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "node-agent")
+ADDONS = ("kueue", "jobset")
 SETTLE_SECONDS = 20
 
 
@@ -58,6 +61,23 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def start(addons: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+    """Seconds from nothing to every node Ready (and ``addons`` ready), and each process's
+    resident memory after it settled."""
+    with tempfile.TemporaryDirectory(prefix="devcluster-measure-") as scratch:
+        state_dir = Path(scratch) / "state"
+        config = dataclasses.replace(devcluster.ClusterConfig.from_env(state_dir), addons=addons)
+        started = time.monotonic()
+        state = devcluster.up(config)
+        seconds = time.monotonic() - started
+        try:
+            time.sleep(SETTLE_SECONDS)
+            return seconds, {name: rss_mib(state.pids[name])
+                             for name in (*PROCESSES, *addons)}
+        finally:
+            devcluster.down(state_dir)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,18 +90,11 @@ def main() -> int:
         COLD.write_text(json.dumps(cold_build(), indent=1) + "\n")
     bins = devcluster.binaries_dir()
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="devcluster-measure-") as scratch:
-        state_dir = Path(scratch) / "state"
-        started = time.monotonic()
-        state = devcluster.up(devcluster.ClusterConfig.from_env(state_dir))
-        warm = time.monotonic() - started
-        try:
-            time.sleep(SETTLE_SECONDS)
-            memory = {name: rss_mib(state.pids[name]) for name in PROCESSES}
-        finally:
-            devcluster.down(state_dir)
+    warm, memory = start(())
+    warm_addons, memory_addons = start(ADDONS)
     v = versions()
-    mib = {name: (bins / name).stat().st_size / 2**20 for name in ("kube", "etcd", "helm")}
+    mib = {name: (bins / name).stat().st_size / 2**20
+           for name in ("kube", "etcd", "helm", *ADDONS)}
     rows = []
     if COLD.exists():
         cold = json.loads(COLD.read_text())
@@ -97,6 +110,13 @@ def main() -> int:
         (f"resident memory {SETTLE_SECONDS} s after start: apiserver / controller-manager /"
          " scheduler / etcd / node agent",
          " / ".join(f"{memory[n]:.0f}" for n in PROCESSES) + " MiB"),
+        ("warm start with Kueue and JobSet (their CRDs, RBAC, webhooks; what `make test` runs)",
+         f"{warm_addons:.1f} s"),
+        (f"binaries: kueue {v['kueue']} / jobset {v['jobset']}",
+         " / ".join(f"{mib[n]:.0f} MiB" for n in ADDONS)),
+        (f"with them, resident memory {SETTLE_SECONDS} s after start: apiserver / etcd / kueue /"
+         " jobset", " / ".join(f"{memory_addons[n]:.0f}"
+                               for n in ("kube-apiserver", "etcd", *ADDONS)) + " MiB"),
     ]
     text = (f"{os.cpu_count()} CPUs, load average {load:.1f} at the start "
             f"(`python benchmarks/measure_devcluster.py`):\n\n"
