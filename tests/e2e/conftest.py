@@ -219,8 +219,9 @@ def trial_policy(cluster: Cluster) -> str:
         capture_output=True, text=True, check=True, env=cluster.env).stdout
 
 
-def start_operator_process(cluster: Cluster) -> OperatorProcess:
-    """The CRD and the trial policy applied, and the operator started as a local process."""
+def start_operator_process(cluster: Cluster, args: tuple[str, ...] = ()) -> OperatorProcess:
+    """The CRD and the trial policy applied, and the operator started as a local process with
+    ``args``."""
     installed = cluster.kubectl("get", "deployments", "-A", "-l",
                                 "app.kubernetes.io/name=kubetune", "-o", "name").stdout.strip()
     if installed:
@@ -231,16 +232,15 @@ def start_operator_process(cluster: Cluster) -> OperatorProcess:
     cluster.kubectl("wait", "--for=condition=Established", "crd/tuningstudies.kubetune.dev",
                     "--timeout=60s")
     cluster.apply(trial_policy(cluster))
-    # JobSet runs in the e2e cluster, so the operator also runs trials that are JobSets.
-    proc = OperatorProcess(cluster, cluster.state.log_dir / "operator.log",
-                           ("--workload", JOBSET_RESOURCE))
+    proc = OperatorProcess(cluster, cluster.state.log_dir / "operator.log", args)
     proc.start()
     return proc
 
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    proc = start_operator_process(cluster)
+    # JobSet runs in this cluster (ADDONS), so the operator also runs trials that are JobSets.
+    proc = start_operator_process(cluster, ("--workload", JOBSET_RESOURCE))
     yield proc
     proc.stop()
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 from browser import ARTIFACTS, chromium, full_page_screenshot
 from conftest import Cluster, wait_for
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from studies import study
 
@@ -75,9 +76,17 @@ def test_dashboard_follows_a_running_study(cluster: Cluster, running_operator, n
 
     browser.get(dashboard)
     key = f"{namespace}/dash-demo"
-    row = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"tr[data-study='{key}']"),
-                   timeout=30, what="the study in the list")[0]
-    row.find_element(By.CSS_SELECTOR, "a.study-link").click()
+
+    def open_study() -> bool:
+        # The list is redrawn live: a row found a moment ago may be replaced before the click.
+        try:
+            browser.find_element(By.CSS_SELECTOR,
+                                 f"tr[data-study='{key}'] a.study-link").click()
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+        return True
+
+    wait_for(open_study, timeout=30, what="the study in the list, to click it")
     wait_for(lambda: browser.current_url.endswith(f"/studies/{namespace}/dash-demo"),
              what="the study page")
     first = wait_for(lambda: rows(browser), timeout=60, what="trial rows")

@@ -4,6 +4,7 @@ and the pod its kind says reports."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -12,6 +13,7 @@ from kubetune.core import protocol, workloads
 from kubetune.core.spec import SpecError, parse_spec
 from kubetune.core.trials import TrialState
 from kubetune.kube import conventions as names
+from kubetune.kube import errors as kube_errors
 from kubetune.kube import jobs, observe
 from kubetune.kube.reconcile import _unwatched
 from test_observe import UID, look, only, pod, ts
@@ -184,3 +186,34 @@ def test_observe_reads_a_trial_object_as_a_job() -> None:
     view = observe.as_job(jobset(0, "Completed"))
     assert observe.job_condition(view, "Complete") is not None
     assert observe.as_job(view)["status"] == view["status"]  # reading twice changes nothing
+
+
+class _Answers:
+    """A client whose GET answers with ``error`` (or an empty list)."""
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+        self.paths: list[str] = []
+
+    async def get(self, path: str, **params: str) -> dict[str, Any]:
+        self.paths.append(path)
+        if self.error is not None:
+            raise self.error
+        return {"items": []}
+
+
+@pytest.mark.parametrize(("error", "says"), [
+    (None, None),
+    (kube_errors.NotFound(404, "the server could not find the requested resource"),
+     "does not serve it"),
+    (kube_errors.Forbidden(403, "jobsets is forbidden"), "may not list it"),
+])
+def test_the_operator_checks_each_workload_before_it_starts(error: Exception | None,
+                                                           says: str | None) -> None:
+    from kubetune.__main__ import _workload_problem
+
+    client = _Answers(error)
+    resource = workloads.Resource.parse("jobsets.jobset.x-k8s.io/v1alpha2")
+    problem = asyncio.run(_workload_problem(client, resource))
+    assert client.paths == ["/apis/jobset.x-k8s.io/v1alpha2/jobsets"]
+    assert problem is None if says is None else (problem is not None and says in problem)

@@ -19,6 +19,7 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlparse
 
 __all__ = ["main"]
@@ -85,6 +86,12 @@ async def _run(args: argparse.Namespace) -> int:
                   "or install the Helm chart, then start the operator again",
                   names.PLURAL, names.GROUP)
         return 1
+    for workload in args.workload:
+        problem = await _workload_problem(client, workload)
+        if problem is not None:
+            # Its watch would never sync, and no study would be reconciled meanwhile.
+            log.error("--workload %s: %s", workload.name, problem)
+            return 1
     metrics = Metrics()
     if args.metrics:
         serve_metrics(metrics, args.metrics)
@@ -119,6 +126,23 @@ async def _run(args: argparse.Namespace) -> int:
     hold.cancel()
     await lease.release()
     return 0
+
+
+async def _workload_problem(client: Any, workload: Any) -> str | None:
+    """Why the operator cannot watch trials of ``workload`` (a core.workloads.Resource): the
+    API server does not serve it, or the operator may not list it; None when it can."""
+    from kubetune.kube import errors
+
+    try:
+        await client.get(f"/apis/{workload.group}/{workload.version}/{workload.resource}",
+                         limit="1")
+    except errors.NotFound:
+        return ("the API server does not serve it: install its controller and CRD (e.g. "
+                "JobSet's), or start the operator without this --workload")
+    except errors.Forbidden as e:
+        return (f"the operator may not list it ({e.message}): grant list, watch, create and "
+                "patch on it (the Helm chart's workloads value does)")
+    return None
 
 
 @contextlib.asynccontextmanager
