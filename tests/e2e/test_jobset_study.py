@@ -4,9 +4,12 @@ Jobs and pods, the leader's pod reports, and every trial's result is recorded on
 
 from __future__ import annotations
 
+import json
+
 from conftest import Cluster
 from kubetune.core import protocol
 from kubetune.kube import conventions as names
+from test_kubetune_command import kubetune
 from test_operator import condition, get_study, is_true, wait_condition
 
 TOY = {"name": "trial", "image": "kubetune/trainer:0.1.0",
@@ -62,6 +65,12 @@ def test_a_study_of_jobset_trials_records_every_result(cluster: Cluster, running
         assert abs(result.value - ((params["x1"] - 0.5) ** 2 + (params["x2"] - 0.5) ** 2)) < 1e-6
     assert get_study(cluster, namespace, "js")["status"]["bestTrial"]["job"] in {
         js["metadata"]["name"] for js in jobsets}
+    # `kubetune get` reads the trials from their JobSets.
+    shown = kubetune(cluster, "get", "js", "-n", namespace, "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    trials = json.loads(shown.stdout)["trials"]
+    assert sorted(t["number"] for t in trials) == [0, 1, 2]
+    assert all(t["state"] == "Succeeded" and t["curve"] for t in trials)
 
 
 def test_a_study_of_a_kind_the_operator_does_not_watch_says_how_to_watch_it(

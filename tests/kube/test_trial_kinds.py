@@ -52,17 +52,32 @@ def test_jobset_is_known_and_reports_from_its_first_replicated_jobs_first_pod() 
 
 
 def test_a_kind_kubetune_does_not_know_names_what_it_needs() -> None:
-    template = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
-                "spec": {"pytorchReplicaSpecs": {"Master": {"template": copy.deepcopy(POD)}}}}
+    template = {"apiVersion": "ray.io/v1", "kind": "RayJob",
+                "spec": {"rayClusterSpec": {"headGroupSpec": {"template": copy.deepcopy(POD)}}}}
     with pytest.raises(SpecError) as e:
         spec_of(template)
     assert "spec.trialTemplate" in str(e.value) and "metricsPod.matchLabels" in str(e.value)
-    given = {**template, "resource": "pytorchjobs", "successCondition": "Succeeded",
+    given = {**template, "resource": "rayjobs", "successCondition": "Succeeded",
              "failureCondition": "Failed",
-             "metricsPod": {"matchLabels": {"training.kubeflow.org/replica-type": "master"}}}
+             "metricsPod": {"matchLabels": {"ray.io/node-type": "head"}}}
     kind = workloads.kind_of(spec_of(given).trial_template)
-    assert kind is not None and kind.resource == "pytorchjobs"
-    assert kind.metrics_pod == {"training.kubeflow.org/replica-type": "master"}
+    assert kind is not None and kind.resource == "rayjobs"
+    assert kind.metrics_pod == {"ray.io/node-type": "head"}
+
+
+def test_a_pytorchjob_reports_from_its_master_and_its_own_fields_win() -> None:
+    template = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+                "spec": {"pytorchReplicaSpecs": {"Master": {"template": copy.deepcopy(POD)},
+                                                 "Worker": {"template": copy.deepcopy(POD)}}}}
+    kind = workloads.kind_of(spec_of(template).trial_template)
+    assert kind is not None
+    assert (kind.resource, kind.success, kind.failure) == ("pytorchjobs", "Succeeded", "Failed")
+    assert kind.metrics_pod == {"training.kubeflow.org/replica-type": "master",
+                                "training.kubeflow.org/replica-index": "0"}
+    own = workloads.kind_of({**template, "metricsPod": {"matchLabels": {"role": "leader"}}})
+    assert own is not None and own.metrics_pod == {"role": "leader"}
+    # Another group's kind of the same name is not Kubeflow's.
+    assert workloads.kind_of({**template, "apiVersion": "example.com/v1"}) is None
 
 
 @pytest.mark.parametrize(("template", "says"), [

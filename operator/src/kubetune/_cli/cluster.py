@@ -15,6 +15,7 @@ from typing import Any
 
 from kubetune._cli import views
 from kubetune._cli.errors import CommandError
+from kubetune.core import workloads
 from kubetune.kube import conventions as names
 from kubetune.kube import credentials as logins
 from kubetune.kube import errors
@@ -144,11 +145,15 @@ class ClusterReader:
                            "`kubetune get -A` lists the studies of every namespace") from None
 
     def trial_objects(self, study: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
-        """The study's trial Jobs and pods, selected by its UID label as the operator does."""
+        """The study's trial objects (Jobs, or its trialTemplate's kind) and pods, selected by
+        its UID label as the operator does."""
         meta = study["metadata"]
         selector = {"labelSelector": f"{names.STUDY_UID_LABEL}={meta['uid']}"}
         ns = meta["namespace"]
-        jobs = self.get(f"/apis/batch/v1/namespaces/{ns}/jobs", selector).get("items") or []
+        template = (study.get("spec") or {}).get("trialTemplate")
+        kind = None if template is None else workloads.kind_of(template)
+        where = f"/apis/batch/v1/namespaces/{ns}/jobs" if kind is None else kind.collection(ns)
+        jobs = self.get(where, selector).get("items") or []
         pods = self.get(f"/api/v1/namespaces/{ns}/pods", selector).get("items") or []
         return jobs, pods
 

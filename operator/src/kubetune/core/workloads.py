@@ -94,9 +94,19 @@ def _jobset_metrics_pod(spec: Mapping[str, Any]) -> dict[str, str]:
             "jobset.sigs.k8s.io/job-index": "0"}
 
 
-# kind -> (group, resource, success, failure, labels of the reporting pod given the spec)
+def _pytorchjob_metrics_pod(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The master's pod (Kubeflow's training operator labels replicas by lower-cased type)."""
+    return {"training.kubeflow.org/replica-type": "master",
+            "training.kubeflow.org/replica-index": "0"}
+
+
+# kind -> (group, resource, success, failure, labels of the reporting pod given the spec).
+# JobSet is proven end to end (tests/e2e/test_jobset_study.py, JobSet's controller in
+# devcluster); PyTorchJob follows Kubeflow training operator v1's labels and conditions.
 KNOWN: dict[str, tuple[str, str, str, str, Callable[[Mapping[str, Any]], dict[str, str]]]] = {
     "JobSet": ("jobset.x-k8s.io", "jobsets", "Completed", "Failed", _jobset_metrics_pod),
+    "PyTorchJob": ("kubeflow.org", "pytorchjobs", "Succeeded", "Failed",
+                   _pytorchjob_metrics_pod),
 }
 
 
