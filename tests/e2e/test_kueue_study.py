@@ -8,34 +8,42 @@ from __future__ import annotations
 import time
 
 from conftest import Cluster
+from kubetune.kube.observe import job_ended
 from queues import gpu_queues
 from studies import study
 from test_operator import condition, get_study, is_true, results, trial_jobs
 
 
+def gpu_study(name: str, queues, *, steps: int, budget: dict) -> dict:
+    """The toy quadratic, each pod asking ``queues`` for one GPU."""
+    return study(
+        name, toy=["quadratic", "--steps", str(steps), "--sleep", "0.4"], budget=budget,
+        container={"resources": {"limits": {"nvidia.com/gpu": 1},
+                                 "requests": {"cpu": "100m", "memory": "64Mi"}}},
+        job_meta={"labels": queues.labels})
+
+
+def admitted_and_waiting(jobs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The Jobs that have not ended, split by whether their queue admitted them."""
+    live = [j for j in jobs if not job_ended(j)]
+    return ([j for j in live if not j["spec"].get("suspend")],
+            [j for j in live if j["spec"].get("suspend")])
+
+
 def test_a_queue_of_two_gpus_admits_two_trials_at_a_time(cluster: Cluster, running_operator,
                                                          namespace):
     with gpu_queues(cluster, namespace, gpus=2) as queues:
-        manifest = study(
-            "queued-gpus", toy=["quadratic", "--steps", "8", "--sleep", "0.4"],
-            budget={"maxTrials": 6, "parallelism": 4, "maxFailedTrials": 0},
-            container={"resources": {"limits": {"nvidia.com/gpu": 1},
-                                     "requests": {"cpu": "100m", "memory": "64Mi"}}},
-            job_meta={"labels": queues.labels})
-        cluster.apply(manifest, namespace)
+        cluster.apply(gpu_study("queued-gpus", queues, steps=8, budget={
+            "maxTrials": 6, "parallelism": 4, "maxFailedTrials": 0}), namespace)
 
         most_admitted, most_waiting, explained = 0, 0, ""
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             obj = get_study(cluster, namespace, "queued-gpus")
-            jobs = trial_jobs(cluster, namespace, "queued-gpus")
-            ended = [j for j in jobs if any(
-                c["type"] in ("Complete", "Failed") and c["status"] == "True"
-                for c in j.get("status", {}).get("conditions") or [])]
-            live = [j for j in jobs if j not in ended]
-            admitted = [j for j in live if not j["spec"].get("suspend")]
+            admitted, waiting = admitted_and_waiting(
+                trial_jobs(cluster, namespace, "queued-gpus"))
             most_admitted = max(most_admitted, len(admitted))
-            most_waiting = max(most_waiting, len(live) - len(admitted))
+            most_waiting = max(most_waiting, len(waiting))
             ready = condition(obj, "Ready") or {}
             if "waits for its queue 'gpu'" in (ready.get("message") or ""):
                 explained = ready["message"]
@@ -66,12 +74,8 @@ def test_the_workers_of_a_trial_are_admitted_together(cluster: Cluster, running_
                                                       namespace):
     # Two workers of 1 GPU each under a quota of 3 GPUs: one trial at a time, never half of one.
     with gpu_queues(cluster, namespace, gpus=3) as queues:
-        manifest = study(
-            "gang", toy=["quadratic", "--steps", "6", "--sleep", "0.4"],
-            budget={"maxTrials": 3, "parallelism": 3, "maxFailedTrials": 0},
-            container={"resources": {"limits": {"nvidia.com/gpu": 1},
-                                     "requests": {"cpu": "100m", "memory": "64Mi"}}},
-            job_meta={"labels": queues.labels})
+        manifest = gpu_study("gang", queues, steps=6, budget={
+            "maxTrials": 3, "parallelism": 3, "maxFailedTrials": 0})
         manifest["spec"]["trial"] = {"workers": 2}
         cluster.apply(manifest, namespace)
 
@@ -81,10 +85,7 @@ def test_the_workers_of_a_trial_are_admitted_together(cluster: Cluster, running_
             obj = get_study(cluster, namespace, "gang")
             if is_true(obj, "Succeeded") or is_true(obj, "Failed"):
                 break
-            jobs = trial_jobs(cluster, namespace, "gang")
-            admitted = [j for j in jobs if not j["spec"].get("suspend") and not any(
-                c["type"] in ("Complete", "Failed") and c["status"] == "True"
-                for c in j.get("status", {}).get("conditions") or [])]
+            admitted, _ = admitted_and_waiting(trial_jobs(cluster, namespace, "gang"))
             most_admitted = max(most_admitted, len(admitted))
             pods = cluster.get("pods", "-n", namespace, "-l", "kubetune.dev/study=gang")["items"]
             running_pods.update(p["metadata"]["name"] for p in pods

@@ -13,6 +13,7 @@ from kubetune.core import protocol, stopping, workloads
 from kubetune.core import spec as specs
 from kubetune.core.space import env_var_name
 from kubetune.core.spec import StudySpec
+from kubetune.kube import api as paths
 from kubetune.kube import conventions as names
 from kubetune.kube import signing
 
@@ -59,7 +60,7 @@ def trial_path(obj: Mapping[str, Any]) -> str:
     meta = obj["metadata"]
     kind = trial_kind(obj)
     if kind is None:
-        return f"/apis/batch/v1/namespaces/{meta['namespace']}/jobs/{meta['name']}"
+        return paths.job_path(meta["namespace"], meta["name"])
     return f"{kind.collection(meta['namespace'])}/{meta['name']}"
 
 
