@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # redone when pyproject.toml changes. Only test, venv and demo install torch (trainer).
 INSTALLED := $(VENV)/.installed-
 
-.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean browser bench-samplers images
+.PHONY: venv test test-core lint crds cluster-up cluster-down bench measure demo demo-down chart-lint clean browser bench-samplers bench-scale images
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,8 +58,14 @@ bench: $(INSTALLED)dev,bench browser
 	$(PY) benchmarks/bench_samplers.py --readme
 	$(PY) benchmarks/bench_operator.py --readme
 	$(PY) benchmarks/bench_load.py --readme
+	$(PY) benchmarks/bench_scale.py --readme
 	$(PY) benchmarks/bench_dashboard.py --readme
 	$(PY) benchmarks/bench_sdk.py --readme
+
+# 200 studies, 2,000 trials running, 20,000 finished, on devcluster (about 45 minutes here).
+bench-scale: $(INSTALLED)dev,bench
+	bash devcluster/build.sh >/dev/null
+	$(PY) benchmarks/bench_scale.py --readme
 
 # The README's devcluster and trainer tables, measured on this machine.
 measure: $(INSTALLED)devcluster,trainer

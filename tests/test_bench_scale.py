@@ -1,0 +1,59 @@
+"""benchmarks/bench_scale.py's accounting: which Job follows which, the sampler's time taken
+out, the audit log read across the apiserver's rotation."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_scale
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return bench_scale
+
+
+def test_a_completion_is_paired_with_its_studys_next_job_less_the_sampler(bench):
+    clock = SimpleNamespace(
+        created={"a-x1-0": 0.0, "a-x1-1": 0.0, "a-x1-2": 10.2, "b-y2-0": 0.0, "b-y2-1": 10.05},
+        completed={"a-x1-0": 10.0, "b-y2-0": 10.0, "a-x1-1": 20.0})  # a-x1-1: none after it
+    sampled = {"a-x1-2": ("gp", 0.15), "b-y2-1": ("random", 0.001)}
+    out = bench.overheads(clock, sampled)
+    assert set(out) == {"gp", "random"}
+    ((total, without),) = out["gp"]
+    assert (total, without) == pytest.approx((0.2, 0.05))
+    ((total, without),) = out["random"]
+    assert (total, without) == pytest.approx((0.05, 0.049))
+
+
+def test_the_audit_log_is_read_across_a_rotation_from_where_the_run_began(bench, tmp_path):
+    def line(n: int, agent: str, verb: str = "patch") -> bytes:
+        return json.dumps({"auditID": f"id-{n}", "userAgent": agent, "verb": verb,
+                           "objectRef": {"resource": "jobs"}}).encode() + b"\n"
+
+    live = tmp_path / "audit.log"
+    live.write_bytes(line(0, "kopf/1.0"))  # before the run
+    start = (live.stat().st_ino, live.stat().st_size, 0.0)
+    with live.open("ab") as f:
+        f.write(line(1, "kopf/1.0") + line(2, "kubectl/v1.37") + line(3, "Python aiohttp/3"))
+    live.rename(tmp_path / "audit-2026-12-06T23-00-00.000.log")  # rotated by the apiserver
+    live.write_bytes(line(4, "Python aiohttp/3", "get"))
+    old = tmp_path / "audit-2020-01-01T00-00-00.000.log"  # from an earlier run
+    old.write_bytes(line(5, "kopf/1.0"))
+    os.utime(old, (0, 0))
+    start = (start[0], start[1], 1.0)
+    counts = bench.operator_requests(live, start)
+    assert (counts["write"], counts["read"]) == (2, 1)
+    assert counts["patch jobs"] == 2
