@@ -232,9 +232,10 @@ def test_the_store_is_told_of_every_write() -> None:
     assert UID in {j["metadata"]["labels"][names.STUDY_UID_LABEL] for j in jobs(fake).values()}
 
 
-def test_progress_is_written_at_most_once_a_second_and_never_lost() -> None:
+def test_progress_waits_an_interval_for_more_and_is_never_lost() -> None:
     clock = [NOW]
     fake, r = started(clock)
+    interval = r.status.interval
     run_pod(fake, jobs(fake)[0], NOW)  # trial 0 runs: the phase is Running, written at once
     reconcile(r, fake)
     assert study_of(fake)["status"]["phase"] == "Running"
@@ -242,22 +243,101 @@ def test_progress_is_written_at_most_once_a_second_and_never_lost() -> None:
     run_pod(fake, jobs(fake)[1], NOW)  # trial 1 runs too: only counts move
     clock[0] = NOW + 0.25
     outcome = reconcile(r, fake)
-    assert fake.writes == writes  # held: the status was written a moment ago
-    assert outcome.requeue_after == pytest.approx(0.75)  # and looked at again when due
+    assert fake.writes == writes  # held, to gather what comes next
+    assert outcome.requeue_after == pytest.approx(interval)  # and looked at again when due
     assert study_of(fake)["status"]["trials"]["running"] == 1
-    clock[0] = NOW + 1.0
+    clock[0] = NOW + 0.25 + interval / 2
+    assert reconcile(r, fake).requeue_after == pytest.approx(interval / 2)  # still due then
+    assert fake.writes == writes
+    clock[0] = NOW + 0.25 + interval
     reconcile(r, fake)
     assert fake.writes == writes + 1
     assert study_of(fake)["status"]["trials"]["running"] == 2
 
 
-def test_a_new_trial_number_is_written_at_once() -> None:
+def test_a_trials_end_its_successor_and_that_ones_start_are_one_status_write() -> None:
+    clock = [NOW]
+    fake = FakeApi()
+    add_study(fake, spec={**SPEC, "budget": {**SPEC["budget"], "maxTrials": 10}})
+    r = reconciler(fake, clock)
+    reconcile(r, fake)
+    for n in (0, 1):
+        run_pod(fake, jobs(fake)[n], NOW)
+    reconcile(r, fake)
+    finish(fake, 0, loss=0.25, now=NOW + 10)  # the best so far: an Event
+    for t in (NOW + 10, NOW + 10 + r.status.interval):
+        clock[0] = t
+        reconcile(r, fake)
+    run_pod(fake, jobs(fake)[2], NOW + 11)
+    for t in (NOW + 20, NOW + 20 + r.status.interval):
+        clock[0] = t
+        reconcile(r, fake)
+    writes, calls = fake.writes, len(fake.calls)
+    t = NOW + 40  # long after the last write, before trial RBAC is checked again
+    finish(fake, 1, loss=0.5, now=t)  # not the best
+    clock[0] = t
+    reconcile(r, fake)  # trial 1's result, trial 3 created: the status waits
+    assert sorted(jobs(fake)) == [0, 1, 2, 3]
+    assert study_of(fake)["status"]["nextTrial"] == 3
+    run_pod(fake, jobs(fake)[3], t + 0.5)
+    clock[0] = t + 0.5
+    reconcile(r, fake)
+    clock[0] = t + r.status.interval
+    reconcile(r, fake)
+    status = study_of(fake)["status"]
+    assert (status["nextTrial"], status["trials"]["running"], status["trials"]["succeeded"]) \
+        == (4, 2, 2)
+    assert fake.writes - writes == 4, fake.calls[calls:]  # result, pod, Job, one status
+
+
+def test_progress_waits_for_a_new_trial_to_start_but_not_for_ever() -> None:
+    clock = [NOW]
+    fake = FakeApi()
+    add_study(fake, spec={**SPEC, "budget": {**SPEC["budget"], "maxTrials": 10}})
+    r = reconciler(fake, clock)
+    reconcile(r, fake)
+    for n in (0, 1):
+        run_pod(fake, jobs(fake)[n], NOW)
+    reconcile(r, fake)
+    writes = fake.writes
+    starting, interval = r.status.starting, r.status.interval
+    assert starting > interval + 1
+    t = NOW + 30
+    finish(fake, 0, loss=0.25, now=t)
+    clock[0] = t
+    assert reconcile(r, fake).requeue_after == pytest.approx(starting)  # trial 2 is pending
+    clock[0] = t + interval + 0.5
+    reconcile(r, fake)  # past the interval, but trial 2 has not started: still held
+    assert study_of(fake)["status"]["trials"]["succeeded"] == 0  # not written yet
+    run_pod(fake, jobs(fake)[2], t + interval + 1)
+    clock[0] = t + interval + 1
+    reconcile(r, fake)  # it runs: written now, with the end, the Job and the start
+    assert study_of(fake)["status"]["trials"]["running"] == 2
+    assert study_of(fake)["status"]["nextTrial"] == 3
+    assert fake.writes - writes == 5  # result, pod released, Job, NewBestTrial, status
+    finish(fake, 1, loss=0.5, now=t + 20)
+    clock[0] = t + 20
+    reconcile(r, fake)  # trial 3 created, and its pod never starts
+    clock[0] = t + 20 + starting
+    reconcile(r, fake)
+    status = study_of(fake)["status"]
+    assert (status["trials"]["pending"], status["nextTrial"]) == (1, 4)
+
+
+def test_a_number_is_not_reused_while_the_status_that_says_so_waits() -> None:
     clock = [NOW]
     fake, r = started(clock)
-    finish(fake, 0, loss=0.25, now=NOW)  # within the same second: trial 2 replaces it
+    run_pod(fake, jobs(fake)[1], NOW)
+    reconcile(r, fake)  # Running, written at once
+    finish(fake, 0, loss=0.25, now=NOW + 100)
+    clock[0] = NOW + 100
+    reconcile(r, fake)  # trial 2 created; nextTrial 3 not written yet
+    assert study_of(fake)["status"]["nextTrial"] == 2
+    fake.delete(paths.job_path(NS, jobs(fake)[2]["metadata"]["name"]))  # gone before that
+    clock[0] = NOW + 100.5
     reconcile(r, fake)
-    assert sorted(jobs(fake)) == [0, 1, 2]
-    assert study_of(fake)["status"]["nextTrial"] == 3
+    assert 2 not in jobs(fake)
+    assert max(jobs(fake)) == 3  # its number stays taken
 
 
 def test_a_new_best_trial_is_an_event_and_a_plain_success_is_not() -> None:
@@ -476,3 +556,49 @@ def test_the_earlier_studys_trials_are_read_again_only_when_one_of_its_jobs_chan
     fake.put(path, fake.objects[path])  # a new resourceVersion
     reconcile(r, fake)
     assert reads == ["before", "missing"] * 2
+
+
+def test_each_created_trial_is_logged_with_the_samplers_time(caplog, monkeypatch) -> None:
+    """One line per trial Job, in the form benchmarks/bench_scale.py reads."""
+    import logging
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_scale
+
+    fake = FakeApi()
+    add_study(fake)
+    r = reconciler(fake)
+    with caplog.at_level(logging.INFO, logger="kubetune.reconcile"):
+        reconcile(r, fake)
+    found = [bench_scale.CREATED.search(rec.getMessage()) for rec in caplog.records]
+    lines = [m.groups() for m in found if m]
+    names = {j["metadata"]["name"] for j in jobs(fake).values()}
+    assert sorted(g[0] for g in lines) == ["0", "1"]
+    assert {g[3] for g in lines} == names
+    assert {(g[4], g[6]) for g in lines} == {(SPEC["algorithm"]["name"], "2")}
+    assert all(float(g[5]) >= 0 for g in lines)
+
+
+def test_studies_take_turns_for_progress_writes() -> None:
+    """Across studies the status writer spaces progress writes ``gap`` apart, first due first
+    served; what a waiting tool reads is never held."""
+    from kubetune.kube.status_writer import StatusWriter
+
+    clock = [100.0]
+    writer = StatusWriter(FakeApi(), interval=2.0, starting=10.0, rate=4.0,
+                          clock=lambda: clock[0])
+    running = {"phase": "Running", "trials": {"pending": 0, "running": 1, "succeeded": 0}}
+    more = {**running, "trials": {"pending": 0, "running": 1, "succeeded": 1}}
+
+    def study(uid: str) -> dict:
+        return {"metadata": {"uid": uid, "namespace": NS, "name": uid}, "status": running}
+
+    studies = [study(f"s{i}") for i in range(3)]
+    assert [writer.hold(s, more) for s in studies] == [2.0] * 3  # each waits its interval
+    clock[0] = 102.0
+    assert [writer.hold(s, more) for s in studies] == pytest.approx([0.0, 0.25, 0.5])
+    clock[0] = 102.25
+    assert writer.hold(studies[1], more) == 0.0  # its turn
+    assert writer.hold(studies[2], more) == pytest.approx(0.25)
+    assert writer.hold(studies[0], {**more, "phase": "Succeeded"}) == 0.0  # never held

@@ -244,7 +244,7 @@ class LocalRunner:
         self.cluster = LocalCluster(self)
         # Status is written in process here, so at every change (no API server to spare).
         self.reconciler = Reconciler(self.cluster, self.cluster, clock=self.clock,
-                                     status_interval=0.0)
+                                     hold_status=False)
         self._loop = asyncio.new_event_loop()
         self._preexec = _die_with_parent()
         self._threads: list[threading.Thread] = []

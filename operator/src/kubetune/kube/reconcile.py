@@ -45,7 +45,6 @@ from kubetune.kube.events import EventPoster
 from kubetune.kube.logs import LogReader
 from kubetune.kube.metrics import Metrics
 from kubetune.kube.rbac import TrialAccess
-from kubetune.kube.status_writer import INTERVAL as STATUS_INTERVAL
 from kubetune.kube.status_writer import StatusWriter
 
 __all__ = ["Outcome", "Reconciler", "finished", "next_look", "prior_study", "trial_account"]
@@ -65,16 +64,32 @@ class Outcome:
     plan: plans.Plan | None = None
 
 
+class _Stopwatch:
+    """A sampler entry point that adds up the seconds its calls take."""
+
+    def __init__(self, suggest: Callable[..., Any]):
+        self.suggest = suggest
+        self.seconds = 0.0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.suggest(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
 class Reconciler:
     """The reconcile, bound to its client and store. ``key`` signs and verifies results
     (None: taken as written, as ``run --local`` does); ``access`` sets up trial RBAC (None
-    where there is none, as in ``run --local``)."""
+    where there is none, as in ``run --local``); ``hold_status`` False writes every status
+    change at once (``run --local``: no API server to spare)."""
 
     def __init__(self, api: Api, store: TrialStore, *, key: signing.Keyring | None = None,
                  metrics: Metrics | None = None, access: TrialAccess | None = None,
                  suggest: Callable[..., Any] | None = None,
                  clock: Callable[[], float] = time.time,
-                 status_interval: float = STATUS_INTERVAL,
+                 hold_status: bool = True,
                  workloads: Iterable[Resource] = ()):
         self.metrics = metrics or Metrics()
         self.store = store
@@ -83,7 +98,8 @@ class Reconciler:
         self.clock = clock
         self.events = EventPoster(api)
         self.apply = Applier(api, store, self.events, self.metrics)
-        self.status = StatusWriter(api, interval=status_interval, clock=clock)
+        self.status = (StatusWriter(api, clock=clock) if hold_status else
+                       StatusWriter(api, interval=0.0, starting=0.0, rate=None, clock=clock))
         self.logs = LogReader(api, clock)
         self.suggest = suggest or self.metrics.timed_suggest(core.suggest)
         # The trial kinds other than Job whose resources the store holds (--workload).
@@ -92,12 +108,16 @@ class Reconciler:
         # study uid -> (what the prior history was computed from, that history): an earlier
         # study of thousands of trials is read again only when one of its Jobs changed.
         self._priors: dict[str, tuple[Any, warm.Prior]] = {}
+        # study uid -> one past the highest trial number this process created: the numbering
+        # holds while a status that says so waits to be written (kube.status_writer).
+        self._numbered: dict[str, int] = {}
 
     async def release_only(self, uid: str) -> None:
         """For a study that is gone, being deleted or not seen yet: release what is safe
         (pods of Jobs the garbage collector removed) and nothing else. A foreground deletion
         removes the Jobs first, which must not be taken for Lost trials to replace."""
         self._priors.pop(uid, None)
+        self._numbered.pop(uid, None)
         self.apply.forget(uid)
         for pod in observing.releasable_pods(self.store.jobs_of(uid), self.store.pods_of(uid),
                                              set()):
@@ -123,12 +143,13 @@ class Reconciler:
                 previous, generation=generation, now=now))
 
         jobs, pods = self.store.jobs_of(uid), self.store.pods_of(uid)
-        next_trial = int(previous.get("nextTrial") or 0)
+        next_trial = max(int(previous.get("nextTrial") or 0), self._numbered.get(uid, 0))
         key = self.key
         by_number = observing.group_by_trial(jobs, pods)
         logs, log_due = await self._read_logs(uid, spec, by_number)
 
         earlier = self._earlier_jobs(study, spec)
+        sampling = _Stopwatch(self.suggest)
 
         def look() -> tuple[observing.Observation, plans.Plan]:
             # On lists of cached objects, which the store replaces, never mutates.
@@ -136,7 +157,7 @@ class Reconciler:
                                      next_trial=next_trial, key=key)
             prior = None if earlier is None else self._prior(uid, spec, earlier)
             plan = plans.decide(spec, seen.trials, now, next_trial=next_trial,
-                                suggest=self.suggest, prior=prior)
+                                suggest=sampling, prior=prior)
             return seen, plan
 
         seen, plan = await asyncio.to_thread(look)
@@ -177,7 +198,7 @@ class Reconciler:
         if plan.create:
             try:
                 created = await self._create_trials(study, spec, plan, jobs, previous,
-                                                    generation, now)
+                                                    generation, now, sampling.seconds)
             except errors.ApiError as e:
                 if not _namespace_going(e, study):
                     raise
@@ -256,8 +277,10 @@ class Reconciler:
 
     async def _create_trials(self, study: dict[str, Any], spec: specs.StudySpec,
                              plan: plans.Plan, jobs: list[dict[str, Any]],
-                             previous: dict[str, Any], generation: int, now: float) -> bool:
-        """Create the plan's trials; False when the spec turned out invalid (status written)."""
+                             previous: dict[str, Any], generation: int, now: float,
+                             sampled: float) -> bool:
+        """Create the plan's trials; False when the spec turned out invalid (status written).
+        ``sampled``: the seconds the sampler took to propose them, logged with each."""
         unwatched = _unwatched(spec, self.workloads)
         if unwatched is not None:
             await self.status.write(study, statuses.invalid_status(
@@ -278,8 +301,16 @@ class Reconciler:
                 await self.status.write(study, statuses.invalid_status(
                     message, previous, generation=generation, now=now))
                 return False
+        meta = study["metadata"]
         for creation, manifest in zip(plan.create, manifests, strict=True):
-            await self.apply.create(study, creation.number, manifest)
+            # Before the call: a Job whose answer is lost may still have been made.
+            self._numbered[meta["uid"]] = max(self._numbered.get(meta["uid"], 0),
+                                              creation.number + 1)
+            if await self.apply.create(study, creation.number, manifest):
+                log.info("trial %d of %s/%s: created %s %s (sampler %s: %.1f ms for %d)",
+                         creation.number, meta["namespace"], meta["name"],
+                         manifest.get("kind", "Job"), manifest["metadata"]["name"],
+                         spec.algorithm.name, sampled * 1000, len(plan.create))
         return True
 
     async def _warn_unverified(self, study: dict[str, Any], job: dict[str, Any] | None, *,

@@ -144,17 +144,16 @@ def conditions_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return _normal(old) != _normal(new)
 
 
-# What a waiting tool or the numbering of trials reads: a change to any of these is written at
-# once. Everything else (counts, the best so far, the leaderboard, condition messages) is
+# What a waiting tool reads: a change to any of these is written at once. Everything else
+# (counts, the best so far, the leaderboard, the trial high-water mark, condition messages) is
 # progress, which a reader sees a moment later at no loss.
-_SHAPE_FIELDS = ("phase", "observedGeneration", "nextTrial", "completionTime", "startTime")
+_SHAPE_FIELDS = ("phase", "observedGeneration", "completionTime", "startTime")
 
 
 def routine_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether writing ``new`` over ``old`` only moves progress along: the same phase,
-    generation, trial high-water mark and times, and every condition with the same status and
-    reason. Such a write may wait a little and be merged with the next one; any other may
-    not."""
+    generation and times, and every condition with the same status and reason. Such a write
+    may wait a little and be merged with the next one; any other may not."""
     merged = {**old, **new}
     if any(old.get(k) != merged.get(k) for k in _SHAPE_FIELDS):
         return False
