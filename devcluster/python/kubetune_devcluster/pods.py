@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,7 @@ TOKEN_SECONDS = 3600
 STATUS_TRIES = 5  # a passing phase: the next report supersedes it
 FINAL_STATUS_SECONDS = 600.0  # a final phase: retried this long, as the kubelet would keep on
 STATUS_BACKOFF = (0.2, 5.0)  # first and longest pause between tries
+WAKE_EVERY = 10.0  # longest sleep of a pod's thread while its containers run
 
 
 def now_rfc3339() -> str:
@@ -57,7 +59,13 @@ class PodRunner:
         self.init_statuses: dict[str, dict] = {}
         self.changed = threading.Event()
         self.deleted = threading.Event()
+        # Wakes the runner's thread, asleep in ``wait`` beside its containers' pidfds; closed
+        # by that thread when the pod ends, so thousands of pods cost no CPU while they run.
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake_lock = threading.Lock()
+        self._finishing = False
         self.terminal = False
+        self.ended = threading.Event()  # set with ``terminal``: the token refresh stops
         self.gpu_ids: list[int] = []
         self.start_time: float | None = None
         self.token_expiry = 0.0
@@ -71,10 +79,48 @@ class PodRunner:
     def update(self, pod: dict) -> None:
         self.pod = pod
         self.changed.set()
+        self._poke()
+        if self.terminal and pod["metadata"].get("deletionTimestamp"):
+            self._finish_deletion()
 
     def gone(self) -> None:
         self.deleted.set()
         self.changed.set()
+        self._poke()
+        if self.terminal:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _poke(self) -> None:
+        with self._wake_lock:
+            if self._wake_fd >= 0:
+                os.eventfd_write(self._wake_fd, 1)
+
+    def _finish_deletion(self) -> None:
+        """Complete the pod's deletion once, off the caller's thread (the agent's watch)."""
+        with self._wake_lock:
+            if self._finishing:
+                return
+            self._finishing = True
+        threading.Thread(target=self.agent.finish_deletion, args=(self.pod,),
+                         daemon=True).start()
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a container exits, the pod changes or ``timeout`` seconds pass."""
+        pidfds = []
+        try:
+            for proc in self.procs.values():
+                try:
+                    pidfds.append(os.pidfd_open(proc.pid))
+                except ProcessLookupError:
+                    return  # reaped already: look again at once
+            if not self.changed.is_set():
+                select.select([self._wake_fd, *pidfds], [], [], timeout)
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self._wake_fd)
+            self.changed.clear()
+        finally:
+            for fd in pidfds:
+                os.close(fd)
 
     # --- status -------------------------------------------------------------------------------
 
@@ -188,12 +234,21 @@ class PodRunner:
             self.kill_all(grace=0)
             self.report("Failed", initialized=False, reason="NodeAgentError", message=str(e))
         finally:
-            self.terminal = True
             if self.named is not None:
                 self.agent.pod_names.remove(self.uid)
             self.agent.give_gpus(self.gpu_ids)
             self.gpu_ids = []
-            self.wait_for_deletion()
+            with self._wake_lock:
+                os.close(self._wake_fd)
+                self._wake_fd = -1
+            # From here the agent's watch completes the deletion (``update``) and removes the
+            # pod's folder (``gone``); this thread ends.
+            self.terminal = True
+            self.ended.set()
+            if self.deleted.is_set():
+                shutil.rmtree(self.dir, ignore_errors=True)
+            elif self.pod["metadata"].get("deletionTimestamp"):
+                self._finish_deletion()
 
     def _run(self) -> None:
         spec = self.pod["spec"]
@@ -251,20 +306,16 @@ class PodRunner:
         self.report("Failed" if failed else "Succeeded", initialized=True, reason=reason,
                     message=message)
 
-    def wait_for_deletion(self) -> None:
-        while not self.deleted.is_set():
-            self.changed.wait(5)
-            self.changed.clear()
-            if self.pod["metadata"].get("deletionTimestamp"):
-                self.agent.finish_deletion(self.pod)
-                self.deleted.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def deadline_left(self) -> float | None:
+        """Seconds until activeDeadlineSeconds passes (None: no deadline)."""
+        deadline = self.pod["spec"].get("activeDeadlineSeconds")
+        if deadline is None or self.start_time is None:
+            return None
+        return float(deadline) - (time.time() - self.start_time)
 
     def deadline_passed(self) -> bool:
-        deadline = self.pod["spec"].get("activeDeadlineSeconds")
-        return deadline is not None and self.start_time is not None and (
-            time.time() - self.start_time >= float(deadline)
-        )
+        left = self.deadline_left()
+        return left is not None and left <= 0
 
     def interrupted(self) -> str | None:
         """Why the running processes must end now, or None."""
@@ -324,8 +375,8 @@ class PodRunner:
                 if len(exits) == len(containers):
                     return all(code == 0 for code in exits.values())
                 self.report("Pending" if init else "Running", initialized=not init)
-            self.changed.wait(0.2)
-            self.changed.clear()
+            left = self.deadline_left()
+            self.wait(WAKE_EVERY if left is None else max(0.05, min(WAKE_EVERY, left)))
 
     @staticmethod
     def should_restart(policy: str, code: int) -> bool:
@@ -530,7 +581,7 @@ class PodRunner:
         while not self.terminal and not self.deleted.is_set():
             issued = self.token_expiry - TOKEN_SECONDS
             wait = max(5.0, issued + 0.8 * TOKEN_SECONDS - time.time())
-            if self.deleted.wait(wait) or self.terminal:
+            if self.ended.wait(wait) or self.deleted.is_set():
                 return
             try:
                 self.store_token(self.request_token())
