@@ -530,6 +530,8 @@ def main() -> int:
     ap.add_argument("--readme", action="store_true",
                     help=f"write the table into README.md between {MARK[0]} and {MARK[1]}")
     args = ap.parse_args()
+    # Stopped from outside (timeout, kill): unwind, so the operator and devcluster stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench_scale: terminated"))
 
     run = Run(args.studies, args.trials, args.parallelism, args.trial_seconds)
     run.status_10k = status_at(10_000)

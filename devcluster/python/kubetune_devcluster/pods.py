@@ -114,7 +114,10 @@ class PodRunner:
                 except ProcessLookupError:
                     return  # reaped already: look again at once
             if not self.changed.is_set():
-                select.select([self._wake_fd, *pidfds], [], [], timeout)
+                poller = select.poll()  # not select(): the agent holds thousands of fds
+                for fd in (self._wake_fd, *pidfds):
+                    poller.register(fd, select.POLLIN)
+                poller.poll(timeout * 1000)
             with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(self._wake_fd)
             self.changed.clear()
