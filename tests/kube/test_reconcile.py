@@ -232,6 +232,18 @@ def test_the_store_is_told_of_every_write() -> None:
     assert UID in {j["metadata"]["labels"][names.STUDY_UID_LABEL] for j in jobs(fake).values()}
 
 
+def two_running(clock: list[float]) -> tuple[FakeApi, Reconciler]:
+    """A study of 10 trials at parallelism 2 whose first two run, its status written."""
+    fake = FakeApi()
+    add_study(fake, spec={**SPEC, "budget": {**SPEC["budget"], "maxTrials": 10}})
+    r = reconciler(fake, clock)
+    reconcile(r, fake)
+    for n in (0, 1):
+        run_pod(fake, jobs(fake)[n], NOW)
+    reconcile(r, fake)
+    return fake, r
+
+
 def test_progress_waits_an_interval_for_more_and_is_never_lost() -> None:
     clock = [NOW]
     fake, r = started(clock)
@@ -257,13 +269,7 @@ def test_progress_waits_an_interval_for_more_and_is_never_lost() -> None:
 
 def test_a_trials_end_its_successor_and_that_ones_start_are_one_status_write() -> None:
     clock = [NOW]
-    fake = FakeApi()
-    add_study(fake, spec={**SPEC, "budget": {**SPEC["budget"], "maxTrials": 10}})
-    r = reconciler(fake, clock)
-    reconcile(r, fake)
-    for n in (0, 1):
-        run_pod(fake, jobs(fake)[n], NOW)
-    reconcile(r, fake)
+    fake, r = two_running(clock)
     finish(fake, 0, loss=0.25, now=NOW + 10)  # the best so far: an Event
     for t in (NOW + 10, NOW + 10 + r.status.interval):
         clock[0] = t
@@ -292,13 +298,7 @@ def test_a_trials_end_its_successor_and_that_ones_start_are_one_status_write() -
 
 def test_progress_waits_for_a_new_trial_to_start_but_not_for_ever() -> None:
     clock = [NOW]
-    fake = FakeApi()
-    add_study(fake, spec={**SPEC, "budget": {**SPEC["budget"], "maxTrials": 10}})
-    r = reconciler(fake, clock)
-    reconcile(r, fake)
-    for n in (0, 1):
-        run_pod(fake, jobs(fake)[n], NOW)
-    reconcile(r, fake)
+    fake, r = two_running(clock)
     writes = fake.writes
     starting, interval = r.status.starting, r.status.interval
     assert starting > interval + 1
