@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from pathlib import Path
 
+import pytest
 from kubetune.kube import conventions as names
-from kubetune.kube.cache import TrialCache
+from kubetune.kube.cache import TrialCache, slim
 
 UID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
@@ -106,3 +109,53 @@ def test_the_cache_lists_follows_the_watch_and_lists_again_after_410_gone() -> N
 
     asyncio.run(main())
     assert UID in told
+
+
+# ---- what the cache keeps of a trial's objects -----------------------------------------------
+
+RECORDED = Path(__file__).parent / "recorded"
+
+
+def _recorded_trial() -> tuple[dict, dict]:
+    """A finished trial's Job (its result signed again with the tests' key) and pod, as the
+    apiserver answered them (benchmarks/bench_scale.py's trials on devcluster)."""
+    from kubetune.core import protocol
+    from kubetune.kube import jobs as builders
+    from studycluster import KEY
+
+    job = json.loads((RECORDED / "trial-job.json").read_text())
+    pod = json.loads((RECORDED / "trial-pod.json").read_text())
+    result = protocol.parse_result(job["metadata"]["annotations"][names.RESULT_ANNOTATION])
+    job["metadata"]["annotations"].update(
+        builders.result_patch(result, job, KEY)["metadata"]["annotations"])
+    return job, pod
+
+
+@pytest.mark.parametrize("pod_phase", ["Succeeded", "Running"])
+def test_a_slim_trial_reads_as_the_whole_one(pod_phase: str) -> None:
+    from kubetune.core import spec as specs
+    from kubetune.kube import jobs as builders
+    from kubetune.kube import observe as observing
+    from studycluster import KEY
+
+    job, pod = _recorded_trial()
+    if pod_phase == "Running":  # the trial as it ran: no result yet, its pod reporting
+        del job["metadata"]["annotations"][names.RESULT_ANNOTATION]
+        job["status"] = {"active": 1, "startTime": job["status"]["startTime"]}
+        pod["status"]["phase"] = "Running"
+        pod["spec"]["activeDeadlineSeconds"] = 3600
+    spec = specs.parse_spec(json.loads((RECORDED / "study-spec.json").read_text()))
+    lean_job, lean_pod = slim("jobs", job), slim("pods", pod)
+
+    def seen(j: dict, p: dict) -> observing.Observation:
+        return observing.observe([j], [p], observing.Reader.of(spec), key=KEY)
+
+    assert seen(lean_job, lean_pod) == seen(job, pod)
+    assert seen(job, pod).trials[0].state.value == pod_phase
+    assert observing.objective_of(lean_job) == observing.objective_of(job) == ("loss",
+                                                                                "minimize")
+    now = 2e9
+    assert builders.end_pod_patch(lean_pod, now) == builders.end_pod_patch(pod, now)
+    for whole, lean in ((job, lean_job), (pod, lean_pod)):
+        assert lean["metadata"] is whole["metadata"] and lean["status"] is whole["status"]
+        assert len(json.dumps(lean)) < 0.75 * len(json.dumps(whole))

@@ -395,6 +395,8 @@ class PodRunner:
 
     def start(self, c: dict, base_env: dict, statuses: dict, restarts: int = 0) -> bool:
         name = c["name"]
+        if self.agent.stopping.is_set():
+            return False  # the agent is going: a process started now would outlive it
         try:
             env = podspec.container_env(self.pod, c, self.lookup, self.list_keys, base_env)
             argv = podspec.command_for(c, env)
