@@ -19,7 +19,7 @@ one operator process that watches only the benchmark's namespace:
   10,000 finished trials (built offline from 10,000 trial Jobs).
 
     python benchmarks/bench_scale.py [--studies 200 --trials 100 --parallelism 10]
-                                     [--trial-seconds 200 --reports 4 --nodes 4] [--readme]
+                                     [--trial-seconds 240 --reports 4 --nodes 4] [--readme]
 """
 
 from __future__ import annotations
@@ -523,7 +523,7 @@ def main() -> int:
     ap.add_argument("--studies", type=int, default=200)
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--parallelism", type=int, default=10)
-    ap.add_argument("--trial-seconds", type=float, default=200.0,
+    ap.add_argument("--trial-seconds", type=float, default=240.0,
                     help="a trial pod's life from Running to its final report (+- 25%%)")
     ap.add_argument("--reports", type=int, default=4, help="reports per trial, the last final")
     ap.add_argument("--nodes", type=int, default=4)

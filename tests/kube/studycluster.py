@@ -29,8 +29,8 @@ class Store:
     def jobs_of(self, uid: str) -> list[dict[str, Any]]:
         return self.fake.labelled("jobs", names.STUDY_UID_LABEL, uid)
 
-    def pods_of(self, uid: str) -> list[dict[str, Any]]:
-        return self.fake.labelled("pods", names.STUDY_UID_LABEL, uid)
+    def pods_of(self, uid: str, settled: bool = False) -> list[dict[str, Any]]:
+        return self.fake.labelled("pods", names.STUDY_UID_LABEL, uid)  # none kept aside
 
     def jobs_named(self, namespace: str, name: str) -> list[dict[str, Any]]:
         return [j for j in self.fake.labelled("jobs", names.STUDY_LABEL, names.label_value(name))

@@ -145,7 +145,9 @@ def test_a_slim_trial_reads_as_the_whole_one(pod_phase: str) -> None:
         pod["status"]["phase"] = "Running"
         pod["spec"]["activeDeadlineSeconds"] = 3600
     spec = specs.parse_spec(json.loads((RECORDED / "study-spec.json").read_text()))
+    before = json.dumps([job, pod])
     lean_job, lean_pod = slim("jobs", job), slim("pods", pod)
+    assert json.dumps([job, pod]) == before  # the objects given are left as they were
 
     def seen(j: dict, p: dict) -> observing.Observation:
         return observing.observe([j], [p], observing.Reader.of(spec), key=KEY)
@@ -157,5 +159,56 @@ def test_a_slim_trial_reads_as_the_whole_one(pod_phase: str) -> None:
     now = 2e9
     assert builders.end_pod_patch(lean_pod, now) == builders.end_pod_patch(pod, now)
     for whole, lean in ((job, lean_job), (pod, lean_pod)):
-        assert lean["metadata"] is whole["metadata"] and lean["status"] is whole["status"]
+        assert lean["metadata"] == whole["metadata"] and lean["status"] == whole["status"]
         assert len(json.dumps(lean)) < 0.75 * len(json.dumps(whole))
+
+
+def _pod(n: int, rv: str, phase: str, *, finalizer: bool) -> dict:
+    return {"metadata": {"name": f"s-0a1b2-{n}-p", "namespace": "ml", "uid": f"pod-{n}",
+                         "resourceVersion": rv, "annotations": {"kubetune.dev/metrics": "{}"},
+                         "finalizers": [names.FINALIZER] if finalizer else [],
+                         "labels": {names.STUDY_UID_LABEL: UID, names.TRIAL_LABEL: str(n)}},
+            "spec": {"nodeName": "n", "containers": [{"name": "trial", "image": "i"}]},
+            "status": {"phase": phase}}
+
+
+def _recorded_job(n: int, rv: str) -> dict:
+    j = job(n, rv)
+    j["metadata"]["annotations"][names.RESULT_ANNOTATION] = "{}"
+    return j
+
+
+def test_pods_done_with_are_kept_aside_and_given_back_on_request() -> None:
+    cache = new_cache()
+    cache.apply_event("jobs", "ADDED", job(0, "1"))
+    cache.apply_event("pods", "ADDED", _pod(0, "2", "Succeeded", finalizer=True))
+    cache.apply_event("pods", "MODIFIED", _pod(0, "3", "Succeeded", finalizer=False))
+    assert len(cache.pods_of(UID)) == 1  # its trial has no result yet: still read
+    cache.wrote("jobs", _recorded_job(0, "4"))
+    cache.apply_event("pods", "MODIFIED", _pod(0, "5", "Running", finalizer=True))
+    assert len(cache.pods_of(UID)) == 1  # running: read
+    cache.wrote("pods", _pod(0, "6", "Succeeded", finalizer=False))  # released: done with
+    assert cache.pods_of(UID) == []
+    (aside,) = cache.pods_of(UID, settled=True)
+    assert aside == slim("pods", _pod(0, "6", "Succeeded", finalizer=False))
+    # A listing brings it again, aside still, once.
+    cache._replace("pods", "ml", [_pod(0, "6", "Succeeded", finalizer=False)], set())
+    assert (cache.pods_of(UID), len(cache.pods_of(UID, settled=True))) == ([], 1)
+    # Deleted with a finalizer back (a new event): read again; then gone.
+    deleting = _pod(0, "7", "Succeeded", finalizer=False)
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-06T00:00:00Z"
+    cache.apply_event("pods", "MODIFIED", deleting)
+    assert len(cache.pods_of(UID)) == 1 and len(cache.pods_of(UID, settled=True)) == 1
+    cache.apply_event("pods", "DELETED", deleting)
+    assert cache.pods_of(UID, settled=True) == []
+
+
+def test_a_pod_is_never_kept_aside_while_its_trial_is_unrecorded() -> None:
+    cache = new_cache()
+    cache.apply_event("jobs", "ADDED", _recorded_job(0, "1"))
+    cache.apply_event("jobs", "MODIFIED", job(0, "2"))  # its result was removed
+    cache.apply_event("pods", "ADDED", _pod(0, "3", "Failed", finalizer=False))
+    assert len(cache.pods_of(UID)) == 1
+    cache.apply_event("jobs", "DELETED", job(0, "2"))
+    cache.apply_event("pods", "MODIFIED", _pod(0, "4", "Failed", finalizer=False))
+    assert len(cache.pods_of(UID)) == 1

@@ -116,6 +116,23 @@ def test_a_deleted_role_is_created_again_within_the_recheck_period() -> None:
     assert role in fake.objects
 
 
+def test_reconciles_of_one_namespace_at_once_check_trial_rbac_once() -> None:
+    class Slow(FakeApi):  # a create takes a round trip, as over the network
+        async def create(self, path: str, body, *, dry_run: bool = False):
+            await asyncio.sleep(0.01)
+            return await super().create(path, body, dry_run=dry_run)
+
+    fake = Slow()
+    access = TrialAccess(fake, clock=lambda: NOW)
+
+    async def many() -> None:
+        await asyncio.gather(*(access.ensure(NS, None) for _ in range(20)))
+
+    asyncio.run(many())
+    posts = [path for method, path in fake.calls if method == "POST"]
+    assert len(posts) == 3, posts  # the ServiceAccount, the Role, the RoleBinding: once
+
+
 def test_a_template_the_api_server_refuses_stalls_the_study_and_creates_nothing() -> None:
     fake = FakeApi()
     add_study(fake)

@@ -484,8 +484,8 @@ class LocalCluster:
     def jobs_of(self, uid: str) -> list[dict[str, Any]]:
         return self.runner.objects()[0]
 
-    def pods_of(self, uid: str) -> list[dict[str, Any]]:
-        return self.runner.objects()[1]
+    def pods_of(self, uid: str, settled: bool = False) -> list[dict[str, Any]]:
+        return self.runner.objects()[1]  # nothing is kept aside here
 
     def jobs_named(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """The trials of the earlier local study ``name`` (its journal beside this one's), as

@@ -9,6 +9,7 @@ is created again, so trials never lose the right to report their metrics for lon
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -49,16 +50,25 @@ class TrialAccess:
         self.recheck = recheck
         self.clock = clock
         self._checked: dict[tuple[str, str], float] = {}
+        # One check at a time per namespace and account: the reconciles of a namespace's
+        # studies that come meanwhile wait for it instead of sending the same creates.
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def ensure(self, namespace: str, account: str | None) -> None:
         """Create what is missing; raises the ApiError of a create or read that failed."""
         key = (namespace, account or names.TRIAL_SERVICE_ACCOUNT)
-        checked = self._checked.get(key)
-        if checked is not None and self.clock() - checked < self.recheck:
+        if self._fresh(key):
             return
-        for collection, body in trial_access_objects(namespace, account):
-            await self._ensure_one(collection, body)
-        self._checked[key] = self.clock()
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if self._fresh(key):
+                return
+            for collection, body in trial_access_objects(namespace, account):
+                await self._ensure_one(collection, body)
+            self._checked[key] = self.clock()
+
+    def _fresh(self, key: tuple[str, str]) -> bool:
+        checked = self._checked.get(key)
+        return checked is not None and self.clock() - checked < self.recheck
 
     async def _ensure_one(self, collection: str, body: dict[str, Any]) -> None:
         name = body["metadata"]["name"]

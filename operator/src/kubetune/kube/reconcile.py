@@ -153,8 +153,14 @@ class Reconciler:
 
         def look() -> tuple[observing.Observation, plans.Plan]:
             # On lists of cached objects, which the store replaces, never mutates.
-            seen = observing.observe(jobs, pods, observing.Reader.of(spec, logs),
-                                     next_trial=next_trial, key=key)
+            reader = observing.Reader.of(spec, logs)
+            seen = observing.observe(jobs, pods, reader, next_trial=next_trial, key=key)
+            if seen.unverified and len(all_pods := self.store.pods_of(uid, settled=True)) \
+                    > len(pods):
+                # A result edited by hand is re-derived from its pod, which the store may
+                # keep aside once the trial was recorded.
+                seen = observing.observe(jobs, all_pods, reader, next_trial=next_trial,
+                                         key=key)
             prior = None if earlier is None else self._prior(uid, spec, earlier)
             plan = plans.decide(spec, seen.trials, now, next_trial=next_trial,
                                 suggest=sampling, prior=prior)
