@@ -619,3 +619,17 @@ def test_studies_take_turns_for_progress_writes() -> None:
     assert writer.hold(studies[1], more) == 0.0  # its turn
     assert writer.hold(studies[2], more) == pytest.approx(0.25)
     assert writer.hold(studies[0], {**more, "phase": "Succeeded"}) == 0.0  # never held
+
+
+def test_trials_that_wait_for_a_node_or_a_queue_hold_progress_no_longer_than_usual() -> None:
+    from kubetune.kube.status_writer import StatusWriter
+
+    clock = [100.0]
+    writer = StatusWriter(FakeApi(), interval=2.0, starting=10.0, rate=None,
+                          clock=lambda: clock[0])
+    before = {"phase": "Running", "trials": {"pending": 2, "running": 4, "succeeded": 0}}
+    after = {**before, "trials": {"pending": 1, "running": 4, "succeeded": 1}}
+    study = {"metadata": {"uid": "u", "namespace": NS, "name": "s"}, "status": before}
+    assert writer.hold(study, after) == 10.0  # a new trial starting: its start may join
+    other = {"metadata": {"uid": "v", "namespace": NS, "name": "t"}, "status": before}
+    assert writer.hold(other, after, starting=False) == 2.0  # "Insufficient nvidia.com/gpu"

@@ -215,7 +215,8 @@ class Reconciler:
         written_best = (study.get("status") or {}).get("bestTrial")
         status = statuses.study_status(plan, previous, generation=generation, now=now,
                                        pending_reasons=seen.pending_reasons)
-        hold = self.status.hold(study, status)
+        # A pending trial that says why it waits (no node, no GPU, a queue) is no start.
+        hold = self.status.hold(study, status, starting=not seen.pending_reasons)
         if not hold and await self.status.write(study, status):
             await self._post_new_best(study, written_best)
         if plan.finished is not None and not was_finished:

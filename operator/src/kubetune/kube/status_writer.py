@@ -52,11 +52,13 @@ class StatusWriter:
         self._turn: dict[str, float] = {}  # study UID -> when its progress may be written
         self._next_turn = float("-inf")
 
-    def hold(self, study: dict[str, Any], status: dict[str, Any]) -> float:
+    def hold(self, study: dict[str, Any], status: dict[str, Any], *,
+             starting: bool = True) -> float:
         """Seconds to wait before writing ``status`` (0: write it now). Non-zero only for a
         progress-only change, until ``interval`` has passed since the first one not yet
-        written (``starting`` while ``status`` counts pending trials), and then until the
-        study's turn among the others."""
+        written (``starting`` while ``status`` counts pending trials that are only starting,
+        not waiting for a node or a queue), and then until the study's turn among the
+        others."""
         previous = study.get("status") or {}
         if not statuses.conditions_changed(previous, {**previous, **status}):
             return 0.0  # nothing to write: ``write`` sends nothing
@@ -67,7 +69,7 @@ class StatusWriter:
         if since is None or since > now:  # a clock that steps back never holds it longer
             self._remember(uid, now)
             since = now
-        pending = (status.get("trials") or {}).get("pending")
+        pending = starting and (status.get("trials") or {}).get("pending")
         wait = since + (self.starting if pending else self.interval) - now
         if wait > 0:
             return wait
