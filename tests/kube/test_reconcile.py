@@ -633,3 +633,26 @@ def test_trials_that_wait_for_a_node_or_a_queue_hold_progress_no_longer_than_usu
     assert writer.hold(study, after) == 10.0  # a new trial starting: its start may join
     other = {"metadata": {"uid": "v", "namespace": NS, "name": "t"}, "status": before}
     assert writer.hold(other, after, starting=False) == 2.0  # "Insufficient nvidia.com/gpu"
+
+
+def test_a_create_that_failed_leaves_its_number_free() -> None:
+    """The apiserver down while trials are created: nothing was made, so no number is lost."""
+    clock = [NOW]
+    fake, r = two_running(clock)
+    create = r.apply.create
+
+    async def down(*args, **kwargs):
+        raise errors.ServerError(503, "the apiserver is restarting")
+
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    clock[0] = NOW + 10
+    r.apply.create = down  # type: ignore[method-assign]
+    with pytest.raises(errors.ServerError):
+        reconcile(r, fake)
+    r.apply.create = create  # type: ignore[method-assign]
+    clock[0] = NOW + 11
+    reconcile(r, fake)
+    assert sorted(jobs(fake)) == [0, 1, 2]  # trial 2, not 3 with 2 counted Lost
+    clock[0] = NOW + 30
+    reconcile(r, fake)
+    assert study_of(fake)["status"]["trials"]["lost"] == 0

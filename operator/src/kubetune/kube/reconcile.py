@@ -310,10 +310,12 @@ class Reconciler:
                 return False
         meta = study["metadata"]
         for creation, manifest in zip(plan.create, manifests, strict=True):
-            # Before the call: a Job whose answer is lost may still have been made.
+            made = await self.apply.create(study, creation.number, manifest)
+            # Once the server has the Job: a create that failed made nothing, and its number is
+            # free again (a Job made whose answer was lost comes back through the watch).
             self._numbered[meta["uid"]] = max(self._numbered.get(meta["uid"], 0),
                                               creation.number + 1)
-            if await self.apply.create(study, creation.number, manifest):
+            if made:
                 log.info("trial %d of %s/%s: created %s %s (sampler %s: %.1f ms for %d)",
                          creation.number, meta["namespace"], meta["name"],
                          manifest.get("kind", "Job"), manifest["metadata"]["name"],
