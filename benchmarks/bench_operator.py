@@ -115,18 +115,25 @@ def operator_requests(audit_log: Path, offset: int) -> Counter[str]:
     counted under "read", "write" and "<verb> <resource>[/<subresource>]": its own client
     (aiohttp) and kopf's. Benchmarks run it with the admin kubeconfig, so the user agent is
     what tells it from kubectl and the Job clock."""
-    seen: dict[str, tuple[str, str]] = {}
     with audit_log.open("rb") as f:
         f.seek(offset)
-        for raw in f:
-            e = json.loads(raw)
-            agent = e.get("userAgent", "")
-            if not (agent.startswith("kopf") or "aiohttp" in agent):
-                continue
-            verb, ref = e.get("verb", ""), e.get("objectRef") or {}
-            what = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
-            kind = "read" if verb in READS else "write" if verb in WRITES else "other"
-            seen[e["auditID"]] = (kind, f"{verb} {what}")
+        return count_requests(f)
+
+
+def count_requests(lines) -> Counter[str]:
+    """``operator_requests`` over audit log lines (bytes); only the operator's are parsed."""
+    seen: dict[str, tuple[str, str]] = {}
+    for raw in lines:
+        if b"kopf" not in raw and b"aiohttp" not in raw:
+            continue
+        e = json.loads(raw)
+        agent = e.get("userAgent", "")
+        if not (agent.startswith("kopf") or "aiohttp" in agent):
+            continue
+        verb, ref = e.get("verb", ""), e.get("objectRef") or {}
+        what = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
+        kind = "read" if verb in READS else "write" if verb in WRITES else "other"
+        seen[e["auditID"]] = (kind, f"{verb} {what}")
     counts: Counter[str] = Counter()
     for kind, request in seen.values():
         counts[kind] += 1

@@ -348,30 +348,16 @@ def operator_requests(audit_log: Path, start: tuple[int, int, float]) -> Counter
     """``bench_operator.operator_requests`` over a large log that the apiserver rotates
     (``--audit-log-maxsize``): every file written since ``start`` (the live log's inode, its
     size then, the time), only the operator's lines parsed."""
-    from bench_operator import READS, WRITES
+    from bench_operator import count_requests
     inode, offset, since = start
     files = [f for f in audit_log.parent.glob(audit_log.stem + "*" + audit_log.suffix)
              if f.stat().st_ino == inode or f.stat().st_mtime >= since]
-    seen: dict[str, tuple[str, str]] = {}
+    counts: Counter[str] = Counter()
     for path in files:
         with path.open("rb") as f:
             if path.stat().st_ino == inode:
                 f.seek(offset)
-            for raw in f:
-                if b"kopf" not in raw and b"aiohttp" not in raw:
-                    continue
-                e = json.loads(raw)
-                agent = e.get("userAgent", "")
-                if not (agent.startswith("kopf") or "aiohttp" in agent):
-                    continue
-                verb, ref = e.get("verb", ""), e.get("objectRef") or {}
-                what = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
-                kind = "read" if verb in READS else "write" if verb in WRITES else "other"
-                seen[e["auditID"]] = (kind, f"{verb} {what}")
-    counts: Counter[str] = Counter()
-    for kind, request in seen.values():
-        counts[kind] += 1
-        counts[request] += 1
+            counts += count_requests(f)
     return counts
 
 
