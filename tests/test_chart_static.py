@@ -460,3 +460,17 @@ def test_workloads_grant_and_watch_each_kind_of_trial_resource() -> None:
 def test_a_workload_that_is_not_resource_group_version_is_refused() -> None:
     proc = helm("template", "rel", str(CHART), "--set", "workloads={jobsets}", check=False)
     assert proc.returncode != 0 and "workloads" in proc.stderr
+
+
+def test_the_dashboard_may_read_the_trial_kinds_of_workloads() -> None:
+    dashboard = "rel-kubetune-dashboard"
+    docs = render("dashboard.enabled=true", "workloads={jobsets.jobset.x-k8s.io/v1alpha2}")
+    role = find(docs, "ClusterRole", dashboard)[0]
+    assert ("jobset.x-k8s.io", "jobsets", "list") in rule_set(role)
+    assert {v for g, r, v in rule_set(role)
+            if r == "jobsets"} == {"list", "watch"}  # reads only
+    scoped = render("dashboard.enabled=true", "dashboard.namespaces={a}",
+                    "workloads={jobsets.jobset.x-k8s.io/v1alpha2}")
+    assert ("jobset.x-k8s.io", "jobsets", "watch") in rule_set(find(scoped, "Role", dashboard)[0])
+    plain = find(render("dashboard.enabled=true"), "ClusterRole", dashboard)[0]
+    assert not any(g == "jobset.x-k8s.io" for g, _, _ in rule_set(plain))

@@ -8,8 +8,11 @@ import copy
 import json
 
 from aiohttp.test_utils import TestClient, TestServer
-from kubetune._dashboard import server
+from kubetune._dashboard import server, watches
+from kubetune._dashboard.incremental import StudyReader
 from kubetune._dashboard.store import MAX_EVENTS, Store
+from kubetune.core import workloads
+from kubetune.kube import conventions as names
 from synthetic import study_object, trial_jobs
 
 
@@ -99,3 +102,45 @@ def test_dashboard_port_out_of_range_is_a_usage_error(capsys):
 
     assert cli.main(["dashboard", "--port", "70000", "--no-browser"]) == 2
     assert "--port 70000: give a port from 1 to 65535" in capsys.readouterr().err
+
+
+def jobset_trials(n: int) -> list[dict]:
+    """``n`` finished trials as JobSets: the Jobs' metadata on a JobSet that says its kind."""
+    kind = workloads.kind_of({"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet",
+                              "spec": {"replicatedJobs": [{"name": "leader"}]}})
+    assert kind is not None
+    out = []
+    for job in trial_jobs(n):
+        meta = copy.deepcopy(job["metadata"])
+        meta["name"] = meta["name"].replace("big", "js")
+        meta["uid"] = "js-" + meta["uid"]
+        meta["annotations"][names.TRIAL_KIND_ANNOTATION] = kind.encode()
+        done = job["status"]["conditions"][0]["type"] == "Complete"
+        out.append({"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet",
+                    "metadata": meta, "spec": {"replicatedJobs": []},
+                    "status": {"conditions": [{"type": "Completed" if done else "Failed",
+                                               "status": "True"}]}})
+    return out
+
+
+def test_trials_of_a_trial_template_kind_are_kept_beside_jobs():
+    store = Store()
+    jobset_study = study_object()
+    jobset_study["spec"].pop("jobTemplate")
+    jobset_study["spec"]["trialTemplate"] = {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet",
+        "spec": {"replicatedJobs": [{"name": "leader", "replicas": 1, "template": {
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "t", "image": "kubetune/trainer:0.1.0"}]}}}}}]}}
+    resource = watches.trial_kind(jobset_study)
+    assert resource is not None and resource.name == "jobsets.jobset.x-k8s.io/v1alpha2"
+    assert watches.trial_kind(study_object()) is None
+    store.replace("studies", None, [jobset_study])
+    store.replace(resource.name, None, jobset_trials(4))
+    store.replace("jobs", None, [])  # a relist of Jobs leaves the JobSets alone
+    snap = store.snapshot(("team-a", "big"))
+    assert sorted(j["metadata"]["name"] for j in snap.jobs) == [f"js-abcde-{i}" for i in range(4)]
+    trials = StudyReader().view(snap.study, snap.jobs, snap.pods, snap.events).trials
+    assert [t.state.value for t in trials] == ["Pruned", "Succeeded", "Succeeded", "Succeeded"]
+    store.replace(resource.name, "team-a", jobset_trials(2))
+    assert len(store.snapshot(("team-a", "big")).jobs) == 2

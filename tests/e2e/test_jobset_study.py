@@ -5,8 +5,12 @@ Jobs and pods, the leader's pod reports, and every trial's result is recorded on
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 
-from conftest import Cluster
+from conftest import Cluster, wait_for
 from kubetune.core import protocol
 from kubetune.kube import conventions as names
 from test_kubetune_command import kubetune
@@ -71,6 +75,38 @@ def test_a_study_of_jobset_trials_records_every_result(cluster: Cluster, running
     trials = json.loads(shown.stdout)["trials"]
     assert sorted(t["number"] for t in trials) == [0, 1, 2]
     assert all(t["state"] == "Succeeded" and t["curve"] for t in trials)
+    # So does the dashboard: it starts watching JobSets once it sees a study of them.
+    rows = dashboard_rows(cluster, namespace, "js")
+    assert sorted(r["number"] for r in rows) == [0, 1, 2]
+    assert all(r["state"] == "Succeeded" and r["pod"] for r in rows)
+    assert {r["pod"] for r in rows} <= {p["metadata"]["name"] for p in cluster.get(
+        "pods", "-n", namespace, "-l", "jobset.sigs.k8s.io/replicatedjob-name=leader")["items"]}
+
+
+def dashboard_rows(cluster: Cluster, namespace: str, study: str) -> list[dict]:
+    """The trial rows ``kubetune dashboard -n NAMESPACE`` serves for ``study``, once it has
+    three."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubetune.cli", "dashboard", "--no-browser", "-n", namespace],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("kubetune dashboard: http://127.0.0.1:"), (
+            line, proc.stderr.read() if proc.poll() is not None else "")
+        url = f"{line.split()[2]}api/studies/{namespace}/{study}/trials"
+
+        def three() -> list[dict] | None:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as resp:
+                    rows = json.load(resp)["rows"]
+            except urllib.error.HTTPError:
+                return None  # the study is not listed yet
+            return rows if len(rows) == 3 else None
+
+        return wait_for(three, timeout=60, what="three trial rows on the dashboard")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
 
 
 def test_a_study_of_a_kind_the_operator_does_not_watch_says_how_to_watch_it(

@@ -1,5 +1,6 @@
-"""The objects the dashboard's watches keep: TuningStudies, their trial Jobs and pods, and
-their Events, in memory, grouped by study. Fed from watch threads, read by the web server;
+"""The objects the dashboard's watches keep: TuningStudies, their trial objects (Jobs, or the
+kind of a study's trialTemplate, e.g. JobSets) and pods, and their Events, in memory, grouped by
+study. Fed from watch threads, read by the web server;
 one lock guards it. It holds nothing it cannot rebuild from a fresh list.
 
 Memory per study is bounded by what the cluster holds for it (its Jobs and their current
@@ -18,7 +19,10 @@ from kubetune.kube import conventions as names
 __all__ = ["KINDS", "MAX_EVENTS", "Snapshot", "Store", "StudyKey"]
 
 MAX_EVENTS = 100
+# The kinds every dashboard watches. Trial objects of other kinds are kept under the name of
+# their resource (``workloads.Resource.name``, e.g. jobsets.jobset.x-k8s.io/v1alpha2).
 KINDS = ("studies", "jobs", "pods", "events")
+_NOT_TRIALS = ("studies", "pods", "events")
 
 StudyKey = tuple[str, str]  # (namespace, name)
 
@@ -28,7 +32,7 @@ class Snapshot:
     """One study's objects at one moment, with the store's version of that study."""
 
     study: dict[str, Any]
-    jobs: list[dict[str, Any]]
+    jobs: list[dict[str, Any]]  # its trial objects: Jobs, or its trialTemplate's kind
     pods: list[dict[str, Any]]
     events: list[dict[str, Any]]
     version: int
@@ -101,7 +105,7 @@ class Store:
         owner = _owner_uid(kind, obj)
         if not owner:
             return
-        group = self._children[kind].setdefault(owner, {})
+        group = self._children.setdefault(kind, {}).setdefault(owner, {})
         if deleted:
             group.pop(uid, None)
         else:
@@ -140,7 +144,8 @@ class Store:
         if kind == "studies":
             objs = list(self._studies.values())
         else:
-            objs = [o for group in self._children[kind].values() for o in group.values()]
+            objs = [o for group in self._children.get(kind, {}).values()
+                    for o in group.values()]
         return [o for o in objs
                 if namespace is None or o["metadata"].get("namespace") == namespace]
 
@@ -155,8 +160,13 @@ class Store:
             uid = self._keys.get(key)
             if uid is None:
                 return None
-            parts = [list(self._children[kind].get(uid, {}).values()) for kind in KINDS[1:]]
-            return Snapshot(self._studies[uid], *parts, version=self._versions.get(uid, 0))
+            def held(kind: str) -> list[dict[str, Any]]:
+                return list(self._children.get(kind, {}).get(uid, {}).values())
+
+            trials = [o for kind in self._children if kind not in _NOT_TRIALS
+                      for o in held(kind)]
+            return Snapshot(self._studies[uid], trials, held("pods"), held("events"),
+                            version=self._versions.get(uid, 0))
 
     def report(self, kind: str, namespace: str | None, problem: str | None) -> None:
         """What a watch could not do (None: it works again), for the page to show."""

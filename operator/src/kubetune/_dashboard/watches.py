@@ -1,7 +1,9 @@
 """The dashboard's one set of watches: TuningStudies, their trial Jobs and pods (selected by
 the study-UID label, never every pod), and the Events about studies, each listed once and then
-watched, per namespace or across all of them. Every viewer is served from the ``Store`` these
-feed, so the API server's cost does not grow with the viewers.
+watched, per namespace or across all of them. A study whose trials are another kind
+(``spec.trialTemplate``, e.g. JobSet) starts one more watch, of that kind, the first time a
+study of it is seen (at most ``MAX_TRIAL_KINDS`` kinds). Every viewer is served from the
+``Store`` these feed, so the API server's cost does not grow with the viewers.
 
 Reads only, through the ``kubernetes`` package (its kubeconfig and in-cluster loading). A
 watch that expires (Gone) lists again; any other failure is reported to the store (the page
@@ -17,15 +19,18 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from kubetune._dashboard.store import KINDS, Store
+from kubetune.core import workloads
 from kubetune.kube import conventions as names
 from kubetune.kube import errors
 
-__all__ = ["MAX_BACKOFF", "WATCH_SECONDS", "Watches", "api_client", "pod_log"]
+__all__ = ["MAX_BACKOFF", "MAX_TRIAL_KINDS", "WATCH_SECONDS", "Watches", "api_client",
+           "pod_log", "trial_kind"]
 
 log = logging.getLogger("kubetune.dashboard")
 
 MAX_BACKOFF = 30.0
 WATCH_SECONDS = 300  # the server ends each watch after this; it resumes from the last version
+MAX_TRIAL_KINDS = 16  # kinds of trial object other than Job watched at once
 _EVENT_SELECTOR = f"involvedObject.kind={names.KIND}"
 
 
@@ -47,6 +52,16 @@ def _typed(e: Exception) -> errors.ApiError | None:
     return None
 
 
+def trial_kind(study: dict[str, Any]) -> workloads.Resource | None:
+    """The kind the study's trials are when they are not Jobs (its trialTemplate's), else
+    None."""
+    template = (study.get("spec") or {}).get("trialTemplate")
+    if not isinstance(template, dict):
+        return None
+    kind = workloads.kind_of(template)
+    return None if kind is None else kind.watched_as
+
+
 class Watches:
     """Threads that keep ``store`` current for ``namespaces`` (None: every namespace)."""
 
@@ -63,10 +78,18 @@ class Watches:
         self._threads: list[threading.Thread] = []
         self._responses: set[Any] = set()
         self._lock = threading.Lock()
+        self._trial_kinds: dict[str, workloads.Resource] = {}  # watched, by name
 
     def _lister(self, kind: str, namespace: str | None) -> Callable[..., Any]:
         """The list call of ``kind``; with watch=True it streams watch events."""
         label = {"label_selector": names.STUDY_UID_LABEL}
+        resource = self._trial_kinds.get(kind)
+        if resource is not None:
+            if namespace is None:
+                return lambda **kw: self._custom.list_cluster_custom_object(
+                    resource.group, resource.version, resource.resource, **label, **kw)
+            return lambda **kw: self._custom.list_namespaced_custom_object(
+                resource.group, resource.version, namespace, resource.resource, **label, **kw)
         if kind == "studies":
             if namespace is None:
                 return lambda **kw: self._custom.list_cluster_custom_object(
@@ -89,10 +112,38 @@ class Watches:
     def start(self) -> None:
         for namespace in self.namespaces:
             for kind in KINDS:
-                t = threading.Thread(target=self._run, args=(kind, namespace), daemon=True,
-                                     name=f"watch-{kind}-{namespace or 'all'}")
-                t.start()
-                self._threads.append(t)
+                self._start(kind, namespace)
+
+    def _start(self, kind: str, namespace: str | None) -> None:
+        t = threading.Thread(target=self._run, args=(kind, namespace), daemon=True,
+                             name=f"watch-{kind}-{namespace or 'all'}")
+        t.start()
+        self._threads.append(t)
+
+    def _follow(self, studies: Sequence[dict[str, Any]]) -> None:
+        """Starts watching the trial kinds of ``studies`` not watched yet, in every namespace
+        this dashboard reads."""
+        for study in studies:
+            resource = trial_kind(study)
+            if resource is None:
+                continue
+            with self._lock:
+                if resource.name in self._trial_kinds or self._stop.is_set():
+                    continue
+                if len(self._trial_kinds) >= MAX_TRIAL_KINDS:
+                    meta = study.get("metadata") or {}
+                    self.store.report(
+                        resource.name, None,
+                        f"the trials of {meta.get('namespace')}/{meta.get('name')} are "
+                        f"{resource.name}, and this dashboard already watches "
+                        f"{MAX_TRIAL_KINDS} kinds of trial object; its trials are not shown")
+                    continue
+                self._trial_kinds[resource.name] = resource
+                log.info("watching %s, the trials of %s/%s", resource.name,
+                         (study.get("metadata") or {}).get("namespace"),
+                         (study.get("metadata") or {}).get("name"))
+                for namespace in self.namespaces:
+                    self._start(resource.name, namespace)
 
     def stop(self) -> None:
         self._stop.set()
@@ -132,7 +183,10 @@ class Watches:
     def _list(self, kind: str, namespace: str | None) -> str:
         resp = self._lister(kind, namespace)(_preload_content=False, _request_timeout=60)
         body = json.loads(resp.data)
-        self.store.replace(kind, namespace, body.get("items") or [])
+        items = body.get("items") or []
+        self.store.replace(kind, namespace, items)
+        if kind == "studies":
+            self._follow(items)
         return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     def _watch(self, kind: str, namespace: str | None, version: str) -> str:
@@ -152,6 +206,8 @@ class Watches:
                 version = str(meta.get("resourceVersion") or version)
                 if kind_of_event in ("ADDED", "MODIFIED", "DELETED"):
                     self.store.apply(kind, kind_of_event, obj)
+                    if kind == "studies" and kind_of_event != "DELETED":
+                        self._follow([obj])
         finally:
             with self._lock:
                 self._responses.discard(resp)
