@@ -99,16 +99,37 @@
     document.title = "kubetune: " + name;
     document.getElementById("crumb").textContent = ns + " / " + name;
 
+    // plotly.js loads beside the study's data (it takes longer to evaluate than the data takes
+    // to come), so the summary and the tables are drawn first and the charts once it is ready.
+    var plotly = new Promise(function (resolve, reject) {
+      var script = document.getElementById("plotly-js");
+      function failed() { reject(new Error("plotly.js did not load from " + script.src + "; reload the page")); }
+      if (window.Plotly) resolve();
+      else if (script.failed) failed();
+      else { script.addEventListener("load", resolve); script.addEventListener("error", failed); }
+    });
+    plotly.then(function () {
+      Object.keys(visible).forEach(function (id) {
+        var box = document.getElementById(id);
+        if (visible[id] && box.pending) draw1(box);
+      });
+    }, function (e) { problems([e.message]); });
+
     // A chart is drawn when it scrolls into view (and redrawn there on updates): parallel
     // coordinates are WebGL, the slowest to draw, and below the fold.
     var visible = {};
     var observer = new IntersectionObserver(function (entries) {
       entries.forEach(function (e) {
         visible[e.target.id] = e.isIntersecting;
+        if (e.target.id === "importance" && e.isIntersecting && importanceWanted) askImportance();
         if (e.isIntersecting && e.target.pending) draw1(e.target);
       });
     }, {rootMargin: "200px"});
+    var importanceBox = document.getElementById("importance");
+    observer.observe(importanceBox);
+    importanceBox.observed = true;
     function draw1(box) {
+      if (!window.Plotly) return;
       var fig = box.pending;
       box.pending = null;
       if (box.firstChild && !box.data) box.replaceChildren();
@@ -119,7 +140,7 @@
       if (!box.observed) { observer.observe(box); box.observed = true; }
       if (!fig) {
         box.pending = null;
-        if (box.data) Plotly.purge(box);
+        if (box.data && window.Plotly) Plotly.purge(box);
         box.replaceChildren(el("p", {cls: "empty", text: empty || ""}));
         return;
       }
@@ -177,41 +198,56 @@
       }));
       document.querySelector("#trials thead").replaceChildren(row);
     }
-    var drawTrials = serial(function () {
-      return getJSON(base + "/trials?sort=" + sort.key + "&desc=" + (sort.desc ? 1 : 0)).then(function (t) {
-        header();
-        var now = Date.now() / 1000;
-        var body = document.querySelector("#trials tbody");
-        body.replaceChildren.apply(body, t.rows.map(function (r) {
-          var log = r.pod ? el("a", {href: root + "logs/" + encodeURIComponent(ns) + "/" + encodeURIComponent(r.pod),
-                                     target: "_blank", cls: "log-link", text: "log"}) : null;
-          var state = el("td", {title: r.message || ""}, [badge(r.state)]);
-          if (r.reason && r.state !== "Succeeded" && r.state !== "Running") state.appendChild(document.createTextNode(" " + r.reason));
-          return el("tr", {"data-trial": String(r.number)}, [
-            td(r.rank == null ? "" : r.rank, "num"), td(r.number, "num"), td(r.valueText, "num"), state]
-            .concat(params.map(function (p) { return td(r.params[p], "num"); }))
-            .concat([td(r.durationText, "num"), td(r.start == null ? "-" : age(now - r.start) + " ago"), el("td", {}, [log])]));
-        }));
-        document.getElementById("trials-note").textContent = t.rows.length < t.total ?
-          "The first " + t.rows.length + " of " + t.total + " trials in this order; click a column to sort" :
-          t.total + " trials; click a column to sort";
-        // Importance is the slow part (a GP fit): asked for once the table is drawn.
-        drawImportance();
-      });
-    });
+    // The rows in the order asked for; an answer for an order clicked away meanwhile is dropped.
+    function fetchTrials() {
+      var asked = sort;
+      return getJSON(base + "/trials?sort=" + asked.key + "&desc=" + (asked.desc ? 1 : 0))
+        .then(function (t) { return asked === sort ? t : null; });
+    }
+    var drawTrials = serial(function () { return fetchTrials().then(showTrials); });
+    function showTrials(t) {
+      if (!t) return;
+      header();
+      var now = Date.now() / 1000;
+      var body = document.querySelector("#trials tbody");
+      body.replaceChildren.apply(body, t.rows.map(function (r) {
+        var log = r.pod ? el("a", {href: root + "logs/" + encodeURIComponent(ns) + "/" + encodeURIComponent(r.pod),
+                                   target: "_blank", cls: "log-link", text: "log"}) : null;
+        var state = el("td", {title: r.message || ""}, [badge(r.state)]);
+        if (r.reason && r.state !== "Succeeded" && r.state !== "Running") state.appendChild(document.createTextNode(" " + r.reason));
+        return el("tr", {"data-trial": String(r.number)}, [
+          td(r.rank == null ? "" : r.rank, "num"), td(r.number, "num"), td(r.valueText, "num"), state]
+          .concat(params.map(function (p) { return td(r.params[p], "num"); }))
+          .concat([td(r.durationText, "num"), td(r.start == null ? "-" : age(now - r.start) + " ago"), el("td", {}, [log])]));
+      }));
+      document.getElementById("trials-note").textContent = t.rows.length < t.total ?
+        "The first " + t.rows.length + " of " + t.total + " trials in this order; click a column to sort" :
+        t.total + " trials; click a column to sort";
+      askImportance();
+    }
+    // Importance is the slow part (a GP fit on the server): asked for only once its chart is
+    // in view and plotly.js is ready, so that the fit never holds up the first screen.
+    var importanceWanted = false;
+    function askImportance() {
+      importanceWanted = !visible.importance;
+      if (visible.importance) plotly.then(drawImportance);
+    }
     var drawImportance = serial(function () {
       return getJSON(base + "/importance").then(function (d) {
         document.getElementById("importance-note").textContent = d.note || "";
         figure("importance", d.figure, d.empty);
       });
     });
+    // The study and its rows are asked for together; the rows are drawn once the study has
+    // given the table its columns.
     var draw = serial(function () {
+      var rows = fetchTrials();
       return getJSON(base).then(function (d) {
         problems(d.problems);
         params = d.params;
         summary(d); notes(d); tables(d);
         ["history", "curves", "parallel"].forEach(function (k) { figure(k, d.figures[k], d.empty[k]); });
-        drawTrials();
+        return rows.then(showTrials);
       });
     });
     draw();
