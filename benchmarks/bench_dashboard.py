@@ -13,7 +13,8 @@ summary, the optimization history and the learning curves) and the trial table h
 (performance.now() in the page); the charts below the fold are drawn when scrolled to, and the
 time that takes is reported too (the parameter importance is asked for only then). The page
 asks for the study's data beside plotly.js, so the summary and the table are drawn while plotly.js
-is still being evaluated. Payload: bytes on the wire (gzip where the server compresses) once every
+(served with only the trace types the charts use registered: ``_dashboard/plotlyjs.py``) is
+still being evaluated. Payload: bytes on the wire (gzip where the server compresses) once every
 chart is drawn, from the browser's resource timing; the data is the page's JSON.
 Targets (issue 17): first render under 2 s, payload under 2 MB.
 

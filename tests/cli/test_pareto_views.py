@@ -13,14 +13,16 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from cli_cases import SPEC, study_view, trial
+from cli_cases import SPEC, mixed_trials, study_view, trial
 from kubetune import cli
-from kubetune._cli import pareto_plot, png, render, report, views
+from kubetune._cli import importance, pareto_plot, png, render, report, views
 from kubetune._cli.journal import Journal
+from kubetune._dashboard import plotlyjs
 from kubetune.core import pareto
 from kubetune.core import spec as specs
 from kubetune.core.protocol import TrialResult
 from kubetune.core.trials import Trial, TrialState
+from test_report import many_trials
 
 NOW = 1060.0
 
@@ -386,3 +388,19 @@ def test_the_example_tradeoff_study_fits_the_trainer():
     for name, p in spec.search_space.items():
         for value in (p.values if p.values is not None else [p.low, p.high]):
             trainer.parse_params({name: value})
+
+
+def test_every_figure_uses_only_the_trace_types_of_the_served_plotly_js():
+    """plotly.js is served with only ``plotlyjs.TRACES`` registered: a figure of another type
+    would not draw."""
+    single = study_view(mixed_trials())
+    imp = importance.importances(specs.space_of(single.spec), many_trials(), minimize=True)
+    assert imp is not None
+    three = mo_spec([{"metric": "acc", "direction": "maximize"},
+                     {"metric": "ms", "direction": "minimize"},
+                     {"metric": "size", "direction": "minimize"}], constraints=[])
+    used = set()
+    for view, imp_of in ((single, imp), (mo_view(), None), (mo_view(spec=three), None)):
+        for fig in report.figures(view, imp_of).values():
+            used |= {t["type"] for t in (fig or {}).get("data", [])}
+    assert used == plotlyjs.TRACES

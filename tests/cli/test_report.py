@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from cli_cases import SPEC, mixed_trials, study_view, trial
 from kubetune._cli import importance, png, report
-from kubetune._dashboard import charts
+from kubetune._dashboard import charts, plotlyjs
 from kubetune.core import spec as specs
 from kubetune.core.space import Space
 
@@ -74,7 +74,7 @@ def test_report_is_well_formed_and_self_contained(html: str):
     assert html.startswith("<!DOCTYPE html>")
     # Nothing is fetched: plotly.js is inline, there is no external script, style or image.
     assert "<link" not in html and " src=" not in html and "<img" not in html
-    assert charts.plotly_js().decode()[:200].replace("</script", "<\\/script") in html
+    assert plotlyjs.bundle().decode()[:200].replace("</script", "<\\/script") in html
     for name in ("history", "curves", "parallel", "importance"):
         assert f'<div class="chart" id="{name}"></div>' in html
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 from browser import ARTIFACTS, chromium, full_page_screenshot
 from conftest import Cluster, wait_for
+from kubetune._dashboard import plotlyjs
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from studies import study
@@ -106,6 +107,9 @@ def test_dashboard_follows_a_running_study(cluster: Cluster, running_operator, n
         wait_for(lambda c=chart: browser.find_elements(By.CSS_SELECTOR, f"#{c} .main-svg"),
                  timeout=30, what=f"the {chart} chart drawn")
     assert browser.find_elements(By.CSS_SELECTOR, "#history .scatterlayer .trace")
+    # The plotly.js served registers the trace types the charts use, and no others.
+    assert set(browser.execute_script(
+        "return Object.keys(Plotly.PlotSchema.get().traces)")) == plotlyjs.TRACES
 
     # Sort by value, then the other way; then by trial number.
     browser.find_element(By.CSS_SELECTOR, "th[data-sort='value']").click()

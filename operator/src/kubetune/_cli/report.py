@@ -28,7 +28,7 @@ from typing import Any
 from kubetune._cli import importance as importances
 from kubetune._cli import pareto_plot, render, views
 from kubetune._cli.views import StudyView, format_duration, format_params, format_value
-from kubetune._dashboard import charts
+from kubetune._dashboard import charts, plotlyjs
 from kubetune.core.trials import TrialState
 
 __all__ = [
@@ -248,7 +248,7 @@ def html_report(view: StudyView, now: float,
     where = f" <span class=\"meta\">namespace {esc(view.namespace)}</span>" \
         if view.namespace else ""
     drawn = {t.number for t in charts.curve_trials(view)}
-    plotly = charts.plotly_js().decode("utf-8").replace("</script", "<\\/script")
+    plotly = plotlyjs.bundle().decode("utf-8").replace("</script", "<\\/script")
     newline = "\n"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

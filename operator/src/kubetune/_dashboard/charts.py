@@ -11,10 +11,8 @@ learning curves the best and the latest ``MAX_CURVES`` trials, each thinned to
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from kubetune._cli import importance as importances
@@ -38,7 +36,6 @@ __all__ = [
     "importance",
     "parallel",
     "parallel_trials",
-    "plotly_js",
     "thin_curve",
 ]
 
@@ -56,15 +53,6 @@ BEST_COLOR = "#d62728"
 # Viridis: perceptually even, readable for the colour-blind and in greyscale.
 _COLORSCALE = "Viridis"
 _FONT = {"family": "system-ui, -apple-system, 'Segoe UI', sans-serif", "size": 12}
-
-
-@functools.cache
-def plotly_js() -> bytes:
-    """plotly.js as the plotly package ships it: what the dashboard serves and the HTML report
-    inlines, so neither needs the internet."""
-    import plotly
-
-    return (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
 
 
 def _layout(xlabel: str, ylabel: str, **extra: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from aiohttp import web
 
 from kubetune._cli import importance as importances
 from kubetune._cli import views
-from kubetune._dashboard import charts, incremental, pages
+from kubetune._dashboard import charts, incremental, pages, plotlyjs
 from kubetune._dashboard.store import Store, StudyKey
 from kubetune.core import spec as specs
 from kubetune.kube import errors
@@ -50,7 +50,7 @@ _STATIC = resources.files("kubetune._dashboard") / "static"
 
 @functools.cache
 def _gzipped(name: str) -> bytes:
-    data = charts.plotly_js() if name == "plotly.min.js" else (_STATIC / name).read_bytes()
+    data = plotlyjs.bundle() if name == "plotly.min.js" else (_STATIC / name).read_bytes()
     return gzip.compress(data, 6)
 
 
