@@ -44,9 +44,20 @@ def study_object(name: str = "big", namespace: str = "team-a", uid: str = "u-1",
     }
 
 
+def several_objectives(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` (a ``study_object``) with two objectives: val_loss and latency_ms, both down."""
+    spec = obj["spec"]
+    spec["objectives"] = [{"metric": "val_loss", "direction": "minimize"},
+                          {"metric": "latency_ms", "direction": "minimize"}]
+    del spec["objective"]
+    spec["earlyStopping"]["metric"] = "val_loss"
+    return obj
+
+
 def trial_jobs(n: int, *, study_uid: str = "u-1", namespace: str = "team-a",
-               seed: int = 0) -> list[dict[str, Any]]:
-    """``n`` finished trial Jobs, a quarter pruned, each with a 27-step curve."""
+               seed: int = 0, latency: bool = False) -> list[dict[str, Any]]:
+    """``n`` finished trial Jobs, a quarter pruned, each with a 27-step curve; with
+    ``latency``, the succeeded ones also report latency_ms, which falls as val_loss rises."""
     rng = random.Random(seed)
     jobs = []
     for i in range(n):
@@ -56,9 +67,11 @@ def trial_jobs(n: int, *, study_uid: str = "u-1", namespace: str = "team-a",
         steps = 27 if i % 4 else 9
         curve = [(s, final + 1.0 / s) for s in range(1, steps + 1)]
         state = "Succeeded" if i % 4 else "Pruned"
+        values = ({"val_loss": curve[-1][1], "latency_ms": 10.0 / (0.1 + final)}
+                  if latency and state == "Succeeded" else {})
         result = protocol.TrialResult(
             TrialState(state), "EarlyStopped" if state == "Pruned" else None,
-            curve[-1][1], steps, tuple(curve))
+            curve[-1][1], steps, tuple(curve), values=values)
         start = 1_000_000.0 + i * 30
         jobs.append({
             "apiVersion": "batch/v1", "kind": "Job",

@@ -8,7 +8,7 @@ import json
 import pytest
 from kubetune._cli import views
 from kubetune._dashboard import charts, pages
-from synthetic import study_object, trial_jobs, view_with_pending
+from synthetic import several_objectives, study_object, trial_jobs, view_with_pending
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +119,22 @@ def test_an_inactive_parameter_crosses_its_axis_at_off_and_the_json_has_no_nan()
     json.dumps(chart, allow_nan=False)  # a browser's JSON.parse refuses NaN
     (mom,) = [d for d in chart["data"][0]["dimensions"] if d["label"] == "mom"]
     assert mom["ticktext"][0] == "off" and mom["values"] == [mom["tickvals"][0], 0.25]
+
+
+def test_a_study_with_several_objectives_leads_with_its_pareto_front():
+    obj = several_objectives(study_object(max_trials=40))
+    view = views.view_of(obj, trial_jobs(40, latency=True))
+    page = pages.study_page(view, pages.study_summary(obj, now=2_000_000.0), now=2_000_000.0)
+    assert list(page["figures"]) == ["pareto", "history", "curves", "parallel"]
+    front = views.pareto_of(view)
+    assert front is not None and page["pareto"]["frontSize"] == len(front.front) > 1
+    assert page["pareto"]["objectives"] == ["val_loss", "latency_ms"]
+    names = {t["name"] for t in page["figures"]["pareto"]["data"]}
+    assert "Pareto front" in names
+    json.dumps(page, allow_nan=False)
+    # Before any trial has succeeded the chart says why it is empty; one objective, no chart.
+    empty = pages.study_page(views.view_of(obj, []), {}, now=2_000_000.0)
+    assert empty["figures"]["pareto"] is None and empty["empty"]["pareto"]
+    single = pages.study_page(views.view_of(study_object(max_trials=40), trial_jobs(40)), {},
+                              now=2_000_000.0)
+    assert "pareto" not in single["figures"] and single["pareto"] is None

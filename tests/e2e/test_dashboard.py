@@ -4,9 +4,9 @@ table and opening a trial's log. Screenshots of both pages go to test-artifacts/
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
+import dashboards
 import pytest
 from browser import ARTIFACTS, chromium, full_page_screenshot
 from conftest import Cluster, wait_for
@@ -23,16 +23,8 @@ TRAIN = ("echo trial $KUBETUNE_TRIAL of $KUBETUNE_STUDY starting; "
 
 @pytest.fixture
 def dashboard(cluster: Cluster):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kubetune.cli", "dashboard", "--no-browser"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
-    line = proc.stdout.readline()
-    if not line.startswith("kubetune dashboard: http://127.0.0.1:"):
-        proc.kill()
-        raise AssertionError(f"no URL from the dashboard: {line!r} {proc.stderr.read()}")
-    yield line.split()[2]
-    proc.terminate()
-    proc.wait(timeout=15)
+    with dashboards.serving(cluster) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ Jobs and pods, the leader's pod reports, and every trial's result is recorded on
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
+import dashboards
 from conftest import Cluster, wait_for
 from kubetune.core import protocol
 from kubetune.kube import conventions as names
@@ -86,39 +85,15 @@ def test_a_study_of_jobset_trials_records_every_result(cluster: Cluster, running
 def dashboard_rows(cluster: Cluster, namespace: str, study: str) -> list[dict]:
     """The trial rows ``kubetune dashboard -n NAMESPACE`` serves for ``study``, once it has
     three."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kubetune.cli", "dashboard", "--no-browser", "-n", namespace],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("kubetune dashboard: http://127.0.0.1:"), (
-            line, proc.stderr.read() if proc.poll() is not None else "")
-        url = f"{line.split()[2]}api/studies/{namespace}/{study}/trials"
+    with dashboards.serving(cluster, "-n", namespace) as url:
+        rows_url = f"{url}api/studies/{namespace}/{study}/trials"
 
         def three() -> list[dict] | None:
             try:
-                with urllib.request.urlopen(url, timeout=10) as resp:
+                with urllib.request.urlopen(rows_url, timeout=10) as resp:
                     rows = json.load(resp)["rows"]
             except urllib.error.HTTPError:
                 return None  # the study is not listed yet
             return rows if len(rows) == 3 else None
 
         return wait_for(three, timeout=60, what="three trial rows on the dashboard")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-
-
-def test_a_study_of_a_kind_the_operator_does_not_watch_says_how_to_watch_it(
-        cluster: Cluster, running_operator, namespace):
-    study = jobset_study("pt")
-    study["spec"]["trialTemplate"] = {
-        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "resource": "pytorchjobs",
-        "successCondition": "Succeeded", "failureCondition": "Failed",
-        "metricsPod": {"matchLabels": {"training.kubeflow.org/replica-type": "master"}},
-        "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {
-            "restartPolicy": "Never", "containers": [dict(TOY)]}}}}}}
-    cluster.apply(study, namespace)
-    obj = wait_condition(cluster, namespace, "pt", "Stalled", timeout=60)
-    message = condition(obj, "Stalled")["message"]
-    assert "--workload pytorchjobs.kubeflow.org/v1" in message

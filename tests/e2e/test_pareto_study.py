@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 
+import dashboards
 import numpy as np
 import pytest
-from conftest import Cluster
+from browser import chromium
+from conftest import Cluster, wait_for
 from kubetune.core import pareto
+from selenium.webdriver.common.by import By
 from studies import study
 from test_operator import condition, results, trial_jobs, wait_condition
 
@@ -83,6 +86,22 @@ def test_two_objectives_with_a_constraint_end_with_the_front_in_the_status(
     assert header.split() == ["NAME", "STATUS", "TRIALS", "RUNNING", "BEST", "FRONT", "AGE"]
     assert row.split()[:5] == ["pareto", "Succeeded", "12/12", "0", str(len(front))]
     assert condition(obj, "Succeeded")["message"] == "12 of 12 trials done"
+
+    # The dashboard leads the study's page with the same front.
+    driver = chromium()
+    try:
+        with dashboards.serving(cluster, "-n", namespace) as url:
+            driver.get(f"{url}studies/{namespace}/pareto")
+            wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#pareto .main-svg"),
+                     timeout=30, what="the Pareto front drawn")
+            note = driver.find_element(By.ID, "pareto-note").text
+            assert note.startswith(f"{len(front)} trials on the front of f1, f2"), note
+            drawn = driver.execute_script(
+                "return document.getElementById('pareto').data"
+                ".filter(t => t.name === 'Pareto front')[0].customdata.length")
+            assert drawn == len(front)
+    finally:
+        driver.quit()
 
 
 def test_a_final_report_without_an_objective_fails_naming_it(

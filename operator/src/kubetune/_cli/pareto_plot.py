@@ -70,9 +70,10 @@ def _infeasible(front: Pareto) -> list[Trial]:
     return have[:MAX_POINTS]
 
 
-def note(view: StudyView) -> str:
-    """What the figure leaves out, for the report to say; empty when it draws every trial."""
-    front = views.pareto_of(view)
+def note(view: StudyView, front: Pareto | None = None) -> str:
+    """What the figure leaves out, for the report to say; empty when it draws every trial.
+    ``front``: ``views.pareto_of(view)`` when the caller has it."""
+    front = front if front is not None else views.pareto_of(view)
     if front is None:
         return ""
     parts = []
@@ -85,10 +86,11 @@ def note(view: StudyView) -> str:
     return ("Drawn: every trial on the front, " + " and ".join(parts) + ".") if parts else ""
 
 
-def figure(view: StudyView) -> dict[str, Any] | None:
+def figure(view: StudyView, front: Pareto | None = None) -> dict[str, Any] | None:
     """The Pareto figure of ``view``: a scatter for two objectives, parallel coordinates for
-    three or four; None for one objective or before any trial has succeeded."""
-    front = views.pareto_of(view)
+    three or four; None for one objective or before any trial has succeeded. ``front``:
+    ``views.pareto_of(view)`` when the caller has it."""
+    front = front if front is not None else views.pareto_of(view)
     if front is None or (not front.rows and not _infeasible(front)):
         return None
     if len(front.objectives) == 2:

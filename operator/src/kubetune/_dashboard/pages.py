@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubetune._cli import views
+from kubetune._cli import pareto_plot, views
 from kubetune._cli.views import StudyView, format_params, format_value
 from kubetune._dashboard import charts
 from kubetune.core.trials import Trial, TrialState
@@ -75,12 +75,17 @@ def _duration(t: Trial, now: float) -> float | None:
 
 def study_page(view: StudyView, summary: Mapping[str, Any], now: float) -> dict[str, Any]:
     """The study page without its table and importance (fetched apart, so the charts draw
-    first): header, counts, the three charts, conditions and the latest events."""
+    first): header, counts, the charts (the Pareto front first for a study with several
+    objectives; the others follow the watched objective), conditions and the latest events."""
     counts = view.counts()
     spec = view.spec
     best = view.best()
-    figures = {"history": charts.history(view), "curves": charts.curves(view),
-               "parallel": charts.parallel(view)}
+    front = views.pareto_of(view)
+    figures: dict[str, dict[str, Any] | None] = {}
+    if front is not None:
+        figures["pareto"] = pareto_plot.figure(view, front)
+    figures |= {"history": charts.history(view), "curves": charts.curves(view),
+                "parallel": charts.parallel(view)}
     return {
         "summary": dict(summary),
         "problem": view.problem,
@@ -95,7 +100,11 @@ def study_page(view: StudyView, summary: Mapping[str, Any], now: float) -> dict[
             "number": best.number, "value": _finite(best.value),
             "valueText": format_value(best.value), "params": format_params(best.params)},
         "figures": figures,
-        "empty": {k: charts.empty_message(view, k) for k, v in figures.items() if v is None},
+        "empty": {k: pareto_plot.EMPTY if k == "pareto" else charts.empty_message(view, k)
+                  for k, v in figures.items() if v is None},
+        "pareto": None if front is None else {
+            "objectives": [o.metric for o in front.objectives], "frontSize": len(front.front),
+            "hypervolume": _finite(front.hypervolume), "note": pareto_plot.note(view, front)},
         "shown": {"history": _drawn(figures["history"], "markers"),
                   "curves": _drawn(figures["curves"], "lines"),
                   "withCurves": sum(1 for t in view.trials if t.curve),

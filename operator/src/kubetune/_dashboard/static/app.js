@@ -168,6 +168,13 @@
         "The " + shown.curves + " best and latest of " + shown.withCurves + " curves; pruned trials dashed, an x where they stopped" :
         "Pruned trials dashed, an x where they stopped";
       document.getElementById("parallel-note").textContent = "Succeeded trials (the best 1000), coloured by " + d.objective.metric;
+      var front = d.pareto;
+      document.getElementById("pareto-card").hidden = !front;
+      if (front) {
+        document.getElementById("pareto-note").textContent = front.frontSize + " trials on the front of " +
+          front.objectives.join(", ") + (front.hypervolume == null ? "" : "; hypervolume " + front.hypervolume.toPrecision(4)) +
+          ". The charts below follow " + d.objective.metric + ". " + front.note;
+      }
     }
     function tables(d) {
       var cbody = document.querySelector("#conditions tbody");
@@ -246,7 +253,9 @@
         problems(d.problems);
         params = d.params;
         summary(d); notes(d); tables(d);
-        ["history", "curves", "parallel"].forEach(function (k) { figure(k, d.figures[k], d.empty[k]); });
+        ["pareto", "history", "curves", "parallel"].forEach(function (k) {
+          if (k in d.figures) figure(k, d.figures[k], d.empty[k]);
+        });
         return rows.then(showTrials);
       });
     });
