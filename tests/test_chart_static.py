@@ -200,7 +200,8 @@ def test_operator_pod_is_restricted_and_probed() -> None:
     (c,) = pod["containers"]
     assert c["args"] == ["--leader-elect", "--lease-name=rel-kubetune",
                          "--liveness=http://0.0.0.0:8080/healthz",
-                         "--metrics=http://0.0.0.0:8081/metrics", "--log-format=json"]
+                         "--metrics=http://0.0.0.0:8081/metrics", "--log-format=json",
+                         "--sampler-processes=1"]
     assert {"name": "POD_NAMESPACE",
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in c["env"]
     assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
@@ -233,12 +234,13 @@ def test_cluster_scoped_names_are_the_releases() -> None:
 def test_operator_args_follow_values() -> None:
     deployment = one(render("watchNamespaces={a,b}", "leaderElection.enabled=false",
                             "liveness.port=9000", "logFormat=plain", "verbose=true",
-                            "replicas=2", "metrics.port=9100"), "Deployment")
+                            "replicas=2", "metrics.port=9100", "samplerProcesses=2"),
+                     "Deployment")
     c = deployment["spec"]["template"]["spec"]["containers"][0]
     assert c["args"] == ["--namespace=a", "--namespace=b",
                          "--liveness=http://0.0.0.0:9000/healthz",
                          "--metrics=http://0.0.0.0:9100/metrics", "--log-format=plain",
-                         "--verbose"]
+                         "--sampler-processes=2", "--verbose"]
     assert [p["containerPort"] for p in c["ports"]] == [9000, 9100]
     off = one(render("metrics.enabled=false"), "Deployment")["spec"]["template"]["spec"]
     assert not any(a.startswith("--metrics") for a in off["containers"][0]["args"])

@@ -95,6 +95,37 @@ def test_a_finished_trial_is_recorded_signed_released_and_replaced() -> None:
     assert status["trials"]["succeeded"] == 1 and status["bestTrial"]["value"] == 0.25
 
 
+def test_the_next_trial_is_created_before_the_finished_one_is_recorded() -> None:
+    """One API call between a trial's end and its successor: the result patch and the pod's
+    release follow the create."""
+    fake, r = started()
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    calls = len(fake.calls)
+    reconcile(r, fake)
+    writes = [(m, p) for m, p in fake.calls[calls:] if m != "GET"]
+    name = jobs(fake)[0]["metadata"]["name"]
+    assert writes[0] == ("POST", paths.jobs_path(NS))
+    assert writes[1] == ("PATCH", f"{paths.jobs_path(NS)}/{name}")
+    assert writes[2] == ("PATCH", paths.pod_path(NS, name + "-p"))
+
+
+def test_a_refused_create_still_records_and_releases_what_finished() -> None:
+    """A quota that refuses the next trial must not keep the finished one's pod waiting."""
+    fake, r = started()
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    refusal = errors.Forbidden(403, 'jobs "t-3" is forbidden: exceeded quota: jobs, '
+                                    "requested: count/jobs.batch=1, used=2, limited=2")
+    fake.fail("POST", paths.jobs_path(NS), refusal)
+    with pytest.raises(errors.Forbidden):
+        reconcile(r, fake)
+    job = jobs(fake)[0]
+    assert protocol.parse_result(job["metadata"]["annotations"][
+        names.RESULT_ANNOTATION]).value == 0.25
+    pod = fake.objects[paths.pod_path(NS, job["metadata"]["name"] + "-p")]
+    assert names.FINALIZER not in pod["metadata"]["finalizers"]
+    assert sorted(jobs(fake)) == [0, 1]
+
+
 def test_a_recorded_result_is_never_written_again() -> None:
     fake, r = started()
     finish(fake, 0, loss=0.25, now=NOW + 10)

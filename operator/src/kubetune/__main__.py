@@ -2,7 +2,7 @@
 
     python -m kubetune [--namespace NS ...] [--liveness URL] [--leader-elect]
                        [--lease-namespace NS] [--log-format json|plain]
-                       [--workload RESOURCE.GROUP/VERSION ...]
+                       [--workload RESOURCE.GROUP/VERSION ...] [--sampler-processes N]
 
 Without ``--namespace`` it watches all namespaces. With ``--leader-elect`` replicas share a
 coordination.k8s.io Lease: one leads, the others stand by and take over when it is gone.
@@ -46,8 +46,17 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    metavar="RESOURCE.GROUP/VERSION",
                    help="also run trials of this kind (a study's trialTemplate), e.g. "
                         "jobsets.jobset.x-k8s.io/v1alpha2 (repeatable)")
+    p.add_argument("--sampler-processes", type=int,
+                   default=int(os.environ.get("KUBETUNE_SAMPLER_PROCESSES", "1")),
+                   metavar="N",
+                   help="run the samplers in N processes of their own, at a lower CPU priority, "
+                        "so a slow sampler (a GP fit) never slows the other studies (default 1; "
+                        "0: in the operator's process)")
     p.add_argument("--verbose", "-v", action="store_true")
     args = p.parse_args(argv)
+    if args.sampler_processes < 0:
+        p.error(f"--sampler-processes: {args.sampler_processes} is negative; give 0 (samplers "
+                "in the operator's process) or more")
     from kubetune.core.workloads import Resource
 
     try:
@@ -58,14 +67,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    import kopf
-
     from kubetune.kube import client as clients
     from kubetune.kube import conventions as names
     from kubetune.kube import credentials as logins
     from kubetune.kube import errors
-    from kubetune.kube.controller import Operator
-    from kubetune.kube.handlers import build_registry
     from kubetune.kube.leader import Lease
     from kubetune.kube.metrics import Metrics
     from kubetune.kube.metrics import serve as serve_metrics
@@ -103,11 +108,42 @@ async def _run(args: argparse.Namespace) -> int:
         # A standby answers its liveness probe while it waits, so it is not restarted.
         async with standby_liveness(args.liveness):
             await lease.acquire()
+    samplers = None
+    if args.sampler_processes:
+        from kubetune.kube.sampling import SamplerProcesses
+
+        samplers = SamplerProcesses(args.sampler_processes)
+        # Started beside the operator's own start, which does not wait for their imports.
+        warming = asyncio.create_task(asyncio.to_thread(samplers.warm_up))
+        warming.add_done_callback(_warmed)
+    try:
+        return await _serve(args, client, credentials, metrics, lease,
+                            samplers.suggest if samplers else None)
+    finally:
+        if samplers is not None:
+            await asyncio.to_thread(samplers.close)
+
+
+def _warmed(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the sampler processes did not start (%s); each study's next trial "
+                    "tries again", task.exception())
+
+
+async def _serve(args: argparse.Namespace, client: Any, credentials: Any, metrics: Any,
+                 lease: Any, suggest: Any) -> int:
+    """The operator and kopf, until kopf stops or leadership is lost."""
+    import kopf
+
+    from kubetune.kube import client as clients
+    from kubetune.kube.controller import Operator
+    from kubetune.kube.handlers import build_registry
+
     operator = Operator(client, args.namespace or None, metrics=metrics,
                         key_namespace=os.environ.get("POD_NAMESPACE") or credentials.namespace,
-                        workloads=args.workload)
+                        workloads=args.workload, suggest=suggest)
     registry = build_registry(operator)
-    kopf.on.login(id="kubetune-login", registry=registry)(clients.kopf_login(login))
+    kopf.on.login(id="kubetune-login", registry=registry)(clients.kopf_login(client.login))
     stop = asyncio.Event()
     kopf_task = asyncio.create_task(kopf.operator(
         registry=registry, standalone=True, clusterwide=not args.namespace,

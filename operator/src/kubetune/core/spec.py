@@ -772,6 +772,10 @@ class SpecError(ValueError):
         super().__init__("\n".join(lines))
         self.problems = tuple(lines)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its lines, not its message, when it crosses a process (kube.sampling).
+        return (SpecError, (list(self.problems),))
+
 
 def parse_spec(obj: Mapping[str, Any] | StudySpec) -> StudySpec:
     """Validate a TuningStudy ``.spec`` (camelCase dict as in the manifest, or snake_case, or a

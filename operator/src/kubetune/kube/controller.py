@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubetune.core.workloads import Resource
@@ -34,7 +34,8 @@ class Operator:
 
     def __init__(self, api: Api, namespaces: Iterable[str] | None = None, *,
                  key_namespace: str, metrics: Metrics | None = None,
-                 workloads: Iterable[Resource] = ()):
+                 workloads: Iterable[Resource] = (),
+                 suggest: Callable[..., Any] | None = None):
         self.api = api
         self.metrics = metrics or Metrics()
         self.metrics.active_studies.set_function(
@@ -44,7 +45,8 @@ class Operator:
         workloads = tuple(workloads)
         self.cache = TrialCache(api, namespaces, self.queue.trigger, workloads)
         self.reconciler = Reconciler(api, self.cache, metrics=self.metrics,
-                                     access=TrialAccess(api), workloads=workloads)
+                                     access=TrialAccess(api), workloads=workloads,
+                                     suggest=suggest)
         self.key_namespace = key_namespace
         self._key_loaded = asyncio.Event()
 

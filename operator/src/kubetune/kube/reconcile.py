@@ -20,6 +20,7 @@ the event loop. Serialising reconciles per study (``kube.workqueue``) and feedin
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import logging
 import time
@@ -47,12 +48,15 @@ from kubetune.kube.metrics import Metrics
 from kubetune.kube.rbac import TrialAccess
 from kubetune.kube.status_writer import StatusWriter
 
-__all__ = ["Outcome", "Reconciler", "finished", "next_look", "prior_study", "trial_account"]
+__all__ = ["LOOK_THREADS", "Outcome", "Reconciler", "finished", "next_look", "prior_study",
+           "trial_account"]
 
 log = logging.getLogger("kubetune.reconcile")
 
 # A look past a trial's deadline, in case its pod outlived it (plan.decide times it out).
 _DEADLINE_SLACK = 1.0
+# Reconciles whose pure part (observe, decide, sampling) runs at once; more wait their turn.
+LOOK_THREADS = 64
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,9 @@ class Reconciler:
     """The reconcile, bound to its client and store. ``key`` signs and verifies results
     (None: taken as written, as ``run --local`` does); ``access`` sets up trial RBAC (None
     where there is none, as in ``run --local``); ``hold_status`` False writes every status
-    change at once (``run --local``: no API server to spare)."""
+    change at once (``run --local``: no API server to spare). ``suggest``: where samplers run
+    (``kube.sampling.SamplerProcesses.suggest``); default ``kubetune.core.suggest`` in the
+    reconcile's own thread."""
 
     def __init__(self, api: Api, store: TrialStore, *, key: signing.Keyring | None = None,
                  metrics: Metrics | None = None, access: TrialAccess | None = None,
@@ -101,7 +107,12 @@ class Reconciler:
         self.status = (StatusWriter(api, clock=clock) if hold_status else
                        StatusWriter(api, interval=0.0, starting=0.0, rate=None, clock=clock))
         self.logs = LogReader(api, clock)
-        self.suggest = suggest or self.metrics.timed_suggest(core.suggest)
+        self.suggest = self.metrics.timed_suggest(suggest or core.suggest)
+        # The pure part of a reconcile (observe, decide, the sampler) runs in these threads; a
+        # thread waiting for a sampler's process holds no CPU, so there are enough of them that
+        # studies waiting for one never hold up the others' turns.
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=LOOK_THREADS, thread_name_prefix="reconcile")
         # The trial kinds other than Job whose resources the store holds (--workload).
         self.workloads = frozenset(workloads)
         self._warned: set[tuple[str, str]] = set()
@@ -166,11 +177,24 @@ class Reconciler:
                                 suggest=sampling, prior=prior)
             return seen, plan
 
-        seen, plan = await asyncio.to_thread(look)
+        seen, plan = await asyncio.get_running_loop().run_in_executor(self._threads, look)
 
         for number in seen.unverified:
             await self._warn_unverified(study, by_number[number].job,
                                         restored=number in seen.to_record)
+        # The next trials first: a finished trial's place is taken before its result is
+        # written (its pod keeps the result until then, and a restart records it again), so
+        # the study waits for one API call between a trial and the next, not three.
+        created, refused = True, None
+        if plan.create:
+            try:
+                await self._trial_needs(study, spec)
+                created = await self._create_trials(study, spec, plan, jobs, previous,
+                                                    generation, now, sampling.seconds)
+            except errors.ApiError as e:
+                # Results are recorded all the same: a refused create (a quota, an outage)
+                # must not keep finished trials' pods waiting.
+                created, refused = False, (None if _namespace_going(e, study) else e)
         recorded: set[int] = set()
         for number, result in seen.to_record.items():
             if await self.apply.record(study, by_number[number].job, result, key):
@@ -192,25 +216,14 @@ class Reconciler:
         for pod in await asyncio.to_thread(observing.releasable_pods, self.store.jobs_of(uid),
                                            pods, recorded):
             await self.apply.release(pod)
-
-        if self.access is not None and (plan.create or any(t.state.is_active
-                                                           for t in seen.trials)):
-            # Also while trials run: a Role deleted meanwhile would silence their reports.
-            await self.access.ensure(meta["namespace"], trial_account(spec))
-        if spec.trial.workers > 1 and (plan.create or any(t.state.is_active
-                                                          for t in seen.trials)):
-            # Before the Jobs, so that worker 0's name resolves as soon as its pod runs.
-            await self.apply.ensure_workers_service(study, builders.workers_service(study, spec))
-        if plan.create:
-            try:
-                created = await self._create_trials(study, spec, plan, jobs, previous,
-                                                    generation, now, sampling.seconds)
-            except errors.ApiError as e:
-                if not _namespace_going(e, study):
-                    raise
-                created = False
-            if not created:
-                return Outcome(plan=plan)
+        if not plan.create and any(t.state.is_active for t in seen.trials):
+            # While trials run, too: a Role deleted meanwhile would silence their reports, a
+            # Service deleted would leave workers unable to find worker 0.
+            await self._trial_needs(study, spec)
+        if refused is not None:
+            raise refused
+        if not created:
+            return Outcome(plan=plan)
         was_finished = finished(study)
         written_best = (study.get("status") or {}).get("bestTrial")
         status = statuses.study_status(plan, previous, generation=generation, now=now,
@@ -281,6 +294,14 @@ class Reconciler:
         if before:
             text += f" (was {before['value']:.6g}, trial {before['number']})"
         await self.events.post(study, "NewBestTrial", text)
+
+    async def _trial_needs(self, study: dict[str, Any], spec: specs.StudySpec) -> None:
+        """What trials need besides their Jobs: their RBAC, and the workers' Service."""
+        if self.access is not None:
+            await self.access.ensure(study["metadata"]["namespace"], trial_account(spec))
+        if spec.trial.workers > 1:
+            # Before the Jobs, so that worker 0's name resolves as soon as its pod runs.
+            await self.apply.ensure_workers_service(study, builders.workers_service(study, spec))
 
     async def _create_trials(self, study: dict[str, Any], spec: specs.StudySpec,
                              plan: plans.Plan, jobs: list[dict[str, Any]],

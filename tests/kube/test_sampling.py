@@ -1,0 +1,58 @@
+"""Samplers in processes of their own: the same proposals as in the operator's process, a
+lower CPU priority, and a process that dies costs one call, not the operator."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+
+import pytest
+from kubetune import core
+from kubetune.core import spec as specs
+from kubetune.kube.sampling import NICE, SamplerError, SamplerProcesses
+
+SPEC = {"objective": {"metric": "loss", "direction": "minimize"},
+        "searchSpace": {"x": {"type": "float", "low": -1.0, "high": 1.0},
+                        "opt": {"type": "categorical", "values": ["adam", "sgd"]}},
+        "algorithm": {"name": "tpe", "seed": 4},
+        "budget": {"maxTrials": 30, "parallelism": 2},
+        "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "t", "image": "kubetune/trainer:0.1.0"}]}}}}}
+HISTORY = [{"params": {"x": i / 10 - 0.5, "opt": "adam" if i % 2 else "sgd"},
+            "state": "Succeeded", "value": (i / 10 - 0.7) ** 2} for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def samplers():
+    pool = SamplerProcesses(1)
+    yield pool
+    pool.close()
+
+
+def test_proposals_are_the_operators_own_from_a_niced_process(samplers):
+    (pid,) = samplers.warm_up()
+    assert pid != os.getpid()
+    assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + NICE
+    assert samplers.suggest(SPEC, HISTORY, 3) == core.suggest(SPEC, HISTORY, 3)
+
+
+def test_a_process_that_dies_fails_one_call_and_the_next_gets_a_new_one(samplers):
+    (pid,) = samplers.warm_up()
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(SamplerError, match="reconciled again"):
+        samplers.suggest(SPEC, HISTORY, 1)
+    (new,) = samplers.warm_up()
+    assert new != pid
+    assert samplers.suggest(SPEC, HISTORY, 2) == core.suggest(SPEC, HISTORY, 2)
+
+
+def test_a_spec_error_crosses_a_process_whole():
+    error = specs.SpecError(["spec.a: first", "spec.b: second"])
+    again = pickle.loads(pickle.dumps(error))
+    assert again.problems == error.problems and str(again) == str(error)
+
+
+def test_no_processes_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        SamplerProcesses(0)
