@@ -29,13 +29,13 @@ def test_a_completion_is_paired_with_its_studys_next_job_less_the_sampler(bench)
     clock = SimpleNamespace(
         created={"a-x1-0": 0.0, "a-x1-1": 0.0, "a-x1-2": 10.2, "b-y2-0": 0.0, "b-y2-1": 10.05},
         completed={"a-x1-0": 10.0, "b-y2-0": 10.0, "a-x1-1": 20.0})  # a-x1-1: none after it
-    sampled = {"a-x1-2": ("gp", 0.15), "b-y2-1": ("random", 0.001)}
+    sampled = {"a-x1-2": ("gp", 0.15, 0.18), "b-y2-1": ("random", 0.001, None)}
     out = bench.overheads(clock, sampled)
     assert set(out) == {"gp", "random"}
-    ((total, without),) = out["gp"]
-    assert (total, without) == pytest.approx((0.2, 0.05))
-    ((total, without),) = out["random"]
-    assert (total, without) == pytest.approx((0.05, 0.049))
+    ((total, without, own),) = out["gp"]
+    assert (total, without, own) == pytest.approx((0.2, 0.05, 0.03))
+    ((total, without, own),) = out["random"]
+    assert (total, without) == pytest.approx((0.05, 0.049)) and own is None
 
 
 def test_the_audit_log_is_read_across_a_rotation_from_where_the_run_began(bench, tmp_path):

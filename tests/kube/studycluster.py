@@ -25,6 +25,7 @@ class Store:
     def __init__(self, fake: FakeApi):
         self.fake = fake
         self.wrote_kinds: list[str] = []
+        self.ends: list[float] = []  # what ended_seen answers, oldest first
 
     def jobs_of(self, uid: str) -> list[dict[str, Any]]:
         return self.fake.labelled("jobs", names.STUDY_UID_LABEL, uid)
@@ -38,6 +39,9 @@ class Store:
 
     def wrote(self, kind: str, obj: dict[str, Any]) -> None:
         self.wrote_kinds.append(kind)
+
+    def ended_seen(self, uid: str) -> float | None:
+        return self.ends.pop(0) if self.ends else None
 
 
 def add_study(fake: FakeApi, spec: dict[str, Any] | None = None,

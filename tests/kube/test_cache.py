@@ -212,3 +212,34 @@ def test_a_pod_is_never_kept_aside_while_its_trial_is_unrecorded() -> None:
     cache.apply_event("jobs", "DELETED", job(0, "2"))
     cache.apply_event("pods", "MODIFIED", _pod(0, "4", "Failed", finalizer=False))
     assert len(cache.pods_of(UID)) == 1
+
+
+def _ended(n: int, rv: str, condition: str = "Complete") -> dict:
+    obj = job(n, rv)
+    obj["status"] = {"conditions": [{"type": condition, "status": "True"}]}
+    return obj
+
+
+def test_trial_ends_the_watch_brings_are_counted_once_until_a_trial_follows(monkeypatch
+                                                                             ) -> None:
+    now = [100.0]
+    monkeypatch.setattr("kubetune.kube.cache.time.monotonic", lambda: now[0])
+    cache = new_cache()
+    cache._replace("jobs", "ml", [_ended(0, "1")], set())  # listed ended: not a new end
+    cache.apply_event("jobs", "ADDED", job(1, "2"))
+    cache.apply_event("jobs", "ADDED", job(2, "3"))
+    assert cache.ended_seen(UID) is None
+    now[0] = 101.0
+    cache.apply_event("jobs", "MODIFIED", _ended(1, "4"))
+    now[0] = 102.5
+    cache.apply_event("jobs", "MODIFIED", _ended(2, "5", "Failed"))
+    now[0] = 103.0
+    cache.apply_event("jobs", "MODIFIED", _ended(1, "6"))  # a later version of an end
+    cache.wrote("jobs", _ended(1, "7"))  # the operator's result on it
+    assert [cache.ended_seen(UID), cache.ended_seen(UID), cache.ended_seen(UID)] == [
+        101.0, 102.5, None]
+    # A study whose Jobs are all gone keeps nothing.
+    cache.apply_event("jobs", "MODIFIED", _ended(3, "8"))
+    for n in range(4):
+        cache.apply_event("jobs", "DELETED", job(n, "9"))
+    assert cache.ended_seen(UID) is None

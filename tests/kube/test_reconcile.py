@@ -687,3 +687,23 @@ def test_a_create_that_failed_leaves_its_number_free() -> None:
     clock[0] = NOW + 30
     reconcile(r, fake)
     assert study_of(fake)["status"]["trials"]["lost"] == 0
+
+
+def test_a_trial_that_replaces_one_that_ended_is_logged_and_timed_from_that_end(
+        caplog, monkeypatch) -> None:
+    import logging
+    import time
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_scale
+
+    fake, r = started()
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    r.store.ends.append(time.monotonic() - 0.5)  # the end reached the operator 0.5 s ago
+    with caplog.at_level(logging.INFO, logger="kubetune.reconcile"):
+        reconcile(r, fake)
+    (line,) = [m for rec in caplog.records if (m := bench_scale.CREATED.search(rec.getMessage()))]
+    assert line.group(1) == "2" and 500 <= float(line.group(8)) < 5000
+    histogram = r.metrics.registry.get_sample_value("kubetune_trial_turnaround_seconds_count")
+    assert histogram == 1

@@ -487,6 +487,9 @@ class LocalCluster:
     def pods_of(self, uid: str, settled: bool = False) -> list[dict[str, Any]]:
         return self.runner.objects()[1]  # nothing is kept aside here
 
+    def ended_seen(self, uid: str) -> float | None:
+        return None  # trials are read when stepped, not watched
+
     def jobs_named(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """The trials of the earlier local study ``name`` (its journal beside this one's), as
         the Jobs its results would be recorded on: what ``spec.warmStart`` reads."""

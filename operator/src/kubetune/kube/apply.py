@@ -61,6 +61,11 @@ class TrialStore(Protocol):
 
     def wrote(self, kind: str, obj: dict[str, Any]) -> None: ...
 
+    def ended_seen(self, uid: str) -> float | None:
+        """When (``time.monotonic``) the store learned of the end of the study's oldest trial
+        that no new trial has followed, taken off by this call; None if it does not know."""
+        ...
+
 
 # How often a study's workers Service is created again if it was deleted.
 SERVICE_RECHECK_SECONDS = 60.0

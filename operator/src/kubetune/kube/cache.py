@@ -16,6 +16,7 @@ import collections
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from kubetune.kube import conventions as names
 from kubetune.kube import errors
 from kubetune.kube.api import Api
 from kubetune.kube.failures import Backoff, FailureLog
+from kubetune.kube.observe import as_job
 
 __all__ = ["KINDS", "TrialCache", "slim"]
 
@@ -36,6 +38,8 @@ _YIELD_EVERY = 50
 # answer is older than events that overtook it on the way back.
 _SEEN_VERSIONS = 4
 _GONE_UIDS = 4096
+# Trial ends remembered per study until a new trial follows each (``ended_seen``).
+_ENDS = 64
 
 
 @dataclass
@@ -90,6 +94,15 @@ def _shared(value: Any) -> Any:
     return value
 
 
+def _ended(obj: dict[str, Any] | None) -> bool:
+    """Whether a trial object (a Job, or another kind as ``observe.as_job`` reads it) has
+    ended."""
+    if obj is None:
+        return False
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (as_job(obj).get("status") or {}).get("conditions") or [])
+
+
 def _version(obj: dict[str, Any]) -> str:
     return str(obj.get("metadata", {}).get("resourceVersion") or "")
 
@@ -121,6 +134,7 @@ class TrialCache:
         # are kept as compact JSON (a fifth of the memory) and out of ``pods_of``.
         self.settled: dict[str, dict[str, bytes]] = {}
         self._recorded: dict[str, set[str]] = {}  # study UID -> trial numbers with a result
+        self._ends: dict[str, collections.deque[float]] = {}  # see ended_seen
         self._written: dict[tuple[str, str], _Written] = {}
         self._seen: dict[tuple[str, str], tuple[str, ...]] = {}
         self._gone: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -155,6 +169,13 @@ class TrialCache:
                     first["metadata"].get("labels") or {}).get(names.STUDY_LABEL) == label:
                 out += jobs.values()
         return out
+
+    def ended_seen(self, uid: str) -> float | None:
+        """When (``time.monotonic``) the watch brought the end of the study's oldest trial that
+        no new trial has followed yet, taken off as a new trial follows it; None when there is
+        none (ends that came with a listing, as after a restart, are not counted)."""
+        ends = self._ends.get(uid)
+        return ends.popleft() if ends else None
 
     def wrote(self, kind: str, obj: dict[str, Any]) -> None:
         """Take an object as the operator's write returned it: it stands until the watch
@@ -214,6 +235,8 @@ class TrialCache:
         old = bucket.get(key)
         if old is not None and old["metadata"].get("uid") == obj["metadata"].get("uid"):
             del bucket[key]
+            if not bucket:
+                self._ends.pop(uid or "", None)
             if kind in self.trial_kinds:
                 number = (obj["metadata"].get("labels") or {}).get(names.TRIAL_LABEL, "")
                 self._recorded.get(uid or "", set()).discard(number)
@@ -235,6 +258,11 @@ class TrialCache:
             del self._written[key]
             if _version(obj) == written.version:
                 return None  # the operator's own write, already in the cache
+        if kind in self.trial_kinds and _ended(obj):
+            uid = _study(obj)
+            if uid and not _ended(self.store[kind].get(uid, {}).get(key[1])):
+                self._ends.setdefault(uid, collections.deque(maxlen=_ENDS)).append(
+                    time.monotonic())
         return self._put(kind, obj)
 
     async def run(self) -> None:

@@ -5,8 +5,8 @@ Reconcile metrics use controller-runtime's names, so dashboards made for Go oper
 ``controller_runtime_reconcile_errors_total{controller}`` and
 ``controller_runtime_reconcile_time_seconds{controller}``. kubetune's own:
 ``kubetune_trials_created_total``, ``kubetune_trials_finished_total{result}``,
-``kubetune_suggestion_seconds``, ``kubetune_active_studies`` and
-``kubetune_event_loop_lag_seconds``.
+``kubetune_suggestion_seconds``, ``kubetune_trial_turnaround_seconds``,
+``kubetune_active_studies`` and ``kubetune_event_loop_lag_seconds``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ class Metrics:
         self.suggestion_seconds = Histogram(
             "kubetune_suggestion_seconds", "Time the sampler took to propose a batch.",
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.trial_turnaround = Histogram(
+            "kubetune_trial_turnaround_seconds",
+            "From a trial's end reaching the operator to its successor's Job created "
+            "(the work queue, the reconcile, the sampler and the create).",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
         self.active_studies = Gauge(
             "kubetune_active_studies", "Studies neither Succeeded nor Failed.", registry=r)
         self.loop_lag = Gauge(

@@ -337,10 +337,18 @@ class Reconciler:
             self._numbered[meta["uid"]] = max(self._numbered.get(meta["uid"], 0),
                                               creation.number + 1)
             if made:
-                log.info("trial %d of %s/%s: created %s %s (sampler %s: %.1f ms for %d)",
+                # How long after the end it replaces reached the operator (its watch, the work
+                # queue, this reconcile, the sampler and the create), where one ended.
+                seen_at = self.store.ended_seen(meta["uid"])
+                turnaround = "" if seen_at is None else (
+                    f"; {(time.monotonic() - seen_at) * 1000:.1f} ms after a trial's end "
+                    "reached the operator")
+                if seen_at is not None:
+                    self.metrics.trial_turnaround.observe(time.monotonic() - seen_at)
+                log.info("trial %d of %s/%s: created %s %s (sampler %s: %.1f ms for %d%s)",
                          creation.number, meta["namespace"], meta["name"],
                          manifest.get("kind", "Job"), manifest["metadata"]["name"],
-                         spec.algorithm.name, sampled * 1000, len(plan.create))
+                         spec.algorithm.name, sampled * 1000, len(plan.create), turnaround)
         return True
 
     async def _warn_unverified(self, study: dict[str, Any], job: dict[str, Any] | None, *,

@@ -1,4 +1,6 @@
-"""The samplers, run in processes of their own at a lower CPU priority.
+"""The samplers that fit a model (``samplers.MODEL_FITTING``: the GP ones), run in processes of
+their own at a lower CPU priority; the others, which take milliseconds, in the caller's thread,
+so that they never wait behind a fit.
 
 A sampler is pure Python and numpy (``kubetune.core.suggest``), and a Gaussian-process fit
 takes seconds at 100 trials. Run in one of the operator's threads it holds the GIL for most of
@@ -26,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from kubetune import core
+from kubetune.core import samplers
 from kubetune.core.trials import Trial
 
 __all__ = ["NICE", "SamplerError", "SamplerProcesses"]
@@ -42,7 +45,16 @@ class SamplerError(RuntimeError):
 def _start(nice: int) -> None:
     with contextlib.suppress(OSError):  # a sandbox that refuses it: same priority, still apart
         os.nice(nice)
-    import kubetune.core.samplers  # noqa: F401  (loaded once per process, before the first call)
+    import kubetune.core.samplers.gp  # noqa: F401  (loaded once per process, before a call)
+
+
+def _algorithm(spec: Any) -> str | None:
+    """The sampler a spec names (a ``StudySpec`` or the manifest's mapping)."""
+    if isinstance(spec, Mapping):
+        algorithm = spec.get("algorithm")
+        return str(algorithm.get("name")) if isinstance(algorithm, Mapping) else None
+    algorithm = getattr(spec, "algorithm", None)
+    return getattr(algorithm, "name", None)
 
 
 def _ready() -> int:
@@ -77,6 +89,8 @@ class SamplerProcesses:
 
     def suggest(self, spec: Any, trials: Sequence[Trial | Mapping[str, Any]], n: int
                 ) -> list[dict[str, Any]]:
+        if _algorithm(spec) not in samplers.MODEL_FITTING:
+            return core.suggest(spec, trials, n)
         with self._lock:
             pool = self._pool
         try:

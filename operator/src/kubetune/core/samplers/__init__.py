@@ -11,6 +11,7 @@ import importlib
 from kubetune.core.samplers.base import MultiSampler, Sampler
 
 __all__ = [
+    "MODEL_FITTING",
     "MULTI_SAMPLER_NAMES",
     "SAMPLER_NAMES",
     "MultiSampler",
@@ -46,6 +47,11 @@ _MULTI_REGISTRY: dict[str, tuple[str, str]] = {
 }
 
 MULTI_SAMPLER_NAMES: tuple[str, ...] = tuple(_MULTI_REGISTRY)
+
+# The samplers that fit a model on every call (Gaussian processes: seconds at 100 trials,
+# against milliseconds for the others), for one objective or several; the operator runs these
+# apart (``kube.sampling``).
+MODEL_FITTING: frozenset[str] = frozenset({"auto", "gp"})
 
 
 def sampler_module(name: str) -> str:
