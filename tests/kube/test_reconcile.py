@@ -707,3 +707,33 @@ def test_a_trial_that_replaces_one_that_ended_is_logged_and_timed_from_that_end(
     assert line.group(1) == "2" and 500 <= float(line.group(8)) < 5000
     histogram = r.metrics.registry.get_sample_value("kubetune_trial_turnaround_seconds_count")
     assert histogram == 1
+
+
+def test_a_gp_study_awaits_the_sampler_processes_and_creates_their_proposals() -> None:
+    """The sampler of a study that fits a model runs apart: decide asks, the reconcile awaits
+    the answer without a thread, and decides again with it."""
+    asked: list[tuple[int, int]] = []
+
+    class Processes:
+        @staticmethod
+        def fits(spec) -> bool:
+            return spec.algorithm.name == "gp"
+
+        async def suggest(self, spec, trials, n):
+            asked.append((len(trials), n))
+            return core.suggest(spec, trials, n)
+
+    gp = copy.deepcopy(SPEC)
+    gp["algorithm"] = {"name": "gp", "seed": 7}
+    fake = FakeApi()
+    add_study(fake, gp)
+    r = Reconciler(fake, Store(fake), key=KEY, clock=lambda: NOW,
+                   access=TrialAccess(fake, clock=lambda: NOW),
+                   samplers=Processes())  # type: ignore[arg-type]
+    reconcile(r, fake)
+    assert asked == [(0, 2)]
+    made = {n: json.loads(j["metadata"]["annotations"][names.PARAMS_ANNOTATION])
+            for n, j in jobs(fake).items()}
+    expected = core.suggest(specs.parse_spec({**gp, "algorithm": {"name": "gp", "seed": 7}}),
+                            [], 2)
+    assert [made[0], made[1]] == [dict(p) for p in expected]

@@ -4,6 +4,7 @@ samplers stay in the caller's thread."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import signal
@@ -36,20 +37,24 @@ def test_proposals_are_the_operators_own_from_a_niced_process(samplers):
     (pid,) = samplers.warm_up()
     assert pid != os.getpid()
     assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + NICE
-    assert samplers.suggest(GP, HISTORY, 2) == core.suggest(GP, HISTORY, 2)
-    assert samplers.suggest(specs.parse_spec(GP), HISTORY, 1) == core.suggest(GP, HISTORY, 1)
+    assert asyncio.run(samplers.suggest(GP, HISTORY, 2)) == core.suggest(GP, HISTORY, 2)
+    parsed = specs.parse_spec(GP)
+    assert asyncio.run(samplers.suggest(parsed, HISTORY, 1)) == core.suggest(GP, HISTORY, 1)
+
+
+def test_only_samplers_that_fit_a_model_run_apart():
+    assert SamplerProcesses.fits(GP) and SamplerProcesses.fits(specs.parse_spec(GP))
+    assert not SamplerProcesses.fits(SPEC)  # tpe: milliseconds, in the reconcile's thread
 
 
 def test_a_process_that_dies_fails_one_call_and_the_next_gets_a_new_one(samplers):
     (pid,) = samplers.warm_up()
     os.kill(pid, signal.SIGKILL)
-    # A sampler that fits no model runs in the caller's thread, so it never notices.
-    assert samplers.suggest(SPEC, HISTORY, 3) == core.suggest(SPEC, HISTORY, 3)
     with pytest.raises(SamplerError, match="reconciled again"):
-        samplers.suggest(GP, HISTORY, 1)
+        asyncio.run(samplers.suggest(GP, HISTORY, 1))
     (new,) = samplers.warm_up()
     assert new != pid
-    assert samplers.suggest(GP, HISTORY, 2) == core.suggest(GP, HISTORY, 2)
+    assert asyncio.run(samplers.suggest(GP, HISTORY, 2)) == core.suggest(GP, HISTORY, 2)
 
 
 def test_a_spec_error_crosses_a_process_whole():

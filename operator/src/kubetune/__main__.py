@@ -117,8 +117,7 @@ async def _run(args: argparse.Namespace) -> int:
         warming = asyncio.create_task(asyncio.to_thread(samplers.warm_up))
         warming.add_done_callback(_warmed)
     try:
-        return await _serve(args, client, credentials, metrics, lease,
-                            samplers.suggest if samplers else None)
+        return await _serve(args, client, credentials, metrics, lease, samplers)
     finally:
         if samplers is not None:
             await asyncio.to_thread(samplers.close)
@@ -131,7 +130,7 @@ def _warmed(task: asyncio.Task[Any]) -> None:
 
 
 async def _serve(args: argparse.Namespace, client: Any, credentials: Any, metrics: Any,
-                 lease: Any, suggest: Any) -> int:
+                 lease: Any, samplers: Any) -> int:
     """The operator and kopf, until kopf stops or leadership is lost."""
     import kopf
 
@@ -141,7 +140,7 @@ async def _serve(args: argparse.Namespace, client: Any, credentials: Any, metric
 
     operator = Operator(client, args.namespace or None, metrics=metrics,
                         key_namespace=os.environ.get("POD_NAMESPACE") or credentials.namespace,
-                        workloads=args.workload, suggest=suggest)
+                        workloads=args.workload, samplers=samplers)
     registry = build_registry(operator)
     kopf.on.login(id="kubetune-login", registry=registry)(clients.kopf_login(client.login))
     stop = asyncio.Event()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from kubetune.core.workloads import Resource
@@ -20,6 +20,7 @@ from kubetune.kube.failures import Backoff, FailureLog
 from kubetune.kube.metrics import Metrics
 from kubetune.kube.rbac import TrialAccess
 from kubetune.kube.reconcile import Reconciler, finished
+from kubetune.kube.sampling import SamplerProcesses
 from kubetune.kube.workqueue import StudyQueue
 
 __all__ = ["RESYNC_SECONDS", "Operator"]
@@ -35,7 +36,7 @@ class Operator:
     def __init__(self, api: Api, namespaces: Iterable[str] | None = None, *,
                  key_namespace: str, metrics: Metrics | None = None,
                  workloads: Iterable[Resource] = (),
-                 suggest: Callable[..., Any] | None = None):
+                 samplers: SamplerProcesses | None = None):
         self.api = api
         self.metrics = metrics or Metrics()
         self.metrics.active_studies.set_function(
@@ -46,7 +47,7 @@ class Operator:
         self.cache = TrialCache(api, namespaces, self.queue.trigger, workloads)
         self.reconciler = Reconciler(api, self.cache, metrics=self.metrics,
                                      access=TrialAccess(api), workloads=workloads,
-                                     suggest=suggest)
+                                     samplers=samplers)
         self.key_namespace = key_namespace
         self._key_loaded = asyncio.Event()
 

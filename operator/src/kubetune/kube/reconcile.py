@@ -46,6 +46,7 @@ from kubetune.kube.events import EventPoster
 from kubetune.kube.logs import LogReader
 from kubetune.kube.metrics import Metrics
 from kubetune.kube.rbac import TrialAccess
+from kubetune.kube.sampling import SamplerProcesses
 from kubetune.kube.status_writer import StatusWriter
 
 __all__ = ["LOOK_THREADS", "Outcome", "Reconciler", "finished", "next_look", "prior_study",
@@ -55,8 +56,12 @@ log = logging.getLogger("kubetune.reconcile")
 
 # A look past a trial's deadline, in case its pod outlived it (plan.decide times it out).
 _DEADLINE_SLACK = 1.0
-# Reconciles whose pure part (observe, decide, sampling) runs at once; more wait their turn.
-LOOK_THREADS = 64
+# Reconciles whose pure part (observe, decide, a sampler that fits no model) runs at once;
+# more wait their turn. No thread waits for a sampler process (``_Apart``).
+LOOK_THREADS = 4
+# Passes of ``decide`` for one reconcile whose sampler runs apart: the history it asks about
+# can change only if the store did between passes.
+_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -83,17 +88,41 @@ class _Stopwatch:
             self.seconds += time.perf_counter() - start
 
 
+class _AskedApartError(Exception):
+    """``decide`` asked a sampler that runs apart (``_Apart``) for proposals."""
+
+    def __init__(self, spec: Any, trials: list[Any], n: int):
+        super().__init__("proposals asked of the sampler processes")
+        self.spec, self.trials, self.n = spec, trials, n
+
+
+class _Apart:
+    """The sampler entry point of a study whose sampler runs in the sampler processes. In a
+    first pass of ``decide`` it raises ``_AskedApartError``; the reconcile awaits the
+    processes' answer on the event loop (no thread waits for it) and decides again, when it
+    answers with those proposals for the same question. ``decide`` is pure, so both passes
+    ask the same."""
+
+    def __init__(self) -> None:
+        self.answer: tuple[tuple[int, tuple[Any, ...]], list[dict[str, Any]]] | None = None
+
+    def __call__(self, spec: Any, trials: Sequence[Any], n: int) -> list[dict[str, Any]]:
+        if self.answer is not None and self.answer[0] == (n, tuple(trials)):
+            return self.answer[1]
+        raise _AskedApartError(spec, list(trials), n)
+
+
 class Reconciler:
     """The reconcile, bound to its client and store. ``key`` signs and verifies results
     (None: taken as written, as ``run --local`` does); ``access`` sets up trial RBAC (None
     where there is none, as in ``run --local``); ``hold_status`` False writes every status
-    change at once (``run --local``: no API server to spare). ``suggest``: where samplers run
-    (``kube.sampling.SamplerProcesses.suggest``); default ``kubetune.core.suggest`` in the
-    reconcile's own thread."""
+    change at once (``run --local``: no API server to spare). ``samplers``: the processes
+    that run the samplers which fit a model (``kube.sampling``); without them every sampler
+    runs in the reconcile's thread."""
 
     def __init__(self, api: Api, store: TrialStore, *, key: signing.Keyring | None = None,
                  metrics: Metrics | None = None, access: TrialAccess | None = None,
-                 suggest: Callable[..., Any] | None = None,
+                 samplers: SamplerProcesses | None = None,
                  clock: Callable[[], float] = time.time,
                  hold_status: bool = True,
                  workloads: Iterable[Resource] = ()):
@@ -107,10 +136,9 @@ class Reconciler:
         self.status = (StatusWriter(api, clock=clock) if hold_status else
                        StatusWriter(api, interval=0.0, starting=0.0, rate=None, clock=clock))
         self.logs = LogReader(api, clock)
-        self.suggest = self.metrics.timed_suggest(suggest or core.suggest)
-        # The pure part of a reconcile (observe, decide, the sampler) runs in these threads; a
-        # thread waiting for a sampler's process holds no CPU, so there are enough of them that
-        # studies waiting for one never hold up the others' turns.
+        self.suggest = self.metrics.timed_suggest(core.suggest)
+        self.samplers = samplers
+        # The pure part of a reconcile (observe, decide) runs in these threads.
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=LOOK_THREADS, thread_name_prefix="reconcile")
         # The trial kinds other than Job whose resources the store holds (--workload).
@@ -161,6 +189,7 @@ class Reconciler:
 
         earlier = self._earlier_jobs(study, spec)
         sampling = _Stopwatch(self.suggest)
+        apart = _Apart() if self.samplers is not None and self.samplers.fits(spec) else None
 
         def look() -> tuple[observing.Observation, plans.Plan]:
             # On lists of cached objects, which the store replaces, never mutates.
@@ -174,10 +203,10 @@ class Reconciler:
                                          key=key)
             prior = None if earlier is None else self._prior(uid, spec, earlier)
             plan = plans.decide(spec, seen.trials, now, next_trial=next_trial,
-                                suggest=sampling, prior=prior)
+                                suggest=apart or sampling, prior=prior)
             return seen, plan
 
-        seen, plan = await asyncio.get_running_loop().run_in_executor(self._threads, look)
+        seen, plan = await self._look(look, apart, sampling)
 
         for number in seen.unverified:
             await self._warn_unverified(study, by_number[number].job,
@@ -242,6 +271,26 @@ class Reconciler:
             if due:
                 look_again = due if look_again is None else min(look_again, due)
         return Outcome(plan=plan, requeue_after=look_again)
+
+    async def _look(self, look: Callable[[], tuple[observing.Observation, plans.Plan]],
+                    apart: _Apart | None, sampling: _Stopwatch
+                    ) -> tuple[observing.Observation, plans.Plan]:
+        """``look`` in a reconcile thread; where it asks a sampler that runs apart, the
+        answer is awaited from the sampler processes and ``look`` runs again with it."""
+        loop = asyncio.get_running_loop()
+        for _ in range(_PASSES):
+            try:
+                return await loop.run_in_executor(self._threads, look)
+            except _AskedApartError as asked:
+                assert apart is not None and self.samplers is not None
+                start = time.perf_counter()
+                proposals = await self.samplers.suggest(asked.spec, asked.trials, asked.n)
+                took = time.perf_counter() - start
+                sampling.seconds += took
+                self.metrics.suggestion_seconds.observe(took)
+                apart.answer = ((asked.n, tuple(asked.trials)), proposals)
+        raise RuntimeError(f"the study's trials changed under its sampler {_PASSES} times in a "
+                           "row; the study is reconciled again")
 
     def _earlier_jobs(self, study: dict[str, Any], spec: specs.StudySpec
                       ) -> list[tuple[str, list[dict[str, Any]]]] | None:

@@ -1,13 +1,13 @@
 """The samplers that fit a model (``samplers.MODEL_FITTING``: the GP ones), run in processes of
-their own at a lower CPU priority; the others, which take milliseconds, in the caller's thread,
-so that they never wait behind a fit.
+their own at a lower CPU priority; the others take milliseconds and run in the reconcile's
+thread (``kube.reconcile``), so that they never wait behind a fit.
 
 A sampler is pure Python and numpy (``kubetune.core.suggest``), and a Gaussian-process fit
 takes seconds at 100 trials. Run in one of the operator's threads it holds the GIL for most of
 that time, so the event loop that serves every other study (watch events, results, Job
 creation) runs at a fraction of its speed whenever a GP study asks for a trial. In a process it
 holds only its own GIL; niced, it also yields the CPU to the operator and to the control plane
-on a busy node. A reconcile's thread waits for the answer, as it waited for the sampler before.
+on a busy node. The reconcile awaits the answer on the event loop, holding no thread meanwhile.
 
 The processes hold nothing between calls (a call carries the spec and the history), so one
 that dies (killed for memory, say) costs the reconcile that used it: ``suggest`` raises
@@ -17,6 +17,7 @@ started for the next call.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import logging
@@ -62,8 +63,7 @@ def _ready() -> int:
 
 
 class SamplerProcesses:
-    """``processes`` sampler processes; ``suggest`` has ``kubetune.core.suggest``'s signature
-    and is called from a thread, never from the event loop."""
+    """``processes`` sampler processes; ``suggest`` is ``kubetune.core.suggest``, awaited."""
 
     def __init__(self, processes: int = 1, nice: int = NICE):
         if processes < 1:
@@ -80,21 +80,25 @@ class SamplerProcesses:
             initializer=_start, initargs=(self.nice,))
 
     def warm_up(self) -> set[int]:
-        """Start the processes now, so the first study does not wait for their imports; their
-        process ids."""
+        """Start the processes now, so the first study does not wait for their imports; the
+        ids of the processes that answered."""
         with self._lock:
             pool = self._pool
         return {future.result() for future in [pool.submit(_ready)
                                                 for _ in range(self.processes)]}
 
-    def suggest(self, spec: Any, trials: Sequence[Trial | Mapping[str, Any]], n: int
-                ) -> list[dict[str, Any]]:
-        if _algorithm(spec) not in samplers.MODEL_FITTING:
-            return core.suggest(spec, trials, n)
+    @staticmethod
+    def fits(spec: Any) -> bool:
+        """Whether the study's sampler fits a model, and so runs in these processes."""
+        return _algorithm(spec) in samplers.MODEL_FITTING
+
+    async def suggest(self, spec: Any, trials: Sequence[Trial | Mapping[str, Any]], n: int
+                      ) -> list[dict[str, Any]]:
+        """``kubetune.core.suggest`` in one of the processes, awaited without a thread."""
         with self._lock:
             pool = self._pool
         try:
-            return pool.submit(core.suggest, spec, list(trials), n).result()
+            return await asyncio.wrap_future(pool.submit(core.suggest, spec, list(trials), n))
         except BrokenProcessPool:
             with self._lock:
                 if self._pool is pool:
