@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from bench_load import cpu_seconds, free_port, loop_lag, tree_cpu_seconds
 from bench_operator import (
     MAX_WRITES_PER_TRIAL,
@@ -408,7 +409,11 @@ def drive(run: Run, state: devcluster.ClusterState, kubectl, *, reports: int) ->
             inflight = len(clock.created) - len(clock.completed)
             run.running.append((elapsed, driver.running_now(), inflight))
             if len(run.running) % 6 == 0:
-                items = rest.get(path)["items"]
+                try:
+                    items = rest.get(path)["items"]
+                except httpx.TransportError as e:  # a busy apiserver: sample again later
+                    run.driver_failures[f"progress: {type(e).__name__}"] += 1
+                    continue
                 done = sum(1 for s in items
                            if (s.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
                 print(f"{elapsed:6.0f} s: {len(clock.completed)} Jobs done, "

@@ -526,11 +526,20 @@ def _save(state: ClusterState) -> None:
 def cluster_pids(state: ClusterState) -> Iterator[int]:
     """Pids of every process devcluster started, pod processes included."""
     yield from state.pids.values()
-    for pidfile in (state.root / "pods").glob("*/*.pid"):
-        try:
-            yield int(pidfile.read_text())
-        except (OSError, ValueError):
+    try:
+        pods = list(os.scandir(state.root / "pods"))
+    except FileNotFoundError:
+        return
+    for pod in pods:
+        try:  # a pod's folder goes when its pod does, also while this reads it
+            pidfiles = [Path(e.path) for e in os.scandir(pod.path) if e.name.endswith(".pid")]
+        except (FileNotFoundError, NotADirectoryError):
             continue
+        for pidfile in pidfiles:
+            try:
+                yield int(pidfile.read_text())
+            except (OSError, ValueError):
+                continue
 
 
 def down(state_dir: Path, *, keep_state: bool = False) -> None:
