@@ -77,23 +77,45 @@ def test_a_study_of_jobset_trials_records_every_result(cluster: Cluster, running
     # So does the dashboard: it starts watching JobSets once it sees a study of them.
     rows = dashboard_rows(cluster, namespace, "js")
     assert sorted(r["number"] for r in rows) == [0, 1, 2]
-    assert all(r["state"] == "Succeeded" and r["pod"] for r in rows)
     assert {r["pod"] for r in rows} <= {p["metadata"]["name"] for p in cluster.get(
         "pods", "-n", namespace, "-l", "jobset.sigs.k8s.io/replicatedjob-name=leader")["items"]}
 
 
 def dashboard_rows(cluster: Cluster, namespace: str, study: str) -> list[dict]:
     """The trial rows ``kubetune dashboard -n NAMESPACE`` serves for ``study``, once it has
-    three."""
+    three Succeeded with their pods (its watches of JobSets and of pods catch up apart)."""
     with dashboards.serving(cluster, "-n", namespace) as url:
         rows_url = f"{url}api/studies/{namespace}/{study}/trials"
+
+        seen: list[list[dict]] = [[]]
 
         def three() -> list[dict] | None:
             try:
                 with urllib.request.urlopen(rows_url, timeout=10) as resp:
-                    rows = json.load(resp)["rows"]
+                    seen[0] = json.load(resp)["rows"]
             except urllib.error.HTTPError:
                 return None  # the study is not listed yet
-            return rows if len(rows) == 3 else None
+            rows = seen[0]
+            done = len(rows) == 3 and all(r["state"] == "Succeeded" and r["pod"] for r in rows)
+            return rows if done else None
 
-        return wait_for(three, timeout=60, what="three trial rows on the dashboard")
+        try:
+            return wait_for(three, timeout=60,
+                            what="three Succeeded trial rows with their pods on the dashboard")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the rows last served: {seen[0]}") from None
+
+
+def test_a_study_of_a_kind_the_operator_does_not_watch_says_how_to_watch_it(
+        cluster: Cluster, running_operator, namespace):
+    study = jobset_study("pt")
+    study["spec"]["trialTemplate"] = {
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "resource": "pytorchjobs",
+        "successCondition": "Succeeded", "failureCondition": "Failed",
+        "metricsPod": {"matchLabels": {"training.kubeflow.org/replica-type": "master"}},
+        "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [dict(TOY)]}}}}}}
+    cluster.apply(study, namespace)
+    obj = wait_condition(cluster, namespace, "pt", "Stalled", timeout=60)
+    message = condition(obj, "Stalled")["message"]
+    assert "--workload pytorchjobs.kubeflow.org/v1" in message
