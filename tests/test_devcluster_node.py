@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
 import tarfile
 import tomllib
 from pathlib import Path
@@ -115,3 +116,35 @@ def test_a_machine_that_cannot_run_a_node_is_told_what_is_missing(tmp_path: Path
     assert any(m.startswith("root:") for m in missing)
     assert any("apt-get install runc" in m for m in missing)
     assert any(m.endswith("kubelet: run bash devcluster/build.sh") for m in missing)
+
+
+def test_every_registry_is_a_loopback_port_so_nothing_is_pulled_from_beyond(tmp_path: Path):
+    n = real_node(tmp_path)
+    n.write_files("/usr/bin/python3")
+    images = tomllib.loads(n.containerd_config())["plugins"]["io.containerd.cri.v1.images"]
+    hosts_dir = Path(images["registry"]["config_path"])
+    assert hosts_dir.is_relative_to(n.dir)
+    default = tomllib.loads((hosts_dir / "_default" / "hosts.toml").read_text())
+    assert default["server"] == node.NO_REGISTRY_SERVER
+    assert list(default["host"]) == [node.NO_REGISTRY_SERVER]
+    assert node.NO_REGISTRY_SERVER.startswith("http://127.0.0.1:")
+    assert [p.name for p in hosts_dir.iterdir()] == ["_default"]  # no registry of its own
+
+
+def test_an_image_archive_is_imported_once_per_node(tmp_path: Path, monkeypatch):
+    n = real_node(tmp_path)
+    n.write_files("/usr/bin/python3")
+    calls: list[tuple[str, ...]] = []
+
+    def ctr(self: node.RealNode, *args: str, timeout: float = 0) -> subprocess.CompletedProcess:
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(node.RealNode, "ctr", ctr)
+    old, new = tmp_path / "toy-trainer-aaa.tar", tmp_path / "toy-trainer-bbb.tar"
+    assert n.import_image(old) is True
+    assert n.import_image(old) is False
+    assert n.import_image(new) is True
+    assert calls == [("images", "import", str(old)), ("images", "import", str(new))]
+    n.write_files("/usr/bin/python3")  # a node started again holds nothing yet
+    assert n.import_image(old) is True

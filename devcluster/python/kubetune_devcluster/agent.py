@@ -23,7 +23,7 @@ from pathlib import Path
 from kubetune.core.times import rfc3339, rfc3339_micro
 from kubetune.kube import errors, podspec
 
-from kubetune_devcluster.cluster import KUBE_VERSION, ClusterState, load_state
+from kubetune_devcluster.cluster import AGENT_TAINT, KUBE_VERSION, ClusterState, load_state
 from kubetune_devcluster.logserver import LogServer
 from kubetune_devcluster.pki import Pki
 from kubetune_devcluster.podnames import PodNames
@@ -109,8 +109,10 @@ class NodeAgent:
             "metadata": {"name": self.name, "labels": {
                 "kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64", "node.kubernetes.io/instance-type": "devcluster",
+                AGENT_TAINT: "true",
             }},
-            "spec": {},
+            "spec": {"taints": [{"key": AGENT_TAINT, "value": "true", "effect": "NoSchedule"}]}
+            if self.state.real_nodes else {},
             "status": self.node_status(),
         }
         with contextlib.suppress(errors.AlreadyExists):  # registered by an earlier agent

@@ -34,6 +34,7 @@ from kubetune_devcluster import node as node_mod
 from kubetune_devcluster import pki as pki_mod
 
 __all__ = [
+    "AGENT_TAINT",
     "ClusterConfig",
     "ClusterState",
     "binaries_dir",
@@ -57,6 +58,12 @@ omitStages: [RequestReceived]
 rules:
 - level: Metadata
 """
+
+
+# The agent's nodes carry this label ("true"), and in a cluster with real nodes also this
+# NoSchedule taint: pods run in containers unless they tolerate it and select an agent node, as
+# the agent's own tests do.
+AGENT_TAINT = "devcluster.kubetune.dev/process-agent"
 
 
 @dataclass(frozen=True)
@@ -278,6 +285,7 @@ def up(config: ClusterConfig, *, timeout: float = 120.0) -> ClusterState:
     if existing is not None:
         if is_healthy(existing):
             addons_mod.up(existing, config.addons, timeout=timeout)
+            _refresh_images(existing, config)
             return existing
         down(root)
     bins = binaries_dir()
@@ -395,6 +403,19 @@ def _real_node_images(config: ClusterConfig, bins: Path) -> list[Path]:
                          f"known: {sorted(images_mod.IMAGES)}")
     return [images_mod.pause_archive(bins / "pause", node_mod.SANDBOX_IMAGE),
             *(images_mod.build(images_mod.IMAGES[name]) for name in config.images)]
+
+
+def _refresh_images(state: ClusterState, config: ClusterConfig) -> None:
+    """A reused cluster's real nodes get ``config.images`` as the checkout builds them now (an
+    edit under operator/src makes new ones); an archive a node already holds is not imported
+    again."""
+    if not state.real_nodes or not config.real_nodes:
+        return
+    bins = binaries_dir()
+    archives = _real_node_images(config, bins)[1:]
+    for node in real_nodes(state, bins):
+        for archive in archives:
+            node.import_image(archive)
 
 
 def real_nodes(state: ClusterState, bins: Path | None = None) -> list[node_mod.RealNode]:

@@ -55,6 +55,17 @@ __all__ = [
 ]
 
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.2"
+# Images are imported, never pulled: every registry (containerd's `_default` host namespace)
+# is a loopback port where nothing serves, so a pod whose image was not imported fails to pull
+# at once (ErrImagePull, "connection refused") and nothing dials beyond this machine.
+NO_REGISTRY_SERVER = "http://127.0.0.1:1"
+NO_REGISTRY = f"""\
+server = "{NO_REGISTRY_SERVER}"
+
+[host."{NO_REGISTRY_SERVER}"]
+  capabilities = ["pull", "resolve"]
+"""
+
 RUNC = "/usr/sbin/runc"
 KUBELET_SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
 POD_SUBNET_PREFIX = "10.244"
@@ -208,6 +219,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
   snapshotter = "overlayfs"
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = "{SANDBOX_IMAGE}"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "{d / 'registries'}"
 
 [plugins."io.containerd.cri.v1.runtime"]
   enable_selinux = false
@@ -299,7 +312,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
         for sub in ("containerd", "kubelet", "pod-logs", "cni/bin", "cni/conf", "cni/data",
                     "logs"):
             (d / sub).mkdir(parents=True, exist_ok=True)
+        self.imported_list.unlink(missing_ok=True)  # a node starting now holds none yet
         (d / "containerd.toml").write_text(self.containerd_config())
+        registries = d / "registries" / "_default"
+        registries.mkdir(parents=True, exist_ok=True)
+        (registries / "hosts.toml").write_text(NO_REGISTRY)
         (d / "kubelet.yaml").write_text(json.dumps(self.kubelet_config(), indent=2))
         kubeconfig = d / "kubelet.kubeconfig"
         kubeconfig.write_text(json.dumps(self.kubeconfig(), indent=2))
@@ -360,11 +377,23 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
         raise TimeoutError(f"devcluster: containerd of {self.name} not serving after "
                            f"{timeout:.0f} s: {last}")
 
-    def import_image(self, archive: Path) -> None:
+    @property
+    def imported_list(self) -> Path:
+        return self.dir / "imported-images"
+
+    def import_image(self, archive: Path) -> bool:
+        """Import ``archive`` (named by its content's key) unless this node already has it;
+        True when it was imported."""
+        have = (self.imported_list.read_text().split() if self.imported_list.exists() else [])
+        if archive.name in have:
+            return False
         done = self.ctr("images", "import", str(archive))
         if done.returncode != 0:
             raise RuntimeError(f"devcluster: importing {archive} into {self.name} failed: "
                                f"{done.stderr.strip()}")
+        with self.imported_list.open("a") as f:
+            f.write(archive.name + "\n")
+        return True
 
     def images(self) -> set[str]:
         done = self.ctr("images", "list", "--quiet")
