@@ -1,23 +1,29 @@
 """devcluster for the end-to-end tests: started once per session (or reused when one is
 already running under .devcluster/) and taken down afterwards if this session started it.
 
-Two kinds of node: ``cluster`` runs pods on the node agent (host processes, any machine), with
-the addons Kueue and JobSet (a reused cluster without them gets them);
-``real_cluster`` (state under .devcluster-real/) runs them on a real node, a kubelet with
-containerd and runc, from images built from the repository's Dockerfiles. Tests that need
-containers use ``real_cluster``; on a machine that cannot run a real node (no root, no
-namespaces, no runc) they are skipped with what is missing.
+Where this machine can run a real node (root, namespaces, runc: ``node.missing_requirements``),
+the cluster has one, a kubelet with containerd and runc that runs every pod in a container from
+images built from the repository's Dockerfiles, and every test's pods run there. Beside it is
+one node of the node agent (pods as host processes), tainted so that only pods that ask for it
+land there: the agent's own tests and what a real node here cannot do (``on_agent``). On a
+machine without a real node the agent's node is the only one, and the tests that need
+containers (``real_cluster``) are skipped with what is missing. The addons Kueue and JobSet run
+in either.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 import urllib.request
 import uuid
@@ -32,10 +38,32 @@ from kubetune_devcluster import node as devcluster_node
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("DEVCLUSTER_STATE", ROOT / ".devcluster")).resolve()
-REAL_STATE_DIR = Path(os.environ.get("DEVCLUSTER_REAL_STATE", ROOT / ".devcluster-real")).resolve()
-REAL_IMAGES = ("toy-trainer", "operator")
+IMAGES = ("toy-trainer", "operator")
+# The image every test pod runs: Python, kubetune's SDK and the toy trainer. On the node agent a
+# container's `python` command is this machine's interpreter and the image only names it.
+PYTHON_IMAGE = "kubetune/toy-trainer:0.1.0"
 ADDONS = ("kueue", "jobset")
 JOBSET_RESOURCE = "jobsets.jobset.x-k8s.io/v1alpha2"
+
+
+# Python source for scripts that test pods run: ``server``, ``ctx`` (TLS) and ``token`` for the
+# pod's own calls to the API server, from the kubeconfig the node agent hands a pod or from the
+# service account a kubelet mounts.
+POD_LOGIN = textwrap.dedent("""
+    import json, os, ssl
+    if "KUBECONFIG" in os.environ:
+        _config = json.load(open(os.environ["KUBECONFIG"]))
+        server = _config["clusters"][0]["cluster"]["server"]
+        ctx = ssl.create_default_context(
+            cafile=_config["clusters"][0]["cluster"]["certificate-authority"])
+        token = open(_config["users"][0]["user"]["tokenFile"]).read().strip()
+    else:
+        _account = "/var/run/secrets/kubernetes.io/serviceaccount"
+        server = "https://%s:%s" % (os.environ["KUBERNETES_SERVICE_HOST"],
+                                    os.environ["KUBERNETES_SERVICE_PORT"])
+        ctx = ssl.create_default_context(cafile=_account + "/ca.crt")
+        token = open(_account + "/token").read().strip()
+""")
 
 
 @dataclass
@@ -82,6 +110,33 @@ class Cluster:
             out.append(f"--- {name} ---\n{devcluster.tail_log(self.state, name, 30)}")
         return "\n".join(out)
 
+    @property
+    def real(self) -> bool:
+        """Whether pods run in containers here (a real node), not as host processes."""
+        return bool(self.state.real_nodes)
+
+    @property
+    def trial_node(self) -> str:
+        """The node that pods without a toleration for the agent's taint run on."""
+        return sorted(self.state.real_nodes or self.state.node_ports)[0]
+
+    @property
+    def agent_node(self) -> str:
+        """The node agent's node (pods that ask for it with ``on_agent`` run there)."""
+        return sorted(self.state.node_ports)[0]
+
+
+def on_agent(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """``pod_spec`` placed on a node of the node agent (a copy): for the agent's own tests, and
+    for what devcluster's real node cannot do (workers finding each other by name needs cluster
+    DNS, which devcluster does not run)."""
+    spec = copy.deepcopy(pod_spec)
+    spec["nodeSelector"] = {**spec.get("nodeSelector", {}), devcluster.AGENT_TAINT: "true"}
+    spec["tolerations"] = [*spec.get("tolerations", []),
+                           {"key": devcluster.AGENT_TAINT, "operator": "Exists",
+                            "effect": "NoSchedule"}]
+    return spec
+
 
 def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.5,
              what: str = "condition") -> Any:
@@ -96,13 +151,48 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A host folder that test pods can read (see ``shared_volume``)."""
+    path = Path(tempfile.mkdtemp(prefix="kubetune-e2e-"))
+    path.chmod(0o755)  # the images run as an unprivileged user
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def shared_volume(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A pod volume and its mount that show host folder ``path`` at the same path in a container
+    (the agent's processes see it as it is), so that a test can release a waiting pod with a
+    file."""
+    return ({"name": "shared", "hostPath": {"path": str(path), "type": "Directory"}},
+            {"name": "shared", "mountPath": str(path), "readOnly": True})
+
+
+def _config() -> tuple[devcluster.ClusterConfig, list[str]]:
+    """The cluster to test on, and what this machine lacks for a real node (empty if nothing).
+    DEVCLUSTER_REAL_NODES / DEVCLUSTER_NODES, when set, choose the nodes instead."""
+    config = devcluster.ClusterConfig.from_env(STATE_DIR)
+    missing = devcluster_node.missing_requirements(devcluster.binaries_dir())
+    if not {"DEVCLUSTER_REAL_NODES", "DEVCLUSTER_NODES"} & set(os.environ) and not missing:
+        config = dataclasses.replace(config, nodes=1, real_nodes=1)
+    if config.real_nodes:
+        config = dataclasses.replace(config, images=tuple(dict.fromkeys(config.images + IMAGES)))
+    config = dataclasses.replace(config, addons=tuple(dict.fromkeys(config.addons + ADDONS)))
+    return config, missing
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
+    config, _ = _config()
     existing = devcluster.load_state(STATE_DIR)
     reuse = existing is not None and devcluster.is_healthy(existing)
-    config = devcluster.ClusterConfig.from_env(STATE_DIR)
-    config = dataclasses.replace(config, addons=tuple(dict.fromkeys(config.addons + ADDONS)))
-    state = devcluster.up(config)  # a healthy cluster is reused, with the addons it lacks started
+    if reuse and existing is not None and (
+            bool(existing.real_nodes) != bool(config.real_nodes)
+            or bool(existing.node_ports) != bool(config.nodes)):
+        devcluster.down(STATE_DIR)  # another kind of node than this machine can test on
+        reuse = False
+    # A healthy cluster is reused, with the addons it lacks started and its images current.
+    state = devcluster.up(config, timeout=300)
     c = Cluster(state, devcluster.binaries_dir())
     yield c
     if not reuse and not os.environ.get("DEVCLUSTER_KEEP"):
@@ -110,22 +200,14 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
-def real_cluster() -> Iterator[Cluster]:
-    """devcluster with one real node and no agent node, so every pod runs in a container."""
-    bins = devcluster.binaries_dir()
-    missing = devcluster_node.missing_requirements(bins)
-    if missing:
-        pytest.skip("needs a real node (kubelet, containerd, runc); missing: " + "; ".join(missing))
-    existing = devcluster.load_state(REAL_STATE_DIR)
-    reuse = (existing is not None and devcluster.is_healthy(existing)
-             and bool(existing.real_nodes) and not existing.node_ports)
-    config = devcluster.ClusterConfig(state_dir=REAL_STATE_DIR, nodes=0, real_nodes=1,
-                                      images=REAL_IMAGES)
-    state = existing if reuse and existing is not None else devcluster.up(config, timeout=300)
-    c = Cluster(state, bins)
-    yield c
-    if not reuse and not os.environ.get("DEVCLUSTER_KEEP"):
-        devcluster.down(REAL_STATE_DIR)
+def real_cluster(cluster: Cluster) -> Cluster:
+    """The cluster, for a test that needs containers: skipped where pods are host processes."""
+    if not cluster.real:
+        _, missing = _config()
+        pytest.skip("needs a real node (kubelet, containerd, runc); " + (
+            "missing: " + "; ".join(missing) if missing else
+            "DEVCLUSTER_REAL_NODES / DEVCLUSTER_NODES chose the node agent"))
+    return cluster
 
 
 def _namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
@@ -133,11 +215,6 @@ def _namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-@pytest.fixture
-def real_namespace(real_cluster: Cluster) -> Iterator[str]:
-    yield from _namespace(real_cluster, "r")
 
 
 @pytest.fixture
@@ -245,21 +322,6 @@ def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
     proc.stop()
 
 
-@pytest.fixture(scope="session")
-def real_operator(real_cluster: Cluster) -> Iterator[OperatorProcess]:
-    """The operator as a local process against the real-node cluster."""
-    proc = start_operator_process(real_cluster)
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def running_real_operator(real_operator: OperatorProcess) -> OperatorProcess:
-    real_operator.ensure_running()
-    real_operator.wait_serving()
-    return real_operator
-
-
 @pytest.fixture
 def running_operator(operator: OperatorProcess) -> OperatorProcess:
     """The operator, started again if an earlier test left it stopped."""
@@ -273,10 +335,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        c = item.funcargs.get("cluster") or item.funcargs.get("real_cluster")
+        c = item.funcargs.get("cluster")
         if c is not None:
             report.sections.append(("devcluster logs", c.logs()))
-        op = (item.funcargs.get("running_operator") or item.funcargs.get("operator")
-              or item.funcargs.get("running_real_operator"))
+        op = item.funcargs.get("running_operator") or item.funcargs.get("operator")
         if op is not None:
             report.sections.append(("operator log", op.log_tail()))

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from conftest import Cluster, wait_for
+from conftest import PYTHON_IMAGE, Cluster, shared_volume, wait_for
 
 __all__ = ["QUEUE_LABEL", "Queues", "create_queues", "delete_queues", "gpu_queues",
            "queue_manifests", "queued_job"]
@@ -97,18 +98,23 @@ def gpu_queues(cluster: Cluster, namespace: str, *, gpus: int, cpu: str = "100",
         delete_queues(cluster, queues)
 
 
-def queued_job(name: str, code: str, queues: Queues, *, gpus: int = 1) -> dict[str, Any]:
+def queued_job(name: str, code: str, queues: Queues, *, gpus: int = 1,
+               shared: Path | None = None) -> dict[str, Any]:
     """A Job that runs ``python -c code`` once, asks ``queues`` for ``gpus`` GPUs and is created
-    unsuspended: Kueue's webhook suspends it until the queue admits it."""
+    unsuspended: Kueue's webhook suspends it until the queue admits it. ``shared``: a host
+    folder the code can read (conftest's ``shared_volume``)."""
     container: dict[str, Any] = {
-        "name": "main", "image": "python:3.11", "command": ["python", "-c", code],
+        "name": "main", "image": PYTHON_IMAGE, "command": ["python", "-c", code],
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
     }
     if gpus:
         container["resources"]["limits"] = {"nvidia.com/gpu": gpus}
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if shared is not None:
+        volume, mount = shared_volume(shared)
+        pod["volumes"], container["volumeMounts"] = [volume], [mount]
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "namespace": queues.namespace, "labels": queues.labels},
-        "spec": {"suspend": False, "backoffLimit": 0, "template": {"spec": {
-            "restartPolicy": "Never", "containers": [container]}}},
+        "spec": {"suspend": False, "backoffLimit": 0, "template": {"spec": pod}},
     }

@@ -11,8 +11,9 @@ def study(name: str, *, toy: list[str] | None = None, space: dict | None = None,
           early_stopping: dict | None = None, container: dict | None = None,
           pod_spec: dict | None = None, job_meta: dict | None = None,
           suspend: bool = False) -> dict[str, Any]:
-    """A TuningStudy running ``python -m kubetune_trainer toy ...`` per trial."""
-    trial = {"name": "trial", "image": "kubetune/trainer:0.1.0",
+    """A TuningStudy running ``python -m kubetune_trainer toy ...`` per trial (the toy-trainer
+    image: the SDK and the toy objectives, no torch)."""
+    trial = {"name": "trial", "image": "kubetune/toy-trainer:0.1.0",
              "args": ["toy", *(toy or ["quadratic"])]}
     trial.update(container or {})
     spec: dict[str, Any] = {

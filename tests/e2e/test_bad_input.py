@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import Cluster, OperatorProcess, wait_for
+from conftest import POD_LOGIN, Cluster, OperatorProcess, wait_for
 from kubetune.kube import conventions as names
 from kubetune_devcluster.pki import Pki
 from kubetune_devcluster.rest import ApiError, Rest
@@ -253,16 +253,12 @@ BAD_STUDIES = [
 ]
 
 # Runs in the trial pod: writes `eval(argv[1])` as its own metrics annotation and exits 0.
-REPORTER = textwrap.dedent("""
-    import json, os, ssl, sys, urllib.request, urllib.error
-    cfg = json.load(open(os.environ["KUBECONFIG"]))
-    cluster = cfg["clusters"][0]["cluster"]
-    ctx = ssl.create_default_context(cafile=cluster["certificate-authority"])
-    token = open(cfg["users"][0]["user"]["tokenFile"]).read()
+REPORTER = POD_LOGIN + textwrap.dedent("""
+    import sys, urllib.request, urllib.error
     text = eval(sys.argv[1])
     body = {"metadata": {"annotations": {"kubetune.dev/metrics": text}}}
     url = "%s/api/v1/namespaces/%s/pods/%s" % (
-        cluster["server"], os.environ["POD_NAMESPACE"], os.environ["POD_NAME"])
+        server, os.environ["POD_NAMESPACE"], os.environ["POD_NAME"])
     req = urllib.request.Request(url, method="PATCH", data=json.dumps(body).encode(), headers={
         "Authorization": "Bearer " + token, "Content-Type": "application/merge-patch+json"})
     try:

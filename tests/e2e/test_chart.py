@@ -1,9 +1,10 @@
 """The Helm chart on devcluster: the rendered manifests pass a server-side dry run; installed, the
 operator runs as a pod under the chart's own ServiceAccount and RBAC (not as admin), a study
-succeeds, `helm test` passes and reports one test, every call the operator made was allowed and
-the RBAC grants nothing it did not use, an upgrade keeps studies running, a second release lives
-beside the first, uninstalling keeps the CRD, and a reinstall under another name with a new
-result key keeps every recorded result and the leaderboard.
+succeeds, `helm test` passes and reports one test, on a real node the operator runs from its
+image in a container that the kubelet restarts when it is killed, every call the operator made
+was allowed and the RBAC grants nothing it did not use, an upgrade keeps studies running, a
+second release lives beside the first, uninstalling keeps the CRD, and a reinstall under another
+name with a new result key keeps every recorded result and the leaderboard.
 
 While the chart's operator runs, the session's local operator (which watches every namespace)
 is stopped, so that no study has two operators; it is started again afterwards. The release
@@ -15,7 +16,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -26,13 +29,17 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from conftest import ROOT, Cluster, OperatorProcess, wait_for
+from conftest import PYTHON_IMAGE, ROOT, Cluster, OperatorProcess, wait_for
 from kubetune.kube import conventions as names
 from kubetune.kube import signing
+from kubetune_devcluster import cluster as devcluster
 from studies import study
 
 CHART = ROOT / "helm" / "kubetune"
 RELEASE = "ktc"
+# The images devcluster's real node holds (imported, never pulled); the node agent runs the
+# same names as host processes.
+IMAGE_VALUES = ("image.pullPolicy=Never", f"tests.trainerImage={PYTHON_IMAGE}")
 FULLNAME = f"{RELEASE}-kubetune"
 CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
                   "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
@@ -150,9 +157,9 @@ def installed(cluster: Cluster, operator: OperatorProcess, *values: str,
     namespace = f"chart-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", namespace)
     port = _free_port()
-    values = (f"watchNamespaces={{{namespace}}}", *values, "liveness.bindAddress=127.0.0.1",
-              f"liveness.port={port}", "metrics.bindAddress=127.0.0.1",
-              f"metrics.port={_free_port()}")
+    values = (f"watchNamespaces={{{namespace}}}", *IMAGE_VALUES, *values,
+              "liveness.bindAddress=127.0.0.1", f"liveness.port={port}",
+              "metrics.bindAddress=127.0.0.1", f"metrics.port={_free_port()}")
     saved = _adopt(cluster, _render(cluster, namespace, *values), namespace)
     r = Release(cluster, namespace, port, time.time())
     try:
@@ -269,10 +276,70 @@ def test_helm_test_passes(release: Release):
     assert out.count("TEST SUITE:") == 1, out
 
 
+def _running_operator_pod(release: Release) -> dict:
+    return wait_for(lambda: [p for p in release.operator_pods()
+                             if p["status"].get("phase") == "Running"
+                             and all(c.get("ready") for c in p["status"]["containerStatuses"])],
+                    timeout=120, what="the operator pod Running and ready")[0]
+
+
+def test_the_operator_runs_from_its_image_in_a_container(real_cluster: Cluster,
+                                                         release: Release):
+    pod = _running_operator_pod(release)
+    assert pod["spec"]["containers"][0]["image"] == "kubetune/operator:0.1.0"
+    status = pod["status"]["containerStatuses"][0]
+    assert status["containerID"].startswith("containerd://")
+    assert status["imageID"]  # the image containerd ran, imported from our build
+    log = release.cluster.kubectl("logs", "-n", release.namespace,
+                                  pod["metadata"]["name"]).stdout
+    assert '"name": "tiny"' in log  # the container's output of the study above, via the kubelet
+
+
+def test_a_killed_operator_container_is_restarted_and_carries_on(real_cluster: Cluster,
+                                                                 release: Release):
+    """kill -9 of the operator's process: the kubelet restarts the container and the study
+    started before finishes with every trial once."""
+    pod = _running_operator_pod(release)
+    restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+    release.cluster.apply(
+        study("after-kill", toy=["quadratic", "--steps", "3", "--sleep", "1"],
+              budget={"maxTrials": 4, "parallelism": 2, "maxFailedTrials": 0}),
+        release.namespace)
+    # From the host: inside its pid namespace the operator is pid 1, which SIGKILL skips.
+    container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix(
+        "containerd://")
+    node = devcluster.real_nodes(release.cluster.state)[0]
+    tasks = node.ctr("tasks", "list").stdout.splitlines()
+    (host_pid,) = [int(line.split()[1]) for line in tasks if line.startswith(container_id)]
+    os.kill(host_pid, signal.SIGKILL)
+
+    def restarted() -> bool:
+        got = release.cluster.get("pod", "-n", release.namespace, pod["metadata"]["name"])
+        return got["status"]["containerStatuses"][0]["restartCount"] > restarts
+
+    wait_for(restarted, timeout=120, what="the kubelet to restart the operator container")
+    obj = release.wait_succeeded("after-kill", timeout=300)
+    assert obj["status"]["trials"]["succeeded"] == 4
+    jobs = release.cluster.get("jobs", "-n", release.namespace, "-l",
+                               "kubetune.dev/study=after-kill")["items"]
+    assert len(jobs) == 4
+    # Gone again with its Jobs, so the tests below count the studies of every node alike.
+    release.cluster.kubectl("delete", "ts", "-n", release.namespace, "after-kill",
+                            "--wait=true", "--timeout=60s")
+    wait_for(lambda: not release.cluster.get("jobs", "-n", release.namespace, "-l",
+                                             "kubetune.dev/study=after-kill")["items"],
+             timeout=60, what="the study's Jobs to be collected")
+
+
 def test_upgrade_keeps_studies_running(release: Release):
     before = {p["metadata"]["name"] for p in release.operator_pods()}
+    # New ports too: on devcluster's real node the operator's pod is on the host network, where
+    # the new pod could not start beside the old one on the same ports (on a real cluster each
+    # pod has its own network and the ports stay).
+    release.port = _free_port()
     release.helm("upgrade", RELEASE, str(CHART), "-n", release.namespace, "--reuse-values",
-                 "--set", "logFormat=plain", "--wait", "--timeout", "2m")
+                 "--set", "logFormat=plain", "--set", f"liveness.port={release.port}",
+                 "--set", f"metrics.port={_free_port()}", "--wait", "--timeout", "2m")
 
     def new_pod() -> list[dict]:
         return [p for p in release.operator_pods() if p["metadata"]["name"] not in before
@@ -307,7 +374,7 @@ def test_every_call_was_allowed_and_every_rule_was_used(release: Release):
 
 
 def _values(namespace: str) -> list[str]:
-    return [f"watchNamespaces={{{namespace}}}", "liveness.bindAddress=127.0.0.1",
+    return [f"watchNamespaces={{{namespace}}}", *IMAGE_VALUES, "liveness.bindAddress=127.0.0.1",
             f"liveness.port={_free_port()}", "metrics.bindAddress=127.0.0.1",
             f"metrics.port={_free_port()}"]
 

@@ -1,5 +1,5 @@
 """Kueue and JobSet in devcluster: their own managers, built from their Go modules, with webhooks
-the apiserver calls over loopback, and pods that the node agent runs as local processes."""
+the apiserver calls over loopback, and the pods of the Jobs they manage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Cluster, wait_for
+from conftest import PYTHON_IMAGE, Cluster, wait_for
 from queues import gpu_queues, queued_job
 
 
@@ -17,7 +17,7 @@ def replicated_job(name: str, code: str) -> dict[str, Any]:
     return {"name": name, "replicas": 1, "template": {"spec": {
         "parallelism": 1, "completions": 1, "backoffLimit": 0,
         "template": {"spec": {"restartPolicy": "Never", "containers": [
-            {"name": "main", "image": "python:3.11", "command": ["python", "-c", code]}]}}}}}
+            {"name": "main", "image": PYTHON_IMAGE, "command": ["python", "-c", code]}]}}}}}
 
 
 def jobset(name: str, *replicated: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -76,19 +76,19 @@ def _complete(job: dict[str, Any]) -> bool:
 
 
 def test_kueue_admits_gpu_jobs_up_to_the_quota(cluster: Cluster, namespace: str,
-                                              tmp_path: Path) -> None:
+                                              shared_dir: Path) -> None:
     names = ["gpu-a", "gpu-b", "gpu-c"]
     with gpu_queues(cluster, namespace, gpus=2) as queues:
         for name in names:
             code = textwrap.dedent(f"""
                 import os, time
-                while not os.path.exists({str(tmp_path / name)!r}):
+                while not os.path.exists({str(shared_dir / name)!r}):
                     time.sleep(0.1)
                 print("done")
             """)
             created = json.loads(cluster.kubectl(
                 "create", "-o", "json", "-f", "-",
-                input=json.dumps(queued_job(name, code, queues))).stdout)
+                input=json.dumps(queued_job(name, code, queues, shared=shared_dir))).stdout)
             # Created unsuspended; Kueue's Job webhook suspended it on its way in.
             assert created["spec"]["suspend"] is True, created["spec"]
 
@@ -117,7 +117,7 @@ def test_kueue_admits_gpu_jobs_up_to_the_quota(cluster: Cluster, namespace: str,
                  what="the two admitted Jobs' pods Running")
 
         first = running[0]
-        (tmp_path / first).touch()
+        (shared_dir / first).touch()
         wait_for(lambda: _complete(_jobs(cluster, namespace)[first]), timeout=60,
                  what=f"{first} Complete")
         wait_for(lambda: not _jobs(cluster, namespace)[waiting]["spec"].get("suspend"),
@@ -130,7 +130,7 @@ def test_kueue_admits_gpu_jobs_up_to_the_quota(cluster: Cluster, namespace: str,
                  what=f"{waiting}'s pod Running")
 
         for name in names:
-            (tmp_path / name).touch()
+            (shared_dir / name).touch()
         wait_for(lambda: all(_complete(j) for j in _jobs(cluster, namespace).values()),
                  timeout=90, what="all three Jobs Complete")
         for name in names:

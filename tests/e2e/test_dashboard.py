@@ -4,8 +4,6 @@ table and opening a trial's log. Screenshots of both pages go to test-artifacts/
 
 from __future__ import annotations
 
-import sys
-
 import dashboards
 import pytest
 from browser import ARTIFACTS, chromium, full_page_screenshot
@@ -17,8 +15,12 @@ from studies import study
 
 pytestmark = pytest.mark.e2e
 
-TRAIN = ("echo trial $KUBETUNE_TRIAL of $KUBETUNE_STUDY starting; "
-         f"exec {sys.executable} -m kubetune_trainer toy curves --steps 6 --sleep 0.6")
+# A line of its own before the toy trainer's output, for the log view to show.
+TRAIN = ("import os, runpy, sys\n"
+         "print(f\"trial {os.environ['KUBETUNE_TRIAL']} of {os.environ['KUBETUNE_STUDY']}"
+         " starting\", flush=True)\n"
+         "sys.argv = ['kubetune_trainer', 'toy', 'curves', '--steps', '6', '--sleep', '0.6']\n"
+         "runpy.run_module('kubetune_trainer', run_name='__main__', alter_sys=True)\n")
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ def test_dashboard_follows_a_running_study(cluster: Cluster, running_operator, n
         "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
         "opt": {"type": "categorical", "values": ["adam", "sgd"]}},
         budget={"maxTrials": 8, "parallelism": 2, "maxFailedTrials": 2},
-        container={"command": ["sh", "-c", TRAIN], "args": []})
+        container={"command": ["python", "-c", TRAIN], "args": []})
     cluster.apply(manifest, namespace)
 
     browser.get(dashboard)

@@ -1,5 +1,6 @@
-"""devcluster is a real control plane: the real Job controller, scheduler and RBAC, with our
-node agent running pods as local processes."""
+"""devcluster is a real control plane: the real Job controller, scheduler and RBAC; and its node
+agent runs pods as local processes (every pod here asks for the agent's node, where a real node
+would otherwise take it)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,21 @@ import json
 import textwrap
 import time
 
-from conftest import Cluster, wait_for
+from conftest import PYTHON_IMAGE, Cluster, on_agent, wait_for
 from kubetune_devcluster import cluster as devcluster
 from kubetune_devcluster import sockets
 
 
 def pod_manifest(name: str, code: str, *, gpus: int = 0, extra_spec: dict | None = None,
                  sa: str | None = None) -> dict:
-    container = {"name": "main", "image": "python:3.11", "command": ["python", "-c", code]}
+    container = {"name": "main", "image": PYTHON_IMAGE, "command": ["python", "-c", code]}
     if gpus:
         container["resources"] = {"limits": {"nvidia.com/gpu": gpus}}
     spec = {"restartPolicy": "Never", "containers": [container], **(extra_spec or {})}
     if sa:
         spec["serviceAccountName"] = sa
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": on_agent(spec)}
 
 
 def phase(cluster: Cluster, ns: str, name: str) -> str | None:
@@ -244,7 +246,7 @@ def test_only_loopback_is_dialled(cluster: Cluster, namespace):
 
 
 def test_node_stays_ready_without_pods(cluster: Cluster):
-    node = next(iter(cluster.state.node_ports))
+    node = cluster.agent_node
     lease_times = set()
     deadline = time.monotonic() + 125
     while time.monotonic() < deadline:
@@ -266,12 +268,12 @@ def test_init_containers_env_sources_and_termination_message(cluster: Cluster, n
     marker = f"/tmp/devcluster-init-{namespace}"
     pod = {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "full"},
-        "spec": {
+        "spec": on_agent({
             "restartPolicy": "Never",
-            "initContainers": [{"name": "init", "image": "python:3.11", "command": [
+            "initContainers": [{"name": "init", "image": PYTHON_IMAGE, "command": [
                 "python", "-c", f"open({marker!r}, 'w').write('ready')"]}],
             "containers": [{
-                "name": "main", "image": "python:3.11",
+                "name": "main", "image": PYTHON_IMAGE,
                 "command": ["python", "-c", textwrap.dedent(f"""
                     import os, sys
                     assert open({marker!r}).read() == 'ready', 'init container did not run'
@@ -288,7 +290,7 @@ def test_init_containers_env_sources_and_termination_message(cluster: Cluster, n
                     {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                 ],
             }],
-        },
+        }),
     }
     cluster.apply(pod, namespace)
     wait_for(lambda: phase(cluster, namespace, "full") == "Failed", what="pod Failed")

@@ -1,7 +1,7 @@
-"""Trials of several workers on devcluster (spec.trial.workers): one Indexed Job per trial,
-workers that find worker 0 by name through the study's headless Service, torch.distributed
-between them, worker 0's metrics, every worker ended with the trial, and one worker's failure
-named in the trial's result."""
+"""Trials of several workers on devcluster's node agent (spec.trial.workers): one Indexed Job
+per trial, workers that find worker 0 by name through the study's headless Service,
+torch.distributed between them, worker 0's metrics, every worker ended with the trial, and one
+worker's failure named in the trial's result."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 import signal
 from pathlib import Path
 
-from conftest import Cluster, wait_for
+from conftest import Cluster, on_agent, wait_for
 from kubetune.core import protocol
 from kubetune.kube import conventions as names
 from studies import study
@@ -23,9 +23,14 @@ def pods_of(cluster: Cluster, ns: str, job: str) -> list[dict]:
 
 
 def workers(manifest: dict, n: int = 2) -> dict:
+    """``manifest`` with ``n`` workers per trial, run by the node agent: workers find worker 0
+    by its name under the study's Service, which needs cluster DNS, and devcluster runs none
+    (on the agent, pods of a namespace resolve each other's names)."""
     manifest["spec"]["trial"] = {"workers": n}
+    template = manifest["spec"]["jobTemplate"]["spec"]["template"]
+    template["spec"] = on_agent(template["spec"])
     # The node agent's pods share the host's loopback, where gloo must stay.
-    container = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container = template["spec"]["containers"][0]
     container.setdefault("env", []).append({"name": "GLOO_SOCKET_IFNAME", "value": "lo"})
     return manifest
 
@@ -36,7 +41,8 @@ def test_two_workers_train_with_torch_distributed_and_worker_0_reports(
         "ddp", space={"lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}},
         objective={"metric": "val_loss", "direction": "minimize"},
         budget={"maxTrials": 2, "parallelism": 1, "maxFailedTrials": 0},
-        container={"args": ["--epochs=3", "--width=32", "--threads=1"]}))
+        container={"image": "kubetune/trainer:0.1.0",
+                   "args": ["--epochs=3", "--width=32", "--threads=1"]}))
     cluster.apply(manifest, namespace)
     obj = wait_condition(cluster, namespace, "ddp", "Succeeded", timeout=400)
     assert obj["status"]["trials"]["succeeded"] == 2

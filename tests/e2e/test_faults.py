@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, OperatorProcess, wait_for
+from conftest import Cluster, OperatorProcess, on_agent, wait_for
 from kubetune.core import protocol
 from kubetune.core.trials import TrialState
 from kubetune.kube import conventions as names
@@ -120,17 +120,23 @@ def test_control_plane_restarted_mid_study(cluster: Cluster, running_operator, n
 
 
 def _trial_pids(cluster: Cluster, ns: str) -> dict[str, int]:
-    """The running trial containers' process ids, by pod directory."""
+    """The running trainers of namespace ``ns``, host process ids by pod name: in containers on
+    a real node or as the node agent's processes, each seen in this machine's /proc."""
     out = {}
-    for pidfile in Path(cluster.state.root, "pods").glob(f"{ns}_*/trial.pid"):
-        try:
-            pid = int(pidfile.read_text())
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
             continue
-        if stat.rsplit(")", 1)[1].split()[0] != "Z" and b"kubetune_trainer" in cmdline:
-            out[pidfile.parent.name] = pid
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            if b"kubetune_trainer" not in cmdline:
+                continue
+            env = dict(v.split(b"=", 1) for v in (proc / "environ").read_bytes().split(b"\0")
+                       if b"=" in v)
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        if env.get(b"POD_NAMESPACE") == ns.encode() and stat.rsplit(")", 1)[1].split()[0] != "Z":
+            out[env[b"POD_NAME"].decode()] = int(proc.name)
     return out
 
 
@@ -142,10 +148,10 @@ def test_trial_processes_killed(cluster: Cluster, running_operator, namespace):
         pids = wait_for(lambda: {k: v for k, v in _trial_pids(cluster, namespace).items()
                                  if k not in killed}, timeout=60, what="a running trial")
         time.sleep(1.0)  # let it report a step or two first
-        pod_dir, pid = next(iter(pids.items()))
+        pod, pid = next(iter(pids.items()))
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        killed.add(pod_dir)
+            os.kill(pid, signal.SIGKILL)
+        killed.add(pod)
     obj = finished(cluster, namespace, "killed", 8)
     res = results(trial_jobs(cluster, namespace, "killed"))
     failed = [r for r in res.values() if r.state is TrialState.FAILED]
@@ -155,19 +161,21 @@ def test_trial_processes_killed(cluster: Cluster, running_operator, namespace):
 
 
 def _node_ready(cluster: Cluster) -> bool:
-    node = cluster.get("nodes")["items"][0]
+    node = cluster.get("node", cluster.agent_node)
     return any(c["type"] == "Ready" and c["status"] == "True"
                for c in node["status"].get("conditions") or [])
 
 
 def test_node_not_ready_for_a_minute(cluster: Cluster, running_operator, namespace):
     """The node stops heartbeating and reports NotReady (as a kubelet whose runtime is down)
-    for 60 s: running trials go on, new trial pods wait unscheduled and the study says why."""
+    for 60 s: running trials go on, new trial pods wait unscheduled and the study says why.
+    On the node agent's node, which can be told to stop heartbeating while it runs its pods
+    (a real kubelet whose runtime is down also stops telling when they end)."""
     start(cluster, namespace, "node", ["quadratic", "--steps", "2", "--sleep", "1"],
-          {"maxTrials": 10, "parallelism": 2, "maxFailedTrials": 1})
+          {"maxTrials": 10, "parallelism": 2, "maxFailedTrials": 1}, pod_spec=on_agent({}))
     wait_results(cluster, namespace, "node", 1)
     agent = cluster.state.pids["node-agent"]
-    node = cluster.get("nodes")["items"][0]["metadata"]["name"]
+    node = cluster.agent_node
     os.kill(agent, signal.SIGUSR1)
     try:
         # Without the report the node would turn NotReady only after the controller's grace
@@ -309,10 +317,17 @@ def running_pod(cluster: Cluster, ns: str, name: str, trial: int) -> dict:
     return wait_for(running, timeout=60, what=f"trial {trial}'s pod running")
 
 
+# On a real kubelet the trainer runs as pid 1, which SIGTERM does not end: a grace period of
+# 1 s makes an eviction kill it (else it finishes its steps within the default 30 s and its pod
+# Succeeds, as Kubernetes has it).
+QUICK_EVICTION = {"terminationGracePeriodSeconds": 1}
+
+
 def test_an_evicted_trial_is_re_run_with_its_params_and_counted_apart(
         cluster: Cluster, running_operator, namespace):
     start(cluster, namespace, "evicted", ["quadratic", "--steps", "8", "--sleep", "0.5"],
-          {"maxTrials": 3, "parallelism": 3, "maxFailedTrials": 0, "maxRetries": 1})
+          {"maxTrials": 3, "parallelism": 3, "maxFailedTrials": 0, "maxRetries": 1},
+          pod_spec=QUICK_EVICTION)
     first = running_pod(cluster, namespace, "evicted", 0)
     evict(cluster, namespace, first["metadata"]["name"])
     second = wait_for(lambda: (lambda p: p if p["metadata"]["uid"] != first["metadata"]["uid"]
@@ -330,7 +345,8 @@ def test_an_evicted_trial_is_re_run_with_its_params_and_counted_apart(
 def test_a_trial_evicted_past_max_retries_fails_as_pod_lost(cluster: Cluster, running_operator,
                                                              namespace):
     start(cluster, namespace, "no-retries", ["quadratic", "--steps", "8", "--sleep", "0.5"],
-          {"maxTrials": 1, "parallelism": 1, "maxFailedTrials": 0, "maxRetries": 0})
+          {"maxTrials": 1, "parallelism": 1, "maxFailedTrials": 0, "maxRetries": 0},
+          pod_spec=QUICK_EVICTION)
     evict(cluster, namespace,
            running_pod(cluster, namespace, "no-retries", 0)["metadata"]["name"])
     wait_condition(cluster, namespace, "no-retries", "Failed")

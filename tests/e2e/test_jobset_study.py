@@ -9,13 +9,13 @@ import urllib.error
 import urllib.request
 
 import dashboards
-from conftest import Cluster, wait_for
+from conftest import PYTHON_IMAGE, Cluster, wait_for
 from kubetune.core import protocol
 from kubetune.kube import conventions as names
 from test_kubetune_command import kubetune
 from test_operator import condition, get_study, is_true, wait_condition
 
-TOY = {"name": "trial", "image": "kubetune/trainer:0.1.0",
+TOY = {"name": "trial", "image": PYTHON_IMAGE,
        "args": ["toy", "quadratic", "--steps", "3", "--sleep", "0.2"]}
 
 

@@ -11,24 +11,20 @@ import json
 import textwrap
 from urllib.parse import parse_qs, urlsplit
 
-from conftest import Cluster, wait_for
+from conftest import POD_LOGIN, PYTHON_IMAGE, Cluster, wait_for
 from kubetune.kube import conventions as names
 from kubetune.kube import signing
 from studies import study
 from test_operator import results, trial_jobs, wait_condition
 
 # Runs as the trial: each attempt prints {"case", "code"}; then it reports and succeeds.
-PROBE = textwrap.dedent("""
-    import json, os, ssl, sys, urllib.request, urllib.error
-    cfg = json.load(open(os.environ["KUBECONFIG"]))
-    cluster = cfg["clusters"][0]["cluster"]
-    ctx = ssl.create_default_context(cafile=cluster["certificate-authority"])
-    token = open(cfg["users"][0]["user"]["tokenFile"]).read()
+PROBE = POD_LOGIN + textwrap.dedent("""
+    import sys, urllib.request, urllib.error
     ns, me = os.environ["POD_NAMESPACE"], os.environ["POD_NAME"]
     study = os.environ["KUBETUNE_STUDY"]
     victim, key_ns = sys.argv[1], sys.argv[2]
     def call(case, method, path, body=None):
-        req = urllib.request.Request(cluster["server"] + path, method=method,
+        req = urllib.request.Request(server + path, method=method,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": "Bearer " + token,
                      "Content-Type": "application/merge-patch+json"})
@@ -75,7 +71,7 @@ def test_a_trial_may_report_on_its_own_pod_and_do_nothing_else(cluster: Cluster,
                                                                 running_operator, namespace):
     victim = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"},
               "spec": {"restartPolicy": "Never", "containers": [
-                  {"name": "main", "image": "python:3.11",
+                  {"name": "main", "image": PYTHON_IMAGE,
                    "command": ["python", "-c", "import time; time.sleep(120)"]}]}}
     cluster.apply(victim, namespace)
     manifest = study("probe", budget={"maxTrials": 1, "parallelism": 1, "maxFailedTrials": 0},

@@ -8,18 +8,15 @@ import json
 import textwrap
 
 import pytest
-from conftest import Cluster, trial_policy, wait_for
+from conftest import POD_LOGIN, PYTHON_IMAGE, Cluster, on_agent, trial_policy, wait_for
 from kubetune.core import protocol
+from kubetune.kube import conventions as names
 from kubetune.kube import jobs as builders
 
 # Runs inside a trial pod: each attempt patches a pod with the pod's own token and prints the
 # HTTP status and the API's message, one JSON line per attempt.
-PROBE = textwrap.dedent("""
-    import json, os, ssl, sys, urllib.request, urllib.error
-    cfg = json.load(open(os.environ["KUBECONFIG"]))
-    server = cfg["clusters"][0]["cluster"]["server"]
-    ctx = ssl.create_default_context(cafile=cfg["clusters"][0]["cluster"]["certificate-authority"])
-    token = open(cfg["users"][0]["user"]["tokenFile"]).read()
+PROBE = POD_LOGIN + textwrap.dedent("""
+    import sys, urllib.request, urllib.error
     ns, me = os.environ["POD_NAMESPACE"], os.environ["POD_NAME"]
     def patch(case, pod, body):
         req = urllib.request.Request(
@@ -56,7 +53,9 @@ def _trial_pod(name: str, container: dict, *, finalizer: bool = False) -> dict:
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
-    meta = {"name": name}
+    # Labelled as the operator labels a trial's pods (devcluster's real node gives such pods
+    # the API server's address).
+    meta: dict = {"name": name, "labels": {names.TRIAL_LABEL: "0"}}
     if finalizer:
         meta["finalizers"] = ["kubetune.dev/result"]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {
@@ -72,6 +71,9 @@ def test_trainer_reports_each_epoch_on_its_own_pod(cluster: Cluster, namespace, 
         "env": [{"name": "KUBETUNE_PARAMS", "value": json.dumps(params)},
                 {"name": "KUBETUNE_METRIC", "value": "val_loss"}],
     })
+    # The reference trainer needs torch: its image (5.7 GiB) is built by `make demo`, which runs
+    # it on the real node, and not by the tests; the node agent runs it from this checkout.
+    pod["spec"] = on_agent(pod["spec"])
     cluster.apply(pod, namespace)
 
     def finished() -> dict | None:
@@ -91,10 +93,10 @@ def test_trainer_reports_each_epoch_on_its_own_pod(cluster: Cluster, namespace, 
 
 def test_policy_confines_a_trial_to_its_own_annotations(cluster: Cluster, namespace,
                                                         trial_account):
-    victim = _trial_pod("victim", {"image": "python:3.11",
+    victim = _trial_pod("victim", {"image": PYTHON_IMAGE,
                                    "command": ["python", "-c", "import time; time.sleep(120)"]})
     cluster.apply(victim, namespace)
-    prober = _trial_pod("prober", {"image": "python:3.11",
+    prober = _trial_pod("prober", {"image": PYTHON_IMAGE,
                                    "command": ["python", "-c", PROBE, "victim"]}, finalizer=True)
     cluster.apply(prober, namespace)
     try:
@@ -121,7 +123,7 @@ def test_policy_confines_a_trial_to_its_own_annotations(cluster: Cluster, namesp
 
 
 def test_job_controller_is_not_caught_by_the_policy(cluster: Cluster, namespace, trial_account):
-    template = _trial_pod("x", {"image": "python:3.11", "command": ["python", "-c", "print(1)"]},
+    template = _trial_pod("x", {"image": PYTHON_IMAGE, "command": ["python", "-c", "print(1)"]},
                           finalizer=False)
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "plain"},
            "spec": {"backoffLimit": 0, "template": {"spec": template["spec"]}}}

@@ -30,6 +30,7 @@ GPU = "nvidia.com/gpu"
 # environment, where kubetune and kubetune_trainer are installed.
 IMAGE_ENTRYPOINTS: dict[str, list[str]] = {
     "kubetune/trainer": [sys.executable, "-m", "kubetune_trainer"],
+    "kubetune/toy-trainer": [sys.executable, "-m", "kubetune_trainer"],
     "kubetune/operator": [sys.executable, "-m", "kubetune"],
 }
 
