@@ -6,7 +6,8 @@ Two phases, each with an operator process of its own so that its figures are its
 - large: one study of 1,000 instant trials at parallelism 50.
 
 For each: trials per minute (apply to the last study Succeeded), the per-trial overhead (a trial
-Job's completion to the creation of the next Job of the same study, p50 and p95), the operator's
+Job's end to the creation of the Job that took its place, ``bench_operator.successors``, p50 and
+p95), the operator's
 CPU time and peak RSS, the largest study status in bytes, and the operator's event-loop lag (the
 largest, from ``kube.looplag`` on its liveness endpoint; target under 1 s).
 
@@ -28,7 +29,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,20 +94,6 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def overheads_by_study(clock: JobClock) -> list[float]:
-    """For each Job completion, the time until the next Job of the same study was created;
-    a trial Job is named ``<study>-<uid>-<n>``."""
-    created: dict[str, list[float]] = defaultdict(list)
-    for name, t in clock.created.items():
-        created[name.rsplit("-", 1)[0]].append(t)
-    out = []
-    for name, done in clock.completed.items():
-        later = [c for c in created[name.rsplit("-", 1)[0]] if c >= done]
-        if later:
-            out.append(min(later) - done)
-    return out
-
-
 def loop_lag(liveness: str) -> dict:
     with urllib.request.urlopen(liveness, timeout=10) as r:
         return json.loads(r.read()).get("loopLag") or {}
@@ -160,7 +147,7 @@ def run_phase(phase: Phase, state: devcluster.ClusterState, kubectl) -> Figures:
         op.wait(timeout=30)
         log.close()
         kubectl("delete", "namespace", namespace, "--wait=false")
-    return Figures(phase, wall, overheads_by_study(clock), cpu, rss, status_bytes,
+    return Figures(phase, wall, clock.overheads(phase.parallelism), cpu, rss, status_bytes,
                    float(lag.get("maxSeconds", float("nan"))), int(lag.get("overOneSecond", 0)),
                    requests)
 
@@ -172,7 +159,7 @@ def table(figures: list[Figures]) -> str:
     rows = [
         ("wall time, apply to all Succeeded", [f"{f.wall:.0f} s" for f in figures]),
         ("trials per minute", [f"{f.total / f.wall * 60:.0f}" for f in figures]),
-        ("overhead, Job completion to the study's next Job, p50",
+        ("overhead, a trial Job's end to the Job that took its place, p50",
          [f"{statistics.median(f.overheads) * 1000:.0f} ms" for f in figures]),
         ("overhead, p95", [f"{percentile(f.overheads, 0.95) * 1000:.0f} ms" for f in figures]),
         ("operator CPU", [f"{f.cpu:.1f} s ({f.cpu / f.wall * 100:.0f}% of one core)"

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from kubetune_devcluster import cluster as devcluster
@@ -94,15 +94,35 @@ class JobClock:
                 if self.stop.is_set():
                     return
 
-    def overheads(self) -> list[float]:
-        """For each completion, the time until the next Job was created."""
-        creations = sorted(self.created.values())
-        out = []
-        for done in sorted(self.completed.values()):
-            later = [c for c in creations if c >= done]
-            if later:
-                out.append(later[0] - done)
-        return out
+    def overheads(self, parallelism: int) -> list[float]:
+        """For each trial Job that ended, the seconds until the Job that took its place was
+        created (``successors``)."""
+        return [gap for _, _, gap in successors(self.created, self.completed, parallelism)]
+
+
+def successors(created: dict[str, float], completed: dict[str, float], parallelism: int
+               ) -> list[tuple[str, str, float]]:
+    """(a trial Job that ended, the Job that took its place, seconds from the end to that
+    Job's creation), per study: trial Jobs are named ``<study>-<uid>-<n>``, and a study of
+    ``parallelism`` starts trials 0 .. parallelism - 1 and one more for each trial that ends,
+    so the i-th of its Jobs to end is followed by trial ``parallelism + i``. The gap is
+    negative where the operator, acting on the trial's pod, created the next Job before the
+    Job controller marked the Job's end (the first Job created after the end would be another
+    trial's successor)."""
+    numbered: dict[str, dict[int, str]] = defaultdict(dict)
+    for name in created:
+        prefix, number = name.rsplit("-", 1)
+        numbered[prefix][int(number)] = name
+    ended: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for name, done in completed.items():
+        ended[name.rsplit("-", 1)[0]].append((done, name))
+    out = []
+    for prefix, ends in sorted(ended.items()):
+        for i, (done, name) in enumerate(sorted(ends)):
+            successor = numbered[prefix].get(parallelism + i)
+            if successor is not None:
+                out.append((name, successor, created[successor] - done))
+    return out
 
 
 READS = frozenset({"get", "list", "watch"})
@@ -228,14 +248,14 @@ def main() -> int:
         kubectl("delete", "namespace", namespace, "--wait=false")
         if os.environ.get("DEVCLUSTER_STATE") is None:
             devcluster.down(state_dir)
-    overheads = clock.overheads()
+    overheads = clock.overheads(args.parallelism)
     rows = [
         ("trials", f"{args.trials} (parallelism {args.parallelism}, instant toy trials)"),
         ("sampler", f"{args.algorithm} (seed {SEED})"),
         ("machine", f"devcluster on {os.cpu_count()} CPUs, load average {load:.1f} at the start"),
         ("wall time, apply to Succeeded", f"{wall:.1f} s"),
         ("trials per minute", f"{args.trials / wall * 60:.1f}"),
-        ("overhead, Job completion to next Job creation, p50",
+        ("overhead, a trial Job's end to the Job that took its place, p50",
          f"{statistics.median(overheads) * 1000:.0f} ms"),
         ("overhead, p95", f"{percentile(overheads, 0.95) * 1000:.0f} ms"),
         ("operator peak RSS, its sampler processes included", f"{rss:.0f} MiB"),

@@ -11,9 +11,10 @@ The studies are spread round-robin over the samplers that take one objective. Re
 one operator process that watches only the benchmark's namespace:
 
 - trials per minute, and trials running at once (pods Running, sampled every 5 s);
-- per-trial overhead: a trial Job's completion to the creation of its study's next Job, p50 and
-  p95, for each sampler, also with the sampler's own time taken out (the operator logs, for
-  every trial it creates, how long the sampler took for that batch);
+- per-trial overhead: a trial Job's end to the creation of the Job that took its place
+  (``bench_operator.successors``), p50 and p95, for each sampler, also with the sampler's own
+  time taken out (the operator logs, for every trial it creates, how long the sampler took for
+  that batch);
 - the operator's CPU, peak RSS, event-loop lag, and API requests per trial (audit log);
 - the largest study status, and the status the operator's own code writes for one study of
   10,000 finished trials (built offline from 10,000 trial Jobs).
@@ -51,6 +52,7 @@ from bench_operator import (
     peak_rss_mib,
     percentile,
     requests_per_trial,
+    successors,
 )
 from kubetune.core import protocol
 from kubetune_devcluster import cluster as devcluster
@@ -262,27 +264,18 @@ def sampler_times(log: Path) -> dict[str, tuple[str, float, float | None]]:
     return out
 
 
-def overheads(clock: JobClock, sampled: dict[str, tuple[str, float, float | None]]
-              ) -> dict[str, list[tuple[float, float, float | None]]]:
+def overheads(clock: JobClock, sampled: dict[str, tuple[str, float, float | None]],
+              parallelism: int) -> dict[str, list[tuple[float, float, float | None]]]:
     """Per sampler, (overhead, overhead without the sampler, the operator's part of it
-    without the sampler or None) for each Job completion that was followed by a Job of the
-    same study: a trial Job is named ``<study>-<uid>-<n>``. The operator's part runs from the
-    end reaching the operator's watch to its create returning; the rest is the API server
-    delivering the end to the operator and the new Job to this script."""
-    created: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for name, t in clock.created.items():
-        created[name.rsplit("-", 1)[0]].append((t, name))
-    for v in created.values():
-        v.sort()
+    without the sampler or None) for each trial Job that ended and the Job that took its place
+    (``bench_operator.successors``). The operator's part runs from the end reaching the operator's
+    watch to its create returning; the rest is the API server delivering the end to the
+    operator and the new Job to this script."""
     out: dict[str, list[tuple[float, float, float | None]]] = defaultdict(list)
-    for name, done in clock.completed.items():
-        later = [(t, n) for t, n in created[name.rsplit("-", 1)[0]] if t >= done]
-        if not later:
-            continue
-        t, successor = later[0]
+    for _, successor, gap in successors(clock.created, clock.completed, parallelism):
         sampler, seconds, turnaround = sampled.get(successor, ("?", 0.0, None))
         own = None if turnaround is None else max(0.0, turnaround - seconds)
-        out[sampler].append((t - done, max(0.0, t - done - seconds), own))
+        out[sampler].append((gap, gap - seconds, own))
     return out
 
 
@@ -445,7 +438,7 @@ def drive(run: Run, state: devcluster.ClusterState, kubectl, *, reports: int) ->
         op.wait(timeout=60)
         log.close()
     run.requests = operator_requests(audit_log, audit_from)
-    run.overheads = overheads(clock, sampler_times(log_path))
+    run.overheads = overheads(clock, sampler_times(log_path), run.parallelism)
     run.driver_failures = driver.failures
     run.patches = driver.patches
     run.starts = [t - clock.created[job] for job, t in driver.started.items()
@@ -499,7 +492,7 @@ def table(run: Run, conditions: str) -> str:
         own = [o[2] for o in v if o[2] is not None]
         by.append([s, str(len(v)), ms(total, 0.5), ms(total, 0.95), ms(without, 0.5),
                    ms(without, 0.95), ms(own, 0.5), ms(own, 0.95)])
-    per_sampler = markdown(["sampler", "completions followed by a Job", "overhead p50",
+    per_sampler = markdown(["sampler", "ends followed by their successor", "overhead p50",
                             "overhead p95", "sampler excluded, p50", "sampler excluded, p95",
                             "of which the operator's, p50", "the operator's, p95"], by)
     targets = [

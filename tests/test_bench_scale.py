@@ -27,15 +27,29 @@ def bench():
 
 def test_a_completion_is_paired_with_its_studys_next_job_less_the_sampler(bench):
     clock = SimpleNamespace(
-        created={"a-x1-0": 0.0, "a-x1-1": 0.0, "a-x1-2": 10.2, "b-y2-0": 0.0, "b-y2-1": 10.05},
+        created={"a-x1-0": 0.0, "a-x1-1": 0.0, "a-x1-2": 10.2, "b-y2-0": 0.0, "b-y2-1": 0.0,
+                 "b-y2-2": 10.05},
         completed={"a-x1-0": 10.0, "b-y2-0": 10.0, "a-x1-1": 20.0})  # a-x1-1: none after it
-    sampled = {"a-x1-2": ("gp", 0.15, 0.18), "b-y2-1": ("random", 0.001, None)}
-    out = bench.overheads(clock, sampled)
+    sampled = {"a-x1-2": ("gp", 0.15, 0.18), "b-y2-2": ("random", 0.001, None)}
+    out = bench.overheads(clock, sampled, 2)
     assert set(out) == {"gp", "random"}
     ((total, without, own),) = out["gp"]
     assert (total, without, own) == pytest.approx((0.2, 0.05, 0.03))
     ((total, without, own),) = out["random"]
     assert (total, without) == pytest.approx((0.05, 0.049)) and own is None
+
+
+def test_a_successor_made_before_the_job_controller_marked_the_end_is_its_own(bench):
+    """Trial 3 replaced trial 0 before the Job controller marked trial 0's end; the first Job
+    created after that mark is trial 4, trial 1's successor, and must not count as trial 0's."""
+    from bench_operator import successors
+
+    created = {"s-u-0": 0.0, "s-u-1": 0.0, "s-u-2": 0.0, "s-u-3": 9.9, "s-u-4": 10.6,
+               "s-u-5": 11.0}
+    completed = {"s-u-0": 10.0, "s-u-1": 10.5, "s-u-2": 10.9}
+    assert successors(created, completed, 3) == [
+        ("s-u-0", "s-u-3", pytest.approx(-0.1)), ("s-u-1", "s-u-4", pytest.approx(0.1)),
+        ("s-u-2", "s-u-5", pytest.approx(0.1))]
 
 
 def test_the_audit_log_is_read_across_a_rotation_from_where_the_run_began(bench, tmp_path):
