@@ -709,6 +709,45 @@ def test_a_trial_that_replaces_one_that_ended_is_logged_and_timed_from_that_end(
     assert histogram == 1
 
 
+def test_a_trial_that_fills_a_first_place_takes_no_end_for_its_turnaround(
+        caplog, monkeypatch) -> None:
+    """Trial 0 ends before trial 1, one of the study's first two, could be made: trial 1
+    replaces no end, so trial 2, which replaces trial 0, is the one timed from that end."""
+    import logging
+    import time
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_scale
+
+    fake = FakeApi()
+    add_study(fake)
+    r = reconciler(fake, [NOW])
+    create = r.apply.create
+
+    async def refuse_trial_1(study, number, manifest):
+        if number == 1:
+            raise errors.ServerError(503, "the apiserver is restarting")
+        return await create(study, number, manifest)
+
+    r.apply.create = refuse_trial_1  # type: ignore[method-assign]
+    with pytest.raises(errors.ServerError):
+        reconcile(r, fake)
+    r.apply.create = create  # type: ignore[method-assign]
+    assert sorted(jobs(fake)) == [0]
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    r.store.ends.append(time.monotonic() - 0.5)  # trial 0's end reached the operator
+    with caplog.at_level(logging.INFO, logger="kubetune.reconcile"):
+        reconcile(r, fake)
+    lines = {m.group(1): m for rec in caplog.records
+             if (m := bench_scale.CREATED.search(rec.getMessage()))}
+    assert set(lines) == {"1", "2"}
+    assert lines["1"].group(8) is None
+    assert 500 <= float(lines["2"].group(8)) < 5000
+    histogram = r.metrics.registry.get_sample_value("kubetune_trial_turnaround_seconds_count")
+    assert histogram == 1
+
+
 def test_a_gp_study_awaits_the_sampler_processes_and_creates_their_proposals() -> None:
     """The sampler of a study that fits a model runs apart: decide asks, the reconcile awaits
     the answer without a thread, and decides again with it."""

@@ -387,8 +387,11 @@ class Reconciler:
                                               creation.number + 1)
             if made:
                 # How long after the end it replaces reached the operator (its watch, the work
-                # queue, this reconcile, the sampler and the create), where one ended.
-                seen_at = self.store.ended_seen(meta["uid"])
+                # queue, this reconcile, the sampler and the create), where one ended. The
+                # study's first ``parallelism`` trials fill empty places and replace no end,
+                # even where earlier ones ended while they were being created.
+                seen_at = (self.store.ended_seen(meta["uid"])
+                           if creation.number >= spec.budget.parallelism else None)
                 turnaround = "" if seen_at is None else (
                     f"; {(time.monotonic() - seen_at) * 1000:.1f} ms after a trial's end "
                     "reached the operator")
