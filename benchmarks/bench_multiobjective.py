@@ -687,7 +687,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budgets", default="50,200", help="trial counts to score at (sequential)")
     p.add_argument("--batch-budget", type=int, default=50,
                    help=f"trials of the batch-of-{BATCH} runs (0: none)")
-    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--population", type=int, default=20, help="NSGA-II's (Optuna and pymoo)")
     p.add_argument("--cap", action="append", metavar="SAMPLER=TRIALS",
                    help="stop this sampler's sequential runs at TRIALS (a slow one); "
