@@ -7,9 +7,9 @@ Two phases, each with an operator process of its own so that its figures are its
 
 For each: trials per minute (apply to the last study Succeeded), the per-trial overhead (a trial
 Job's end to the creation of the Job that took its place, ``bench_operator.successors``, p50 and
-p95), the operator's
-CPU time and peak RSS, the largest study status in bytes, and the operator's event-loop lag (the
-largest, from ``kube.looplag`` on its liveness endpoint; target under 1 s).
+p95), the operator's CPU time and peak RSS, the largest study status in bytes, and the
+operator's event-loop lag (the largest, from ``kube.looplag`` on its liveness endpoint; target
+under 1 s).
 
     python benchmarks/bench_load.py [--studies 20 --trials 50 --parallelism 3]
                                     [--large-trials 1000 --large-parallelism 50] [--readme]

@@ -606,21 +606,37 @@ def test_the_earlier_studys_trials_are_read_again_only_when_one_of_its_jobs_chan
     assert reads == ["before", "missing"] * 2
 
 
-def test_each_created_trial_is_logged_with_the_samplers_time(caplog, monkeypatch) -> None:
-    """One line per trial Job, in the form benchmarks/bench_scale.py reads."""
+@pytest.fixture
+def created_lines(caplog, monkeypatch):
+    """``with created_lines() as lines: ...`` fills ``lines`` with the operator's "created" log
+    lines of the block, as benchmarks/bench_scale.py matches them (``bench_scale.CREATED``)."""
+    import contextlib
     import logging
     from pathlib import Path
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import bench_scale
 
+    @contextlib.contextmanager
+    def capture():
+        lines: list = []
+        with caplog.at_level(logging.INFO, logger="kubetune.reconcile"):
+            start = len(caplog.records)
+            yield lines
+            lines += [m for rec in caplog.records[start:]
+                      if (m := bench_scale.CREATED.search(rec.getMessage()))]
+
+    return capture
+
+
+def test_each_created_trial_is_logged_with_the_samplers_time(created_lines) -> None:
+    """One line per trial Job, in the form benchmarks/bench_scale.py reads."""
     fake = FakeApi()
     add_study(fake)
     r = reconciler(fake)
-    with caplog.at_level(logging.INFO, logger="kubetune.reconcile"):
+    with created_lines() as found:
         reconcile(r, fake)
-    found = [bench_scale.CREATED.search(rec.getMessage()) for rec in caplog.records]
-    lines = [m.groups() for m in found if m]
+    lines = [m.groups() for m in found]
     names = {j["metadata"]["name"] for j in jobs(fake).values()}
     assert sorted(g[0] for g in lines) == ["0", "1"]
     assert {g[3] for g in lines} == names
@@ -690,35 +706,25 @@ def test_a_create_that_failed_leaves_its_number_free() -> None:
 
 
 def test_a_trial_that_replaces_one_that_ended_is_logged_and_timed_from_that_end(
-        caplog, monkeypatch) -> None:
-    import logging
+        created_lines) -> None:
     import time
-    from pathlib import Path
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import bench_scale
 
     fake, r = started()
     finish(fake, 0, loss=0.25, now=NOW + 10)
     r.store.ends.append(time.monotonic() - 0.5)  # the end reached the operator 0.5 s ago
-    with caplog.at_level(logging.INFO, logger="kubetune.reconcile"):
+    with created_lines() as found:
         reconcile(r, fake)
-    (line,) = [m for rec in caplog.records if (m := bench_scale.CREATED.search(rec.getMessage()))]
+    (line,) = found
     assert line.group(1) == "2" and 500 <= float(line.group(8)) < 5000
     histogram = r.metrics.registry.get_sample_value("kubetune_trial_turnaround_seconds_count")
     assert histogram == 1
 
 
 def test_a_trial_that_fills_a_first_place_takes_no_end_for_its_turnaround(
-        caplog, monkeypatch) -> None:
+        created_lines) -> None:
     """Trial 0 ends before trial 1, one of the study's first two, could be made: trial 1
     replaces no end, so trial 2, which replaces trial 0, is the one timed from that end."""
-    import logging
     import time
-    from pathlib import Path
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import bench_scale
 
     fake = FakeApi()
     add_study(fake)
@@ -737,10 +743,9 @@ def test_a_trial_that_fills_a_first_place_takes_no_end_for_its_turnaround(
     assert sorted(jobs(fake)) == [0]
     finish(fake, 0, loss=0.25, now=NOW + 10)
     r.store.ends.append(time.monotonic() - 0.5)  # trial 0's end reached the operator
-    with caplog.at_level(logging.INFO, logger="kubetune.reconcile"):
+    with created_lines() as found:
         reconcile(r, fake)
-    lines = {m.group(1): m for rec in caplog.records
-             if (m := bench_scale.CREATED.search(rec.getMessage()))}
+    lines = {m.group(1): m for m in found}
     assert set(lines) == {"1", "2"}
     assert lines["1"].group(8) is None
     assert 500 <= float(lines["2"].group(8)) < 5000
