@@ -175,7 +175,14 @@ class GPSampler:
         order = np.argsort(feasibility.ranking(y[: len(y_obs)], violation[rows]), kind="stable")
         anchors = np.nan_to_num(x_obs[order[:5]], nan=0.5)
         out: list[dict[str, Any]] = []
-        for _ in range(n):
+        step = _quadratic_step(space, history, domain)
+        if step is not None and space.key(space.from_unit(step)) not in seen:
+            out.append(space.from_unit(step))
+            seen.add(space.key(out[0]))
+            u = space.to_unit(out[0])[None, :]
+            best = min(best, float(posterior.predict(u)[0][0])) if best is not None else None
+            posterior = posterior.with_fantasies(u)
+        while len(out) < n:
             acq: optimize.Acquisition
             if best is None:
                 assert feasible_model is not None  # only a model's verdict leaves no incumbent
@@ -203,6 +210,29 @@ class GPSampler:
                 feasible_model = feasible_model.with_lies(u)
             posterior = posterior.with_fantasies(u)
         return out
+
+
+def _quadratic_step(space: Space, history: History, domain: optimize.Domain) -> np.ndarray | None:
+    """The step to the minimum of a quadratic model of the best trials (``_gp.quadratic``), on
+    a space whose axes are all continuous, unconditional and unconstrained, or None.
+
+    Measured on COCO bbob at d = 5 (functions 1, 8, 10, 12, 13, 14, 15, 21, 3 seeds, 50
+    trials), with this step as the first point of every call where the model is believable:
+    mean log10(f - f*) sequentially 1.24 -> 0.40 (sphere solved to 1e-8, Rosenbrock 1.17 ->
+    0.82, bent cigar 4.52 -> 4.00, different powers -1.10 -> -1.25, the rest unchanged), in
+    batches of 4 1.05 -> 0.52, with noise 1.40 -> 1.36; the other 16 functions (2 seeds)
+    0.53 -> 0.49, none worse. Rejected on the same runs: steps on an indefinite fit too (to
+    its minimum over a ball of radius 1, 1/2 or 1/4 of the fitted points': 0.84, 0.88,
+    0.67), the Newton step only where it fits in the ball (0.43), fitting the points nearest
+    the incumbent instead of the best (0.51), and fitting twice as many points (0.57).
+    """
+    from kubetune.core.samplers._gp import quadratic
+
+    if space.conditional or not bool(np.all(domain.continuous)):
+        return None
+    if bool(np.any(history.violation > 0.0)):
+        return None
+    return quadratic.minimum(history.x, history.y)
 
 
 def trust_length(y: np.ndarray, n_startup: int, dim: int) -> float:
