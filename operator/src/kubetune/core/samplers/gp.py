@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kubetune.core.samplers._gp import quadratic
 from kubetune.core.samplers.base import History, history_of, rng_for
 from kubetune.core.space import CategoricalParam, FloatParam, IntParam, Param, Space
 from kubetune.core.trials import Trial
@@ -176,31 +177,29 @@ class GPSampler:
         anchors = np.nan_to_num(x_obs[order[:5]], nan=0.5)
         out: list[dict[str, Any]] = []
         step = _quadratic_step(space, history, domain)
-        if step is not None and space.key(space.from_unit(step)) not in seen:
-            out.append(space.from_unit(step))
-            seen.add(space.key(out[0]))
-            u = space.to_unit(out[0])[None, :]
-            best = min(best, float(posterior.predict(u)[0][0])) if best is not None else None
-            posterior = posterior.with_fantasies(u)
-        while len(out) < n:
-            acq: optimize.Acquisition
-            if best is None:
-                assert feasible_model is not None  # only a model's verdict leaves no incumbent
-                acq = feasibility.ConstrainedAcquisition(feasible_model)
-            else:
-                acq = acquisition.LogEI(posterior, best)
-                if feasible_model is not None:
-                    acq = feasibility.ConstrainedAcquisition(feasible_model, acq)
-            if space.conditional:
-                acq = _Masked(acq, space)
-            xs, _ = optimize.maximize(
-                acq, domain, rng, anchors=anchors, lengthscales=params.lengthscales, box=box
-            )
-            chosen = (
-                _first_unseen(space, _informative(xs, posterior, space), seen)
-                or _first_unseen(space, xs, seen)
-                or _random_unseen(space, rng, seen)
-            )
+        for _ in range(n):
+            # The quadratic model's step first, where there is one and it is new.
+            chosen = _first_unseen(space, step[None, :], seen) if step is not None else None
+            step = None
+            if chosen is None:
+                acq: optimize.Acquisition
+                if best is None:
+                    assert feasible_model is not None  # only a model's verdict leaves no incumbent
+                    acq = feasibility.ConstrainedAcquisition(feasible_model)
+                else:
+                    acq = acquisition.LogEI(posterior, best)
+                    if feasible_model is not None:
+                        acq = feasibility.ConstrainedAcquisition(feasible_model, acq)
+                if space.conditional:
+                    acq = _Masked(acq, space)
+                xs, _ = optimize.maximize(
+                    acq, domain, rng, anchors=anchors, lengthscales=params.lengthscales, box=box
+                )
+                chosen = (
+                    _first_unseen(space, _informative(xs, posterior, space), seen)
+                    or _first_unseen(space, xs, seen)
+                    or _random_unseen(space, rng, seen)
+                )
             out.append(chosen)
             seen.add(space.key(chosen))
             u = space.to_unit(chosen)[None, :]
@@ -228,11 +227,7 @@ def _quadratic_step(space: Space, history: History, domain: optimize.Domain) -> 
     of the best (0.51), rank or distance weights in the fit (0.48, 0.52), and a shorter startup
     design of d + 1 or d + 3 points (0.78, 0.59).
     """
-    from kubetune.core.samplers._gp import quadratic
-
-    if space.conditional or not bool(np.all(domain.continuous)):
-        return None
-    if bool(np.any(history.violation > 0.0)):
+    if space.conditional or not bool(np.all(domain.continuous)) or not history.feasible.all():
         return None
     return quadratic.minimum(history.x, history.y)
 
