@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from kubetune.core import pareto
 from kubetune.core.objectives import Objective
-from kubetune.core.samplers import get_multi_sampler
+from kubetune.core.samplers import get_multi_sampler, mogp
 from kubetune.core.samplers._gp import ehvi
 from kubetune.core.samplers.base import history_of
 from kubetune.core.samplers.gp import GPSampler, default_n_startup
@@ -144,6 +144,34 @@ def test_ehvi_gradient_matches_finite_differences_into_the_tail(m: int, scale: f
     numeric = np.stack([(acq(x + step * e) - acq(x - step * e)) / (2 * step) for e in np.eye(2)],
                        axis=1)
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
+
+
+# --- the scalarisation for three or four objectives --------------------------------------------
+
+
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_hypervolume_scalarisation_averages_to_the_hypervolume(m: int) -> None:
+    """Over directions drawn as the sampler draws them, the best score of a set of points,
+    clipped at 0 and to the power m, times the unit ball's volume per orthant, is the
+    hypervolume the set dominates up to the reference point (Golovin and Zhang, 2020)."""
+    rng = np.random.default_rng(m)
+    points = rng.uniform(0.0, 1.0, size=(8, m)) ** 0.5
+    lams = np.stack([mogp._direction(rng, m) for _ in range(100_000)])
+    best = np.stack([mogp._hypervolume_score(points, lam) for lam in lams]).max(axis=1)
+    ball_orthant = math.pi ** (m / 2) / math.gamma(m / 2 + 1) / 2**m
+    estimate = ball_orthant * float(np.mean(np.clip(best, 0.0, None) ** m))
+    exact = pareto.hypervolume(points, np.full(m, mogp._SCALARISATION_REF))
+    assert exact > 0.05
+    assert estimate == pytest.approx(exact, rel=0.02)
+
+
+def test_directions_are_unit_and_positive_and_reach_every_objective() -> None:
+    rng = np.random.default_rng(0)
+    lams = np.stack([mogp._direction(rng, 3) for _ in range(3000)])
+    np.testing.assert_allclose(np.linalg.norm(lams, axis=1), 1.0)
+    assert (lams > 0).all()
+    # Each objective is the one the direction leans on most in about a third of the draws.
+    assert np.bincount(lams.argmax(axis=1), minlength=3).min() > 800
 
 
 # --- the sampler's contract --------------------------------------------------------------------
