@@ -73,6 +73,7 @@ def test_the_readme_has_the_block_that_readme_writes(bench):
         ("zdt1", 2 / 3 + 0.1 + 0.11),  # integral of (1.1 - (1 - sqrt x)) on [0, 1], plus the
         ("zdt2", 1 / 3 + 0.1 + 0.11),  # 0.1 x 1.1 strip past f1 = 1
         ("dtlz2", 1.1**3 - math.pi / 6),
+        ("dtlz2-4", 1.1**4 - math.pi**2 / 32),
     ],
 )
 def test_true_front_hypervolume_matches_the_closed_form(bench, name, expected):
@@ -88,7 +89,19 @@ def test_dtlz2_sampled_front_agrees_with_the_closed_form(bench):
     assert bench.hypervolume(front, problem.ref) / problem.best_hv == pytest.approx(1, abs=0.01)
 
 
-@pytest.mark.parametrize("name", ["zdt1", "zdt2", "zdt3", "dtlz2", "srn"])
+def test_dtlz2_4_sampled_front_approaches_the_closed_form_from_below(bench):
+    from pymoo.util.ref_dirs import get_reference_directions
+
+    problem = bench.build("dtlz2-4")
+    ratios = []
+    for partitions in (20, 40):
+        dirs = get_reference_directions("das-dennis", 4, n_partitions=partitions)
+        front = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)  # on the unit sphere
+        ratios.append(bench.hypervolume(front, problem.ref) / problem.best_hv)
+    assert 0.95 < ratios[0] < ratios[1] < 1.0
+
+
+@pytest.mark.parametrize("name", ["zdt1", "zdt2", "zdt3", "dtlz2", "dtlz2-4", "srn"])
 def test_no_feasible_points_beat_the_true_front(bench, name):
     """Many points near the front, or (SRN) all over the box, never exceed the best-known
     hypervolume; SRN's literature front (pymoo's) would be beaten by 0.7%."""
@@ -99,8 +112,8 @@ def test_no_feasible_points_beat_the_true_front(bench, name):
     x = xl + (xu - xl) * rng.random((20_000, problem.n_var))
     if name.startswith("zdt"):
         x[:, 1:] *= 1e-3  # g close to 1: near the front
-    if name == "dtlz2":
-        x[:, 2:] = 0.5 + 1e-3 * (x[:, 2:] - 0.5)
+    if name.startswith("dtlz2"):
+        x[:, problem.n_obj - 1 :] = 0.5 + 1e-3 * (x[:, problem.n_obj - 1 :] - 0.5)
     f, g = problem.evaluate(x)
     hv = bench.hypervolume(f[np.all(g <= 0, axis=1)], problem.ref) / problem.best_hv
     assert 0.95 < hv <= 1.0
