@@ -24,15 +24,15 @@ reusing its parts. One call:
 Two objectives: EHVI. It rewards exactly what the study reports, hypervolume, spreads a batch
 by construction, and with independent GPs it is exact and cheap (a sum over boxes of products of
 closed forms). Three or four: ParEGO's plan with qParEGO's batches, on the hypervolume
-scalarisation of Golovin and Zhang (2020, arXiv:2006.04655). Each member draws its own
-direction ``lam`` uniformly from the positive part of the unit sphere with the call's
-generator, normalises every objective to [0, 1] over the observed trials (``u``), scores each
-trial by ``min_i (r - u_i) / lam_i`` with ``r = 1.1`` (how far past the trial the ray from the
-reference point along ``-lam`` runs), fits a GP to that, and maximises log EI against the best
-posterior mean, with pending trials and earlier members fantasised. Averaged over directions,
-the best such score (clipped at 0, to the power m) is proportional to the hypervolume the
-trials dominate, so the draws chase what the study reports; the score is left unclipped and
-unpowered, which keeps a gradient for the GP in trials past the reference point.
+scalarisation of Golovin and Zhang (2020, arXiv:2006.04655). Each member draws its own direction
+``lam`` uniformly from the positive part of the unit sphere with the call's generator,
+normalises every objective to [0, 1] over the observed trials (``u``), scores each trial by
+``min_i (r - u_i) / lam_i`` with ``r = 1.1`` (how far the ray from the reference point along
+``-lam`` runs inside the region the trial dominates), fits a GP to that, and maximises log EI
+against the best posterior mean, with pending trials and earlier members fantasised. Averaged
+over directions, the best such score (clipped at 0, to the power m) is proportional to the
+hypervolume the trials dominate, so the draws chase what the study reports; the score is left
+unclipped and unpowered, which keeps a gradient for the GP in trials past the reference point.
 
 Why the split, measured with benchmarks/bench_multiobjective.py (mean normalised hypervolume,
 50 sequential trials, 5 seeds; ParEGO then scalarised by augmented Chebyshev with weights drawn
@@ -51,11 +51,10 @@ directions each): 0.505 on average at 50 sequential trials (0.518, 0.495, 0.501,
 0.475 for augmented Chebyshev (0.476, 0.485, 0.471, 0.468); in batches of 4, 0.468 against
 0.453; at 200 trials (``auto``, MOTPE from 100) 0.845 against 0.848. With four objectives
 (``--problems=dtlz2-4``: DTLZ2 with d = 7, 20 seeds, 50 sequential trials) 0.394 against 0.357,
-where Optuna's MOTPE scores 0.370. Not kept: the score
-clipped at 0 and powered (0.502), ``r`` = 1.0, 1.2, 1.5, 2 (0.485, 0.462, 0.434, 0.339),
-objectives normalised to the front's nadir rather than the worst trial (0.473, 0.486), an
-augmentation term (0.506), Sobol directions instead of random ones (0.507), Chebyshev with
-sphere-drawn weights (0.493).
+where Optuna's MOTPE scores 0.370. Not kept: the score clipped at 0 and powered (0.502), ``r`` =
+1.0, 1.2, 1.5, 2 (0.485, 0.462, 0.434, 0.339), objectives normalised to the front's nadir rather
+than the worst trial (0.473, 0.486), an augmentation term (0.506), Sobol directions instead of
+random ones (0.507), Chebyshev with sphere-drawn weights (0.493).
 
 Constraints: as in ``gp``, once a trial has broken one, log P(feasible) (``_gp.feasibility``)
 is added to the log acquisition, the front holds feasible trials only, and a pending point or
@@ -332,7 +331,8 @@ def _direction(rng: np.random.Generator, m: int) -> np.ndarray:
 
 def _hypervolume_score(unit: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """Each row's hypervolume scalarisation along ``lam`` (higher is better): how far the ray
-    from the reference point along ``-lam`` runs before it leaves the box the row dominates.
+    from the reference point along ``-lam`` runs inside the region the row dominates (negative
+    where the row does not dominate the reference point).
     ``unit``: objectives normalised to [0, 1], lower is better; ``lam``: positive, unit norm."""
     return np.asarray(np.min((_SCALARISATION_REF - unit) / lam, axis=1), dtype=float)
 
