@@ -44,6 +44,7 @@ __all__ = [
     "hypervolume",
     "hypervolume_contributions",
     "nondominated_ranks",
+    "normalised",
     "pareto_mask",
     "reference_point",
     "select_by_hypervolume",
@@ -69,6 +70,12 @@ def dominates(a: ArrayLike, b: ArrayLike) -> bool:
     return bool(np.all(x <= y) and np.any(x < y))
 
 
+def normalised(y: np.ndarray) -> np.ndarray:
+    """Each column of ``y`` scaled to [0, 1] over its rows (a constant column to 0)."""
+    low, span = y.min(axis=0), np.ptp(y, axis=0)
+    return np.asarray((y - low) / np.where(span > 0, span, 1.0), dtype=float)
+
+
 def _distinct(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of ``y``, ordered so that a row's dominators all come before it, and
     each row's index among them.
@@ -78,8 +85,7 @@ def _distinct(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sums come first, and those rows dominate the most, which the elimination pass relies on.
     """
     rows, inverse = np.unique(y, axis=0, return_inverse=True)
-    low, span = rows.min(axis=0), np.ptp(rows, axis=0)
-    total = ((rows - low) / np.where(span > 0, span, 1.0)).sum(axis=1)
+    total = normalised(rows).sum(axis=1)
     order = np.lexsort((*(rows[:, j] for j in reversed(range(rows.shape[1]))), total))
     position = np.empty(len(rows), dtype=np.int64)
     position[order] = np.arange(len(rows))

@@ -178,9 +178,10 @@ class GPSampler:
         out: list[dict[str, Any]] = []
         step = _quadratic_step(space, history, domain)
         for _ in range(n):
-            # The quadratic model's step first, where there is one and it is new.
-            chosen = _first_unseen(space, step[None, :], seen) if step is not None else None
-            step = None
+            # The quadratic model's step first in the batch, where there is one and it is new.
+            chosen = None
+            if step is not None and not out:
+                chosen = _first_unseen(space, step[None, :], seen)
             if chosen is None:
                 acq: optimize.Acquisition
                 if best is None:

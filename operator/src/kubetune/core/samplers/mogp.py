@@ -307,8 +307,7 @@ class _Scalarised:
         from kubetune.core.samplers._gp import acquisition, fit, warping
 
         d = self.data
-        low, span = d.y_obs.min(axis=0), np.ptp(d.y_obs, axis=0)
-        unit = (d.y_obs - low) / np.where(span > 0, span, 1.0)
+        unit = pareto.normalised(d.y_obs)
         s = -_hypervolume_score(unit, _direction(rng, unit.shape[1]))
         y = warping.warp(np.concatenate([s, np.full(len(d.x_fail), s.max())]), gp._WARPING)
         params = fit.fit_kernel_params(d.x, y, d.is_cat)
