@@ -243,3 +243,42 @@ def test_trial_ends_the_watch_brings_are_counted_once_until_a_trial_follows(monk
     for n in range(4):
         cache.apply_event("jobs", "DELETED", job(n, "9"))
     assert cache.ended_seen(UID) is None
+
+
+def _ended_job(n: int, rv: str, *, recorded: bool) -> dict:
+    j = _recorded_job(n, rv) if recorded else job(n, rv)
+    j["metadata"]["labels"][names.STUDY_LABEL] = "s"
+    j["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    return j
+
+
+def test_a_recorded_ended_job_is_kept_packed_and_read_back_whole() -> None:
+    cache = new_cache()
+    cache.apply_event("jobs", "ADDED", _ended_job(0, "1", recorded=False))
+    key = "ml/s-0a1b2-0"
+    assert isinstance(cache.store["jobs"][UID][key], dict)  # no result yet: it may change
+    cache.wrote("jobs", _ended_job(0, "2", recorded=True))
+    assert isinstance(cache.store["jobs"][UID][key], bytes)
+    assert cache.jobs_of(UID) == [slim("jobs", _ended_job(0, "2", recorded=True))]
+    assert cache.jobs_named("ml", "s") == cache.jobs_of(UID)
+    assert cache.jobs_of(UID)[0] is not cache.jobs_of(UID)[0]  # each reader its own copy
+    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "2", recorded=True))  # our write
+    # Its result edited away by hand: live again.
+    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "3", recorded=False))
+    assert isinstance(cache.store["jobs"][UID][key], dict)
+    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "4", recorded=True))
+    deleting = _ended_job(0, "5", recorded=True)
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-06T00:00:00Z"
+    cache.apply_event("jobs", "MODIFIED", deleting)
+    assert isinstance(cache.store["jobs"][UID][key], dict)  # being deleted: it changes
+    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "6", recorded=True))
+    cache.apply_event("jobs", "DELETED", _ended_job(0, "6", recorded=True))
+    assert cache.jobs_of(UID) == []
+
+
+def test_a_packed_job_ending_again_is_not_counted_as_a_new_end() -> None:
+    cache = new_cache()
+    cache.apply_event("jobs", "ADDED", _ended_job(0, "1", recorded=True))
+    assert cache.ended_seen(UID) is not None  # its end, seen once
+    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "2", recorded=True))
+    assert cache.ended_seen(UID) is None

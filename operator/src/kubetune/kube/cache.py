@@ -82,6 +82,19 @@ def slim(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+_Stored = dict[str, Any] | bytes  # an object as the store keeps it: see ``_pack``
+
+
+def _pack(obj: dict[str, Any]) -> bytes:
+    """``obj`` as compact JSON: how the store keeps what changes no more."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _load(stored: _Stored) -> dict[str, Any]:
+    """An object as the store keeps it -> the object (a new dict when it was packed)."""
+    return json.loads(stored) if isinstance(stored, bytes) else stored
+
+
 def _shared_keys(obj: dict[str, Any]) -> dict[str, Any]:
     return {sys.intern(k): _shared(v) for k, v in obj.items()}
 
@@ -127,8 +140,10 @@ class TrialCache:
         # Jobs, pods, and the trial kinds other than Job the operator was told to watch.
         self.kinds = {**KINDS, **{w.resource: f"/apis/{w.group}/{w.version}" for w in workloads}}
         self.trial_kinds = ["jobs", *(k for k in self.kinds if k not in KINDS)]
-        self.store: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
-            k: {} for k in self.kinds}
+        # A trial object that ended with its result recorded changes no more (short of an
+        # edit by hand or its deletion, which the watch brings as a new version): it is kept
+        # as compact JSON, a quarter of its memory as a dict, and read back on each reconcile.
+        self.store: dict[str, dict[str, dict[str, _Stored]]] = {k: {} for k in self.kinds}
         # Pods done with: ended, their result finalizer released, their trial's result on its
         # Job. Nothing reads them but the re-derivation of a result edited by hand, so they
         # are kept as compact JSON (a fifth of the memory) and out of ``pods_of``.
@@ -148,12 +163,12 @@ class TrialCache:
 
     def jobs_of(self, uid: str) -> list[dict[str, Any]]:
         """The study's trial objects: its Jobs, or its trialTemplate resources."""
-        return [obj for kind in self.trial_kinds
+        return [_load(obj) for kind in self.trial_kinds
                 for obj in self.store[kind].get(uid, {}).values()]
 
     def pods_of(self, uid: str, settled: bool = False) -> list[dict[str, Any]]:
         """The study's pods; with ``settled`` also those done with (see ``settled``)."""
-        pods = list(self.store["pods"].get(uid, {}).values())
+        pods = [_load(pod) for pod in self.store["pods"].get(uid, {}).values()]
         if settled:
             pods += [json.loads(b) for b in self.settled.get(uid, {}).values()]
         return pods
@@ -165,9 +180,10 @@ class TrialCache:
         out: list[dict[str, Any]] = []
         for jobs in self.store["jobs"].values():
             first = next(iter(jobs.values()), None)
-            if first is not None and first["metadata"].get("namespace") == namespace and (
-                    first["metadata"].get("labels") or {}).get(names.STUDY_LABEL) == label:
-                out += jobs.values()
+            meta = _load(first)["metadata"] if first is not None else {}
+            if meta.get("namespace") == namespace and (
+                    meta.get("labels") or {}).get(names.STUDY_LABEL) == label:
+                out += map(_load, jobs.values())
         return out
 
     def ended_seen(self, uid: str) -> float | None:
@@ -199,13 +215,16 @@ class TrialCache:
             settled.pop(key, None)
             if self._done_with(uid, obj):
                 self.store[kind].get(uid, {}).pop(key, None)
-                settled[key] = json.dumps(slim(kind, obj), separators=(",", ":")).encode()
+                settled[key] = _pack(slim(kind, obj))
                 return uid
         elif kind in self.trial_kinds:
             numbers = self._recorded.setdefault(uid, set())
             number = (obj["metadata"].get("labels") or {}).get(names.TRIAL_LABEL, "")
             if names.RESULT_ANNOTATION in (obj["metadata"].get("annotations") or {}):
                 numbers.add(number)
+                if _ended(obj) and not obj["metadata"].get("deletionTimestamp"):
+                    self.store[kind].setdefault(uid, {})[key] = _pack(slim(kind, obj))
+                    return uid
             else:
                 numbers.discard(number)
         self.store[kind].setdefault(uid, {})[key] = slim(kind, obj)
@@ -233,7 +252,7 @@ class TrialCache:
                 self._gone.popitem(last=False)
         bucket = self.store[kind].get(uid or "", {})
         old = bucket.get(key)
-        if old is not None and old["metadata"].get("uid") == obj["metadata"].get("uid"):
+        if old is not None and _load(old)["metadata"].get("uid") == obj["metadata"].get("uid"):
             del bucket[key]
             if not bucket:
                 self._ends.pop(uid or "", None)
@@ -260,7 +279,8 @@ class TrialCache:
                 return None  # the operator's own write, already in the cache
         if kind in self.trial_kinds and _ended(obj):
             uid = _study(obj)
-            if uid and not _ended(self.store[kind].get(uid, {}).get(key[1])):
+            before = self.store[kind].get(uid or "", {}).get(key[1])
+            if uid and not _ended(None if before is None else _load(before)):
                 self._ends.setdefault(uid, collections.deque(maxlen=_ENDS)).append(
                     time.monotonic())
         return self._put(kind, obj)
