@@ -188,15 +188,20 @@ def process_tree(pid: int) -> list[int]:
 def peak_rss_mib(pid: int) -> float:
     """The peak resident memory of ``pid``'s process tree: each process's peak, added up (an
     upper bound of the tree's at any one moment)."""
-    total = 0.0
+    return sum(peak_rss_by_process(pid).values())
+
+
+def peak_rss_by_process(pid: int) -> dict[int, float]:
+    """The peak resident memory (MiB) of each process of ``pid``'s tree alive now."""
+    peaks = {}
     for member in process_tree(pid):
         try:
             text = Path(f"/proc/{member}/status").read_text()
         except OSError:
             continue
-        total += sum(int(line.split()[1]) / 1024 for line in text.splitlines()
-                     if line.startswith("VmHWM:"))
-    return total
+        peaks[member] = sum(int(line.split()[1]) / 1024 for line in text.splitlines()
+                            if line.startswith("VmHWM:"))
+    return peaks
 
 
 def main() -> int:

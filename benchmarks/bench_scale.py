@@ -49,6 +49,7 @@ from bench_load import cpu_seconds, free_port, loop_lag, tree_cpu_seconds
 from bench_operator import (
     MAX_WRITES_PER_TRIAL,
     JobClock,
+    peak_rss_by_process,
     peak_rss_mib,
     percentile,
     requests_per_trial,
@@ -327,6 +328,7 @@ class Run:
     wall: float = 0.0
     cpu: float = 0.0
     rss: float = 0.0
+    rss_own: float = 0.0  # the operator's own process, the rest its sampler processes
     lag_max: float = float("nan")
     lag_slow: int = 0
     status_bytes: int = 0
@@ -421,7 +423,8 @@ def drive(run: Run, state: devcluster.ClusterState, kubectl, *, reports: int) ->
         run.cpu = tree_cpu_seconds(op.pid) - cpu0
         run.cluster_cpu = {name: cpu_seconds(pid) - cluster0[name]
                            for name, pid in components.items()}
-        run.rss = peak_rss_mib(op.pid)
+        peaks = peak_rss_by_process(op.pid)
+        run.rss, run.rss_own = sum(peaks.values()), peaks.get(op.pid, 0.0)
         lag = loop_lag(liveness)
         run.lag_max = float(lag.get("maxSeconds", float("nan")))
         run.lag_slow = int(lag.get("overOneSecond", 0))
@@ -470,7 +473,9 @@ def table(run: Run, conditions: str) -> str:
          f"({run.patches / max(1, run.finished):.1f} per trial)"),
         ("operator CPU, its sampler processes included",
          f"{run.cpu:.0f} s ({run.cpu / run.wall * 100:.0f}% of one core)"),
-        ("operator peak RSS, its sampler processes included", f"{run.rss:.0f} MiB"),
+        ("operator peak RSS, its sampler processes included",
+         f"{run.rss:.0f} MiB (the operator's process {run.rss_own:.0f} MiB, the others "
+         f"{run.rss - run.rss_own:.0f} MiB)"),
         ("CPU of devcluster's processes (pods' shells not included)", ", ".join(
             f"{name} {cpu:.0f} s" for name, cpu in sorted(run.cluster_cpu.items(),
                                                           key=lambda kv: -kv[1]))),
