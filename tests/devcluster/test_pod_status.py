@@ -88,3 +88,32 @@ def test_a_refused_status_is_not_retried_and_is_logged(
     runner(tmp_path, rest).patch_status({"phase": "Succeeded"})
     assert rest.calls == 1
     assert "refused phase Succeeded" in caplog.records[-1].getMessage()
+
+
+class Recorder:
+    """Records each status patch with the GPUs the agent held free at that moment."""
+
+    def __init__(self) -> None:
+        self.free: list[int] = []
+        self.seen: list[tuple[str, list[int]]] = []
+
+    def give_gpus(self, ids: list[int]) -> None:
+        self.free = sorted({*self.free, *ids})
+
+    def request(self, method: str, path: str, *, body: dict, **_: object) -> dict:
+        self.seen.append((body["status"]["phase"], list(self.free)))
+        return {}
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_a_pods_gpus_are_free_before_its_final_phase_is_reported(tmp_path: Path,
+                                                                   phase: str) -> None:
+    rest = Recorder()
+    agent = types.SimpleNamespace(pods_dir=tmp_path, rest=rest, stopping=threading.Event(),
+                                  give_gpus=rest.give_gpus)
+    pod = pods.PodRunner(agent, POD)  # type: ignore[arg-type]
+    pod.gpu_ids = [2, 3]
+    pod.report("Running", initialized=True)
+    pod.report(phase, initialized=True)
+    assert rest.seen == [("Running", []), (phase, [2, 3])]
+    assert pod.gpu_ids == []

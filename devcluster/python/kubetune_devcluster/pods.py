@@ -216,6 +216,12 @@ class PodRunner:
             status["reason"] = reason
         if message:
             status["message"] = message
+        if phase in ("Succeeded", "Failed"):
+            # Its processes have ended: its GPUs are free before the scheduler, reading the
+            # final phase, binds another GPU pod here (a kubelet's device manager frees a
+            # terminated pod's devices before it admits the next pod, too).
+            self.agent.give_gpus(self.gpu_ids)
+            self.gpu_ids = []
         self.patch_status(status)
 
     def container_status(self, c: dict, state: dict, *, ready: bool = False,
