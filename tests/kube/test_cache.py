@@ -245,40 +245,19 @@ def test_trial_ends_the_watch_brings_are_counted_once_until_a_trial_follows(monk
     assert cache.ended_seen(UID) is None
 
 
-def _ended_job(n: int, rv: str, *, recorded: bool) -> dict:
-    j = _recorded_job(n, rv) if recorded else job(n, rv)
-    j["metadata"]["labels"][names.STUDY_LABEL] = "s"
-    j["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
-    return j
-
-
-def test_a_recorded_ended_job_is_kept_packed_and_read_back_whole() -> None:
+def test_jobs_of_a_study_share_one_spec_and_keep_their_own_metadata() -> None:
+    recorded = json.loads((RECORDED / "trial-job.json").read_text())
     cache = new_cache()
-    cache.apply_event("jobs", "ADDED", _ended_job(0, "1", recorded=False))
-    key = "ml/s-0a1b2-0"
-    assert isinstance(cache.store["jobs"][UID][key], dict)  # no result yet: it may change
-    cache.wrote("jobs", _ended_job(0, "2", recorded=True))
-    assert isinstance(cache.store["jobs"][UID][key], bytes)
-    assert cache.jobs_of(UID) == [slim("jobs", _ended_job(0, "2", recorded=True))]
-    assert cache.jobs_named("ml", "s") == cache.jobs_of(UID)
-    assert cache.jobs_of(UID)[0] is not cache.jobs_of(UID)[0]  # each reader its own copy
-    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "2", recorded=True))  # our write
-    # Its result edited away by hand: live again.
-    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "3", recorded=False))
-    assert isinstance(cache.store["jobs"][UID][key], dict)
-    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "4", recorded=True))
-    deleting = _ended_job(0, "5", recorded=True)
-    deleting["metadata"]["deletionTimestamp"] = "2026-12-06T00:00:00Z"
-    cache.apply_event("jobs", "MODIFIED", deleting)
-    assert isinstance(cache.store["jobs"][UID][key], dict)  # being deleted: it changes
-    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "6", recorded=True))
-    cache.apply_event("jobs", "DELETED", _ended_job(0, "6", recorded=True))
-    assert cache.jobs_of(UID) == []
+    for n in range(3):
+        one = json.loads(json.dumps(recorded))
+        one["metadata"]["name"], one["metadata"]["uid"] = f"s-0a1b2-{n}", f"job-{n}"
+        one["metadata"]["labels"][names.STUDY_UID_LABEL] = UID
+        one["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] = f"job-{n}"
+        cache.apply_event("jobs", "ADDED", one)
+    jobs = cache.jobs_of(UID)
+    assert len(jobs) == 3 and len({id(j["spec"]) for j in jobs}) == 1
+    assert sorted(j["metadata"]["uid"] for j in jobs) == ["job-0", "job-1", "job-2"]
+    assert "selector" not in jobs[0]["spec"]  # it names the Job's own UID; nothing reads it
+    from kubetune.kube import observe as observing
 
-
-def test_a_packed_job_ending_again_is_not_counted_as_a_new_end() -> None:
-    cache = new_cache()
-    cache.apply_event("jobs", "ADDED", _ended_job(0, "1", recorded=True))
-    assert cache.ended_seen(UID) is not None  # its end, seen once
-    cache.apply_event("jobs", "MODIFIED", _ended_job(0, "2", recorded=True))
-    assert cache.ended_seen(UID) is None
+    assert observing.objective_of(jobs[0]) == ("loss", "minimize")

@@ -57,14 +57,23 @@ class _Written:
 # of a pod, the fields below and its containers' names. The rest (the pod template, volumes,
 # commands, env) is most of what is left of a trial's bytes, times 20,000 trials.
 _JOB_ENV = frozenset({"KUBETUNE_METRIC", "KUBETUNE_DIRECTION"})
+_SHORT = 64  # strings up to this long are interned
+_SPECS = 4096  # distinct Job specs shared before the table starts again
 _POD_SPEC = frozenset({"activeDeadlineSeconds", "nodeName", "hostname", "subdomain",
                        "restartPolicy", "serviceAccountName", "schedulingGates"})
 
 
-def slim(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+def slim(kind: str, obj: dict[str, Any],
+         specs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """``obj`` with only the parts of its spec the operator reads (Jobs and pods; other
-    kinds as they are), its keys shared with every other object's (``sys.intern``: a third of
-    a small dict's bytes). A new mapping: ``obj`` itself is left as it was."""
+    kinds as they are), its keys and short strings shared with every other object's
+    (``sys.intern``: a third of a small dict's bytes). A new mapping: ``obj`` itself is left as
+    it was.
+
+    A Job's spec so slimmed (without its selector, which holds its own UID) is the same for
+    every trial of a study: with ``specs`` (canonical JSON -> spec) equal specs are one object,
+    shared by every Job that has it. Cached objects are read, never changed, so sharing is
+    safe."""
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return obj
@@ -73,26 +82,18 @@ def slim(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         containers = [{"name": c.get("name"),
                        "env": [e for e in c.get("env") or [] if e.get("name") in _JOB_ENV]}
                       for c in pod.get("containers") or []]
-        return _shared_keys({**obj, "spec": {**spec, "template": {"spec": {
-            "containers": containers}}}})
+        kept = _shared_keys({**{k: v for k, v in spec.items() if k != "selector"},
+                             "template": {"spec": {"containers": containers}}})
+        if specs is not None:
+            if len(specs) > _SPECS:
+                specs.clear()  # the objects that share one keep it; later ones share anew
+            kept = specs.setdefault(json.dumps(kept, sort_keys=True), kept)
+        return {**_shared_keys({k: v for k, v in obj.items() if k != "spec"}), "spec": kept}
     if kind == "pods":
         kept = {k: v for k, v in spec.items() if k in _POD_SPEC}
         kept["containers"] = [{"name": c.get("name")} for c in spec.get("containers") or []]
         return _shared_keys({**obj, "spec": kept})
     return obj
-
-
-_Stored = dict[str, Any] | bytes  # an object as the store keeps it: see ``_pack``
-
-
-def _pack(obj: dict[str, Any]) -> bytes:
-    """``obj`` as compact JSON: how the store keeps what changes no more."""
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def _load(stored: _Stored) -> dict[str, Any]:
-    """An object as the store keeps it -> the object (a new dict when it was packed)."""
-    return json.loads(stored) if isinstance(stored, bytes) else stored
 
 
 def _shared_keys(obj: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +105,10 @@ def _shared(value: Any) -> Any:
         return _shared_keys(value)
     if isinstance(value, list):
         return [_shared(v) for v in value]
+    if isinstance(value, str) and len(value) <= _SHORT:
+        # Condition types, reasons and messages, phases, label values, timestamps: most
+        # repeat across thousands of trials.
+        return sys.intern(value)
     return value
 
 
@@ -140,10 +145,8 @@ class TrialCache:
         # Jobs, pods, and the trial kinds other than Job the operator was told to watch.
         self.kinds = {**KINDS, **{w.resource: f"/apis/{w.group}/{w.version}" for w in workloads}}
         self.trial_kinds = ["jobs", *(k for k in self.kinds if k not in KINDS)]
-        # A trial object that ended with its result recorded changes no more (short of an
-        # edit by hand or its deletion, which the watch brings as a new version): it is kept
-        # as compact JSON, a quarter of its memory as a dict, and read back on each reconcile.
-        self.store: dict[str, dict[str, dict[str, _Stored]]] = {k: {} for k in self.kinds}
+        self.store: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+            k: {} for k in self.kinds}
         # Pods done with: ended, their result finalizer released, their trial's result on its
         # Job. Nothing reads them but the re-derivation of a result edited by hand, so they
         # are kept as compact JSON (a fifth of the memory) and out of ``pods_of``.
@@ -157,18 +160,19 @@ class TrialCache:
             (k, ns): asyncio.Event() for k in self.kinds for ns in self.namespaces
         }
         self._failures = FailureLog(log)
+        self._specs: dict[str, dict[str, Any]] = {}  # see ``slim``
 
     async def wait_synced(self) -> None:
         await asyncio.gather(*(e.wait() for e in self._synced.values()))
 
     def jobs_of(self, uid: str) -> list[dict[str, Any]]:
         """The study's trial objects: its Jobs, or its trialTemplate resources."""
-        return [_load(obj) for kind in self.trial_kinds
+        return [obj for kind in self.trial_kinds
                 for obj in self.store[kind].get(uid, {}).values()]
 
     def pods_of(self, uid: str, settled: bool = False) -> list[dict[str, Any]]:
         """The study's pods; with ``settled`` also those done with (see ``settled``)."""
-        pods = [_load(pod) for pod in self.store["pods"].get(uid, {}).values()]
+        pods = list(self.store["pods"].get(uid, {}).values())
         if settled:
             pods += [json.loads(b) for b in self.settled.get(uid, {}).values()]
         return pods
@@ -180,10 +184,9 @@ class TrialCache:
         out: list[dict[str, Any]] = []
         for jobs in self.store["jobs"].values():
             first = next(iter(jobs.values()), None)
-            meta = _load(first)["metadata"] if first is not None else {}
-            if meta.get("namespace") == namespace and (
-                    meta.get("labels") or {}).get(names.STUDY_LABEL) == label:
-                out += map(_load, jobs.values())
+            if first is not None and first["metadata"].get("namespace") == namespace and (
+                    first["metadata"].get("labels") or {}).get(names.STUDY_LABEL) == label:
+                out += jobs.values()
         return out
 
     def ended_seen(self, uid: str) -> float | None:
@@ -215,19 +218,16 @@ class TrialCache:
             settled.pop(key, None)
             if self._done_with(uid, obj):
                 self.store[kind].get(uid, {}).pop(key, None)
-                settled[key] = _pack(slim(kind, obj))
+                settled[key] = json.dumps(slim(kind, obj), separators=(",", ":")).encode()
                 return uid
         elif kind in self.trial_kinds:
             numbers = self._recorded.setdefault(uid, set())
             number = (obj["metadata"].get("labels") or {}).get(names.TRIAL_LABEL, "")
             if names.RESULT_ANNOTATION in (obj["metadata"].get("annotations") or {}):
                 numbers.add(number)
-                if _ended(obj) and not obj["metadata"].get("deletionTimestamp"):
-                    self.store[kind].setdefault(uid, {})[key] = _pack(slim(kind, obj))
-                    return uid
             else:
                 numbers.discard(number)
-        self.store[kind].setdefault(uid, {})[key] = slim(kind, obj)
+        self.store[kind].setdefault(uid, {})[key] = slim(kind, obj, self._specs)
         return uid
 
     def _done_with(self, uid: str, pod: dict[str, Any]) -> bool:
@@ -252,7 +252,7 @@ class TrialCache:
                 self._gone.popitem(last=False)
         bucket = self.store[kind].get(uid or "", {})
         old = bucket.get(key)
-        if old is not None and _load(old)["metadata"].get("uid") == obj["metadata"].get("uid"):
+        if old is not None and old["metadata"].get("uid") == obj["metadata"].get("uid"):
             del bucket[key]
             if not bucket:
                 self._ends.pop(uid or "", None)
@@ -279,8 +279,7 @@ class TrialCache:
                 return None  # the operator's own write, already in the cache
         if kind in self.trial_kinds and _ended(obj):
             uid = _study(obj)
-            before = self.store[kind].get(uid or "", {}).get(key[1])
-            if uid and not _ended(None if before is None else _load(before)):
+            if uid and not _ended(self.store[kind].get(uid, {}).get(key[1])):
                 self._ends.setdefault(uid, collections.deque(maxlen=_ENDS)).append(
                     time.monotonic())
         return self._put(kind, obj)
