@@ -30,11 +30,14 @@ def test_a_completion_is_paired_with_its_studys_next_job_less_the_sampler(bench)
         created={"a-x1-0": 0.0, "a-x1-1": 0.0, "a-x1-2": 10.2, "b-y2-0": 0.0, "b-y2-1": 0.0,
                  "b-y2-2": 10.05},
         completed={"a-x1-0": 10.0, "b-y2-0": 10.0, "a-x1-1": 20.0})  # a-x1-1: none after it
-    sampled = {"a-x1-2": ("gp", 0.15, 0.18), "b-y2-2": ("random", 0.001, None)}
+    turnaround = bench.Turnaround(total=0.18, begin=0.01, look=0.16, create=0.01)
+    sampled = {"a-x1-2": ("gp", 0.15, turnaround), "b-y2-2": ("random", 0.001, None)}
     out = bench.overheads(clock, sampled, 2)
     assert set(out) == {"gp", "random"}
     ((total, without, own),) = out["gp"]
-    assert (total, without, own) == pytest.approx((0.2, 0.05, 0.03))
+    assert (total, without) == pytest.approx((0.2, 0.05))
+    # The sampler's 0.15 s is taken out of the operator's part and of its look alone.
+    assert tuple(own) == pytest.approx((0.03, 0.01, 0.01, 0.01))
     ((total, without, own),) = out["random"]
     assert (total, without) == pytest.approx((0.05, 0.049)) and own is None
 

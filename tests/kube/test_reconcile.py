@@ -716,6 +716,10 @@ def test_a_trial_that_replaces_one_that_ended_is_logged_and_timed_from_that_end(
         reconcile(r, fake)
     (line,) = found
     assert line.group(1) == "2" and 500 <= float(line.group(8)) < 5000
+    # Its parts: the 0.5 s before the reconcile began, the look, the create.
+    begin, look, create = (float(line.group(i)) for i in (9, 10, 11))
+    assert begin >= 500
+    assert abs(begin + look + create - float(line.group(8))) < 1.0
     histogram = r.metrics.registry.get_sample_value("kubetune_trial_turnaround_seconds_count")
     assert histogram == 1
 

@@ -74,11 +74,15 @@ class Outcome:
 
 
 class _Stopwatch:
-    """A sampler entry point that adds up the seconds its calls take."""
+    """A sampler entry point that adds up the seconds its calls take; it also keeps when
+    (``time.monotonic``) its reconcile began and when the reconcile's look ended, which the
+    log of each trial created reports."""
 
     def __init__(self, suggest: Callable[..., Any]):
         self.suggest = suggest
         self.seconds = 0.0
+        self.began = time.monotonic()
+        self.looked = self.began
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
@@ -163,6 +167,7 @@ class Reconciler:
             await self.apply.release(pod)
 
     async def reconcile(self, study: dict[str, Any]) -> Outcome:
+        sampling = _Stopwatch(self.suggest)
         meta = study["metadata"]
         uid = meta["uid"]
         generation = int(meta.get("generation") or 1)
@@ -188,7 +193,6 @@ class Reconciler:
         logs, log_due = await self._read_logs(uid, spec, by_number)
 
         earlier = self._earlier_jobs(study, spec)
-        sampling = _Stopwatch(self.suggest)
         apart = _Apart() if self.samplers is not None and self.samplers.fits(spec) else None
 
         def look() -> tuple[observing.Observation, plans.Plan]:
@@ -207,6 +211,7 @@ class Reconciler:
             return seen, plan
 
         seen, plan = await self._look(look, apart, sampling)
+        sampling.looked = time.monotonic()
 
         for number in seen.unverified:
             await self._warn_unverified(study, by_number[number].job,
@@ -219,7 +224,7 @@ class Reconciler:
             try:
                 await self._trial_needs(study, spec)
                 created = await self._create_trials(study, spec, plan, jobs, previous,
-                                                    generation, now, sampling.seconds)
+                                                    generation, now, sampling)
             except errors.ApiError as e:
                 # Results are recorded all the same: a refused create (a quota, an outage)
                 # must not keep finished trials' pods waiting.
@@ -355,9 +360,10 @@ class Reconciler:
     async def _create_trials(self, study: dict[str, Any], spec: specs.StudySpec,
                              plan: plans.Plan, jobs: list[dict[str, Any]],
                              previous: dict[str, Any], generation: int, now: float,
-                             sampled: float) -> bool:
+                             sampling: _Stopwatch) -> bool:
         """Create the plan's trials; False when the spec turned out invalid (status written).
-        ``sampled``: the seconds the sampler took to propose them, logged with each."""
+        ``sampling``: the sampler's seconds for them and the reconcile's times, logged with
+        each."""
         unwatched = _unwatched(spec, self.workloads)
         if unwatched is not None:
             await self.status.write(study, statuses.invalid_status(
@@ -392,15 +398,21 @@ class Reconciler:
                 # even where earlier ones ended while they were being created.
                 seen_at = (self.store.ended_seen(meta["uid"])
                            if creation.number >= spec.budget.parallelism else None)
+                # Its parts: the end waiting for this reconcile to begin (a reconcile of the
+                # study already running, the loop busy), the look (a reconcile thread, the
+                # sampler), and the creates up to this one.
                 turnaround = "" if seen_at is None else (
                     f"; {(time.monotonic() - seen_at) * 1000:.1f} ms after a trial's end "
-                    "reached the operator")
+                    f"reached the operator: {_ms(sampling.began - seen_at)} ms to begin, "
+                    f"{_ms(sampling.looked - sampling.began)} ms to look, "
+                    f"{_ms(time.monotonic() - sampling.looked)} ms to create")
                 if seen_at is not None:
                     self.metrics.trial_turnaround.observe(time.monotonic() - seen_at)
                 log.info("trial %d of %s/%s: created %s %s (sampler %s: %.1f ms for %d%s)",
                          creation.number, meta["namespace"], meta["name"],
                          manifest.get("kind", "Job"), manifest["metadata"]["name"],
-                         spec.algorithm.name, sampled * 1000, len(plan.create), turnaround)
+                         spec.algorithm.name, sampling.seconds * 1000, len(plan.create),
+                         turnaround)
         return True
 
     async def _warn_unverified(self, study: dict[str, Any], job: dict[str, Any] | None, *,
@@ -422,6 +434,10 @@ class Reconciler:
             f"trial {meta['labels'].get(names.TRIAL_LABEL)} (Job {meta['name']}): its "
             f"{names.RESULT_ANNOTATION} annotation is not the operator's (edited by hand?), so "
             f"it is not used; {what}", "Warning")
+
+
+def _ms(seconds: float) -> str:
+    return f"{max(0.0, seconds) * 1000:.1f}"
 
 
 def prior_study(name: str, jobs: Sequence[dict[str, Any]],
