@@ -99,3 +99,53 @@ def test_backoff_doubles_to_its_cap_and_starts_over_after_a_success() -> None:
     assert [b.next() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
     b.reset()
     assert b.next() == 1.0
+
+
+def test_a_study_is_resynced_its_interval_after_its_last_reconcile_and_only_while_known(
+        ) -> None:
+    """The safety net: each study is looked at again ``resync`` seconds after its last
+    reconcile; reconciles meanwhile push it back, and a study no longer known is left alone."""
+    known = {"a", "b"}
+    runs: list[tuple[str, float]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def work(uid: str) -> None:
+            runs.append((uid, loop.time() - start))
+
+        queue = StudyQueue(work, resync=0.4, known=known.__contains__)
+        queue.trigger("a")
+        queue.trigger("b")
+        for _ in range(3):  # events keep "a" busy: its resync keeps moving back
+            await asyncio.sleep(0.1)
+            known.discard("b")  # "b" is gone before its resync comes due
+            queue.trigger("a")
+        await asyncio.sleep(0.6)
+
+    asyncio.run(main())
+    b = [t for uid, t in runs if uid == "b"]
+    a = [t for uid, t in runs if uid == "a"]
+    assert len(b) == 1
+    # Reconciles of "a" on events at 0, 0.1, 0.2 and 0.3 s, then one resync 0.4 s after the
+    # last (0.7 s); the next would come at 1.1 s, after the run's end (0.9 s).
+    assert len(a) == 5
+    assert 0.35 <= a[4] - a[3] <= 0.6
+
+
+def test_a_forgotten_study_loses_its_resync() -> None:
+    runs: list[str] = []
+
+    async def main() -> None:
+        async def work(uid: str) -> None:
+            runs.append(uid)
+
+        queue = StudyQueue(work, resync=0.05)
+        queue.trigger("a")
+        await asyncio.sleep(0.01)
+        queue.forget("a")
+        await asyncio.sleep(0.15)
+
+    asyncio.run(main())
+    assert runs == ["a"]

@@ -42,7 +42,8 @@ class Operator:
         self.metrics.active_studies.set_function(
             lambda: sum(1 for s in self.studies.values() if not finished(s)))
         self.studies: dict[str, dict[str, Any]] = {}
-        self.queue = StudyQueue(self._work, name=self._name)
+        self.queue = StudyQueue(self._work, name=self._name, resync=RESYNC_SECONDS,
+                                known=self.studies.__contains__)
         workloads = tuple(workloads)
         self.cache = TrialCache(api, namespaces, self.queue.trigger, workloads)
         self.reconciler = Reconciler(api, self.cache, metrics=self.metrics,
@@ -83,10 +84,9 @@ class Operator:
         return outcome.requeue_after
 
     async def run(self) -> None:
-        """The cache's watches, the resync safety net and the loop-lag monitor, until
+        """The cache's watches, the loop-lag monitor and the key's loading, until
         cancelled."""
-        helpers = [asyncio.create_task(self._resync()), asyncio.create_task(looplag.monitor()),
-                   asyncio.create_task(self._load_key())]
+        helpers = [asyncio.create_task(looplag.monitor()), asyncio.create_task(self._load_key())]
         try:
             await self.cache.run()
         finally:
@@ -112,9 +112,3 @@ class Operator:
             failures.succeeded("key", "loading the result-signing key")
             self._key_loaded.set()
             return
-
-    async def _resync(self) -> None:
-        while True:
-            await asyncio.sleep(RESYNC_SECONDS)
-            for uid in list(self.studies):
-                self.queue.trigger(uid)
