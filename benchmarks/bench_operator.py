@@ -21,6 +21,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from kubetune.core.times import parse_rfc3339
 from kubetune_devcluster import cluster as devcluster
 from kubetune_devcluster.pki import Pki
 from kubetune_devcluster.rest import Rest
@@ -159,6 +160,27 @@ def count_requests(lines) -> Counter[str]:
         counts[kind] += 1
         counts[request] += 1
     return counts
+
+
+def server_seconds(lines, request: str) -> list[float]:
+    """Seconds the API server took to answer each of the operator's ``request``s ("<verb>
+    <resource>"), from receiving it to its response complete, over audit log lines (bytes)."""
+    verb, resource = request.split(" ")
+    out = []
+    for raw in lines:
+        if (b"kopf" not in raw and b"aiohttp" not in raw) or b'"ResponseComplete"' not in raw:
+            continue
+        e = json.loads(raw)
+        agent = e.get("userAgent", "")
+        ref = e.get("objectRef") or {}
+        if (agent.startswith("kopf") or "aiohttp" in agent) and e.get("verb") == verb and \
+                ref.get("resource") == resource and not ref.get("subresource") and \
+                e.get("stage") == "ResponseComplete":
+            done = parse_rfc3339(e["stageTimestamp"])
+            received = parse_rfc3339(e["requestReceivedTimestamp"])
+            if done is not None and received is not None:
+                out.append(done - received)
+    return out
 
 
 def requests_per_trial(counts: Counter[str], trials: int) -> str:

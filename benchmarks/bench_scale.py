@@ -378,6 +378,7 @@ class Run:
     status_bytes: int = 0
     status_10k: int = 0
     requests: Counter = field(default_factory=Counter)
+    creates_server: list = field(default_factory=list)  # seconds, the API server's own
     running: list[tuple[float, int, int]] = field(default_factory=list)
     overheads: dict = field(default_factory=dict)
     finished: int = 0
@@ -391,21 +392,31 @@ class Run:
         return self.studies * self.trials
 
 
-def operator_requests(audit_log: Path, start: tuple[int, int, float]) -> Counter[str]:
-    """``bench_operator.operator_requests`` over a large log that the apiserver rotates
-    (``--audit-log-maxsize``): every file written since ``start`` (the live log's inode, its
-    size then, the time), only the operator's lines parsed."""
-    from bench_operator import count_requests
+def audit_lines(audit_log: Path, start: tuple[int, int, float]):
+    """The lines (bytes) of a large audit log that the apiserver rotates
+    (``--audit-log-maxsize``) written since ``start`` (the live log's inode, its size then,
+    the time): every file written since, the live one from that size on."""
     inode, offset, since = start
-    files = [f for f in audit_log.parent.glob(audit_log.stem + "*" + audit_log.suffix)
-             if f.stat().st_ino == inode or f.stat().st_mtime >= since]
-    counts: Counter[str] = Counter()
-    for path in files:
+    for path in audit_log.parent.glob(audit_log.stem + "*" + audit_log.suffix):
+        if path.stat().st_ino != inode and path.stat().st_mtime < since:
+            continue
         with path.open("rb") as f:
             if path.stat().st_ino == inode:
                 f.seek(offset)
-            counts += count_requests(f)
-    return counts
+            yield from f
+
+
+def operator_requests(audit_log: Path, start: tuple[int, int, float]) -> Counter[str]:
+    """``bench_operator.count_requests`` over ``audit_lines``."""
+    from bench_operator import count_requests
+    return count_requests(audit_lines(audit_log, start))
+
+
+def creates_server_side(audit_log: Path, start: tuple[int, int, float]) -> list[float]:
+    """``bench_operator.server_seconds`` of the operator's Job creates over ``audit_lines``:
+    how long the API server itself took to answer each."""
+    from bench_operator import server_seconds
+    return server_seconds(audit_lines(audit_log, start), "create jobs")
 
 
 def drive(run: Run, state: devcluster.ClusterState, kubectl, *, reports: int) -> None:
@@ -485,6 +496,7 @@ def drive(run: Run, state: devcluster.ClusterState, kubectl, *, reports: int) ->
         op.wait(timeout=60)
         log.close()
     run.requests = operator_requests(audit_log, audit_from)
+    run.creates_server = creates_server_side(audit_log, audit_from)
     run.overheads = overheads(clock, sampler_times(log_path), run.parallelism)
     run.driver_failures = driver.failures
     run.patches = driver.patches
@@ -530,6 +542,10 @@ def table(run: Run, conditions: str) -> str:
          f"{run.status_10k / 1024:.1f} KiB"),
         ("operator API requests per trial, reads / writes (audit log)",
          requests_per_trial(run.requests, run.total)),
+        ("the operator's Job creates, the API server's own time (audit log, request received "
+         "to response complete), p50 / p95",
+         f"{percentile(run.creates_server, 0.5) * 1000:.0f} ms / "
+         f"{percentile(run.creates_server, 0.95) * 1000:.0f} ms" if run.creates_server else "-"),
     ]
     head = markdown(["measure", "value"], rows)
     def ms(values: list[float], q: float) -> str:

@@ -74,3 +74,25 @@ def test_the_audit_log_is_read_across_a_rotation_from_where_the_run_began(bench,
     counts = bench.operator_requests(live, start)
     assert (counts["write"], counts["read"]) == (2, 1)
     assert counts["patch jobs"] == 2
+
+
+def test_the_api_servers_own_time_is_read_for_the_operators_job_creates_alone(bench,
+                                                                             tmp_path):
+    def line(n: int, agent: str, verb: str, resource: str, took_ms: int,
+             stage: str = "ResponseComplete") -> bytes:
+        return json.dumps({
+            "auditID": f"id-{n}", "stage": stage, "userAgent": agent, "verb": verb,
+            "objectRef": {"resource": resource},
+            "requestReceivedTimestamp": "2026-12-07T23:00:00.000000Z",
+            "stageTimestamp": f"2026-12-07T23:00:00.{took_ms * 1000:06d}Z"}).encode() + b"\n"
+
+    live = tmp_path / "audit.log"
+    live.write_bytes(line(0, "Python aiohttp/3", "create", "jobs", 900))  # before the run
+    start = (live.stat().st_ino, live.stat().st_size, 0.0)
+    with live.open("ab") as f:
+        f.write(line(1, "Python aiohttp/3", "create", "jobs", 120, stage="ResponseStarted")
+                + line(1, "Python aiohttp/3", "create", "jobs", 125)
+                + line(2, "kube-controller-manager/v1.37", "create", "jobs", 300)
+                + line(3, "Python aiohttp/3", "patch", "jobs", 40)
+                + line(4, "Python aiohttp/3", "create", "jobs", 60))
+    assert bench.creates_server_side(live, start) == pytest.approx([0.125, 0.060])
