@@ -724,6 +724,54 @@ def test_a_trial_that_replaces_one_that_ended_is_logged_and_timed_from_that_end(
     assert histogram == 1
 
 
+def test_a_finished_trials_successor_and_its_result_are_written_at_the_same_time() -> None:
+    """The create of trial 2 and the record of trial 0's result are in flight together: the
+    create answers only once the record has been sent (sequential calls would never end)."""
+    fake, r = started()
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    create, record = r.apply.create, r.apply.record
+    recording = asyncio.Event()
+    both: list[str] = []
+
+    async def create_after_record(study, number, manifest):
+        await asyncio.wait_for(recording.wait(), timeout=5)
+        both.append("create")
+        return await create(study, number, manifest)
+
+    async def record_first(*args, **kwargs):
+        recording.set()
+        both.append("record")
+        await asyncio.sleep(0.01)
+        return await record(*args, **kwargs)
+
+    r.apply.create = create_after_record  # type: ignore[method-assign]
+    r.apply.record = record_first  # type: ignore[method-assign]
+    reconcile(r, fake)
+    assert both == ["record", "create"]
+    assert sorted(jobs(fake)) == [0, 1, 2]
+    assert study_of(fake)["status"]["trials"]["succeeded"] == 1
+
+
+def test_a_failed_record_fails_the_reconcile_after_the_create_ends() -> None:
+    """An error writing one result is raised once the create beside it has ended: the new
+    trial stands, and the result is written by the retried reconcile."""
+    fake, r = started()
+    finish(fake, 0, loss=0.25, now=NOW + 10)
+    record = r.apply.record
+
+    async def refuse(*args, **kwargs):
+        raise errors.ServerError(500, "etcd timed out")
+
+    r.apply.record = refuse  # type: ignore[method-assign]
+    with pytest.raises(errors.ServerError):
+        reconcile(r, fake)
+    assert sorted(jobs(fake)) == [0, 1, 2]
+    r.apply.record = record  # type: ignore[method-assign]
+    reconcile(r, fake)
+    assert sorted(jobs(fake)) == [0, 1, 2]
+    assert study_of(fake)["status"]["trials"]["succeeded"] == 1
+
+
 def test_a_trial_that_fills_a_first_place_takes_no_end_for_its_turnaround(
         created_lines) -> None:
     """Trial 0 ends before trial 1, one of the study's first two, could be made: trial 1

@@ -24,15 +24,16 @@ import concurrent.futures
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import kubetune.core as core
 from kubetune.core import plan as plans
 from kubetune.core import spec as specs
 from kubetune.core import warm_start as warm
 from kubetune.core import workloads
+from kubetune.core.protocol import TrialResult
 from kubetune.core.trials import Trial, TrialState
 from kubetune.core.workloads import Resource
 from kubetune.kube import conventions as names
@@ -53,6 +54,9 @@ __all__ = ["LOOK_THREADS", "Outcome", "Reconciler", "finished", "next_look", "pr
            "trial_account"]
 
 log = logging.getLogger("kubetune.reconcile")
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 # A look past a trial's deadline, in case its pod outlived it (plan.decide times it out).
 _DEADLINE_SLACK = 1.0
@@ -216,23 +220,29 @@ class Reconciler:
         for number in seen.unverified:
             await self._warn_unverified(study, by_number[number].job,
                                         restored=number in seen.to_record)
-        # The next trials first: a finished trial's place is taken before its result is
-        # written (its pod keeps the result until then, and a restart records it again), so
-        # the study waits for one API call between a trial and the next, not three.
-        created, refused = True, None
-        if plan.create:
+        # The next trials and the finished trials' results at the same time: a finished
+        # trial's place does not wait for its result to be written (its pod keeps the result
+        # until it is, and a restart records it again), so the study waits for one API call
+        # between a trial and the next, and a reconcile for the longest of them, not their sum.
+        async def create() -> tuple[bool, errors.ApiError | None]:
+            if not plan.create:
+                return True, None
             try:
                 await self._trial_needs(study, spec)
-                created = await self._create_trials(study, spec, plan, jobs, previous,
-                                                    generation, now, sampling)
+                return await self._create_trials(study, spec, plan, jobs, previous,
+                                                 generation, now, sampling), None
             except errors.ApiError as e:
                 # Results are recorded all the same: a refused create (a quota, an outage)
                 # must not keep finished trials' pods waiting.
-                created, refused = False, (None if _namespace_going(e, study) else e)
-        recorded: set[int] = set()
-        for number, result in seen.to_record.items():
-            if await self.apply.record(study, by_number[number].job, result, key):
-                recorded.add(number)
+                return False, (None if _namespace_going(e, study) else e)
+
+        async def record(number: int, result: TrialResult) -> int | None:
+            done = await self.apply.record(study, by_number[number].job, result, key)
+            return number if done else None
+
+        (created, refused), records = await _both(
+            create(), _all([record(n, r) for n, r in seen.to_record.items()]))
+        recorded = {n for n in records if n is not None}
         trials = {t.number: t for t in seen.trials}
         for stop in plan.stop:
             objs = by_number.get(stop.number)
@@ -247,9 +257,8 @@ class Reconciler:
             if t.state in (TrialState.PRUNED, TrialState.STOPPED) and \
                     t.number not in stopping_now and t.number in by_number:
                 await self.apply.end_recorded(by_number[t.number], now)
-        for pod in await asyncio.to_thread(observing.releasable_pods, self.store.jobs_of(uid),
-                                           pods, recorded):
-            await self.apply.release(pod)
+        await _all([self.apply.release(pod) for pod in await asyncio.to_thread(
+            observing.releasable_pods, self.store.jobs_of(uid), pods, recorded)])
         if not plan.create and any(t.state.is_active for t in seen.trials):
             # While trials run, too: a Role deleted meanwhile would silence their reports, a
             # Service deleted would leave workers unable to find worker 0.
@@ -434,6 +443,26 @@ class Reconciler:
             f"trial {meta['labels'].get(names.TRIAL_LABEL)} (Job {meta['name']}): its "
             f"{names.RESULT_ANNOTATION} annotation is not the operator's (edited by hand?), so "
             f"it is not used; {what}", "Warning")
+
+
+async def _all(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Await ``calls`` together; each runs to its end, and the first error among them is
+    raised once all have ended (none is left running, none is retried here)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [r for r in results if not isinstance(r, BaseException)]
+
+
+async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """``_all`` of two calls that answer different things."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    if isinstance(a, BaseException):
+        raise a
+    if isinstance(b, BaseException):
+        raise b
+    return a, b
 
 
 def _ms(seconds: float) -> str:
