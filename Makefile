@@ -62,7 +62,7 @@ bench: $(INSTALLED)dev,bench browser
 	$(PY) benchmarks/bench_dashboard.py --readme
 	$(PY) benchmarks/bench_sdk.py --readme
 
-# 200 studies, 2,000 trials running, 20,000 finished, on devcluster (70 minutes here).
+# 200 studies, 2,000 trials running, 20,000 finished, on devcluster (80 to 95 minutes here).
 bench-scale: $(INSTALLED)dev,bench
 	bash devcluster/build.sh >/dev/null
 	$(PY) benchmarks/bench_scale.py --readme
