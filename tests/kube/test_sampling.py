@@ -26,6 +26,18 @@ HISTORY = [{"params": {"x": i / 10 - 0.5, "opt": "adam" if i % 2 else "sgd"},
             "state": "Succeeded", "value": (i / 10 - 0.7) ** 2} for i in range(12)]
 
 
+def same(ours: list[dict], theirs: list[dict]) -> bool:
+    """The same proposals: equal choices, and numbers equal to 1e-9. The GP's fit in another
+    process can differ from this one's in the last digits, depending on what ran here before
+    (seen after tests/core's benchmark smoke test and GP tests: 0.1999525657079586 against
+    0.19995256570662479); a different sampler or history differs in every digit."""
+    return len(ours) == len(theirs) and all(
+        a.keys() == b.keys() and all(
+            a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12) if isinstance(a[k], float)
+            else a[k] == b[k] for k in a)
+        for a, b in zip(ours, theirs, strict=True))
+
+
 @pytest.fixture(scope="module")
 def samplers():
     pool = SamplerProcesses(1)
@@ -37,9 +49,9 @@ def test_proposals_are_the_operators_own_from_a_niced_process(samplers):
     (pid,) = samplers.warm_up()
     assert pid != os.getpid()
     assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + NICE
-    assert asyncio.run(samplers.suggest(GP, HISTORY, 2)) == core.suggest(GP, HISTORY, 2)
+    assert same(asyncio.run(samplers.suggest(GP, HISTORY, 2)), core.suggest(GP, HISTORY, 2))
     parsed = specs.parse_spec(GP)
-    assert asyncio.run(samplers.suggest(parsed, HISTORY, 1)) == core.suggest(GP, HISTORY, 1)
+    assert same(asyncio.run(samplers.suggest(parsed, HISTORY, 1)), core.suggest(GP, HISTORY, 1))
 
 
 def test_only_samplers_that_fit_a_model_run_apart():
@@ -54,7 +66,7 @@ def test_a_process_that_dies_fails_one_call_and_the_next_gets_a_new_one(samplers
         asyncio.run(samplers.suggest(GP, HISTORY, 1))
     (new,) = samplers.warm_up()
     assert new != pid
-    assert asyncio.run(samplers.suggest(GP, HISTORY, 2)) == core.suggest(GP, HISTORY, 2)
+    assert same(asyncio.run(samplers.suggest(GP, HISTORY, 2)), core.suggest(GP, HISTORY, 2))
 
 
 def test_a_spec_error_crosses_a_process_whole():
