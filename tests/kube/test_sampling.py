@@ -27,10 +27,12 @@ HISTORY = [{"params": {"x": i / 10 - 0.5, "opt": "adam" if i % 2 else "sgd"},
 
 
 def same(ours: list[dict], theirs: list[dict]) -> bool:
-    """The same proposals: equal choices, and numbers equal to 1e-9. The GP's fit in another
-    process can differ from this one's in the last digits, depending on what ran here before
-    (seen after tests/core's benchmark smoke test and GP tests: 0.1999525657079586 against
-    0.19995256570662479); a different sampler or history differs in every digit."""
+    """The same proposals: equal choices, and numbers equal to 1e-9. The GP's fit differs in
+    its last digits with the number of BLAS threads (one: 0.1999525657079586, two:
+    0.19995256570662479), and the benchmark modules that tests/core imports set
+    OPENBLAS_NUM_THREADS=1 in this process's environment, which a sampler process started
+    after inherits while this one keeps its threads. A different sampler or history differs in
+    every digit."""
     return len(ours) == len(theirs) and all(
         a.keys() == b.keys() and all(
             a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12) if isinstance(a[k], float)
