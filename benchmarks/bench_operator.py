@@ -141,16 +141,22 @@ def operator_requests(audit_log: Path, offset: int) -> Counter[str]:
         return count_requests(f)
 
 
-def count_requests(lines) -> Counter[str]:
-    """``operator_requests`` over audit log lines (bytes); only the operator's are parsed."""
-    seen: dict[str, tuple[str, str]] = {}
+def operator_events(lines):
+    """The operator's audit events (its own client, aiohttp, and kopf's) among audit log lines
+    (bytes), parsed; the others are skipped unparsed."""
     for raw in lines:
         if b"kopf" not in raw and b"aiohttp" not in raw:
             continue
         e = json.loads(raw)
         agent = e.get("userAgent", "")
-        if not (agent.startswith("kopf") or "aiohttp" in agent):
-            continue
+        if agent.startswith("kopf") or "aiohttp" in agent:
+            yield e
+
+
+def count_requests(lines) -> Counter[str]:
+    """``operator_requests`` over audit log lines (bytes)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for e in operator_events(lines):
         verb, ref = e.get("verb", ""), e.get("objectRef") or {}
         what = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
         kind = "read" if verb in READS else "write" if verb in WRITES else "other"
@@ -167,19 +173,15 @@ def server_seconds(lines, request: str) -> list[float]:
     <resource>"), from receiving it to its response complete, over audit log lines (bytes)."""
     verb, resource = request.split(" ")
     out = []
-    for raw in lines:
-        if (b"kopf" not in raw and b"aiohttp" not in raw) or b'"ResponseComplete"' not in raw:
-            continue
-        e = json.loads(raw)
-        agent = e.get("userAgent", "")
+    for e in operator_events(lines):
         ref = e.get("objectRef") or {}
-        if (agent.startswith("kopf") or "aiohttp" in agent) and e.get("verb") == verb and \
-                ref.get("resource") == resource and not ref.get("subresource") and \
-                e.get("stage") == "ResponseComplete":
-            done = parse_rfc3339(e["stageTimestamp"])
-            received = parse_rfc3339(e["requestReceivedTimestamp"])
-            if done is not None and received is not None:
-                out.append(done - received)
+        if e.get("stage") != "ResponseComplete" or e.get("verb") != verb or \
+                ref.get("resource") != resource or ref.get("subresource"):
+            continue
+        done = parse_rfc3339(e["stageTimestamp"])
+        received = parse_rfc3339(e["requestReceivedTimestamp"])
+        if done is not None and received is not None:
+            out.append(done - received)
     return out
 
 

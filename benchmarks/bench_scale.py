@@ -378,7 +378,7 @@ class Run:
     status_bytes: int = 0
     status_10k: int = 0
     requests: Counter = field(default_factory=Counter)
-    creates_server: list = field(default_factory=list)  # seconds, the API server's own
+    creates_server: list[float] = field(default_factory=list)  # the API server's own
     running: list[tuple[float, int, int]] = field(default_factory=list)
     overheads: dict = field(default_factory=dict)
     finished: int = 0

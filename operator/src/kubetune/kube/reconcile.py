@@ -410,13 +410,14 @@ class Reconciler:
                 # Its parts: the end waiting for this reconcile to begin (a reconcile of the
                 # study already running, the loop busy), the look (a reconcile thread, the
                 # sampler), and the creates up to this one.
+                made_at = time.monotonic()
                 turnaround = "" if seen_at is None else (
-                    f"; {(time.monotonic() - seen_at) * 1000:.1f} ms after a trial's end "
+                    f"; {(made_at - seen_at) * 1000:.1f} ms after a trial's end "
                     f"reached the operator: {_ms(sampling.began - seen_at)} ms to begin, "
                     f"{_ms(sampling.looked - sampling.began)} ms to look, "
-                    f"{_ms(time.monotonic() - sampling.looked)} ms to create")
+                    f"{_ms(made_at - sampling.looked)} ms to create")
                 if seen_at is not None:
-                    self.metrics.trial_turnaround.observe(time.monotonic() - seen_at)
+                    self.metrics.trial_turnaround.observe(made_at - seen_at)
                 log.info("trial %d of %s/%s: created %s %s (sampler %s: %.1f ms for %d%s)",
                          creation.number, meta["namespace"], meta["name"],
                          manifest.get("kind", "Job"), manifest["metadata"]["name"],
